@@ -1,0 +1,41 @@
+"""The server's exceptions, and the one place they become gRPC statuses."""
+
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+
+class ConfigError(Exception):
+    """A setting the server cannot start with; the message says which and why."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached; the message says why."""
+
+
+class SlowConsumer(Exception):
+    """A live subscriber fell further behind than its queue allows."""
+
+    def __init__(self, last_id: int, capacity: int) -> None:
+        super().__init__(
+            f"you fell more than {capacity} messages behind and were cut off; "
+            f"resume with GetMessages after_id={last_id}"
+        )
+        self.last_id = last_id
+
+
+class ShuttingDown(Exception):
+    """The server is stopping and ends every open stream."""
+
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down; reconnect and resume with after_id")
+
+
+def to_grpc_error(error: Exception) -> GRPCError:
+    """Maps one of our exceptions onto the status a client sees."""
+    if isinstance(error, GRPCError):
+        return error
+    if isinstance(error, SlowConsumer):
+        return GRPCError(Status.RESOURCE_EXHAUSTED, str(error))
+    if isinstance(error, ShuttingDown | StoreUnavailable):
+        return GRPCError(Status.UNAVAILABLE, str(error))
+    return GRPCError(Status.INTERNAL, f"internal error: {type(error).__name__}")

@@ -1,0 +1,61 @@
+"""The storage interface and the one place where a `--store` URL picks a backend."""
+
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from chat.errors import ConfigError
+from chat.model import Draft, Stored
+
+Listener = Callable[[Stored], None]
+
+PAGE_SIZE = 500
+"""Rows fetched per history query: memory stays flat however long the history is."""
+
+
+class Store(Protocol):
+    """What the server keeps. Every backend delivers committed messages to its listener in id order."""
+
+    def listen(self, listener: Listener) -> None:
+        """Calls `listener` with every message committed from now on, in id order."""
+        ...
+
+    async def append(self, draft: Draft) -> Stored:
+        """Stores the draft; returns only once it is durable (the caller may then ACK it)."""
+        ...
+
+    def history(
+        self, room: str | None, after_id: int = 0, limit: int = 0
+    ) -> AsyncIterator[Stored]:
+        """Stored messages oldest first, read page by page; `limit` keeps the newest N."""
+        ...
+
+    async def count(self, room: str | None = None) -> int:
+        """How many messages are stored, in one room or in all of them."""
+        ...
+
+    async def rooms(self) -> set[str]:
+        """The names of the rooms that have stored messages."""
+        ...
+
+    async def close(self) -> None:
+        """Flushes pending writes and releases the backend."""
+        ...
+
+
+async def open_store(url: str) -> Store:
+    """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"store URL {url!r} has no scheme; try sqlite:///chat.db or memory://")
+    if scheme == "memory":
+        from chat.store.memory import MemoryStore
+
+        return MemoryStore()
+    if scheme == "sqlite":
+        from chat.store.sqlite import SqliteStore
+
+        path = rest[1:] if rest.startswith("/") else rest
+        if not path:
+            raise ConfigError(f"store URL {url!r} names no file; try sqlite:///chat.db")
+        return await SqliteStore.open(path)
+    raise ConfigError(f"unknown store {scheme!r} in {url!r}; use memory:// or sqlite:///path")
