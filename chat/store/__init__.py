@@ -1,31 +1,44 @@
 """The storage interface and the one place where a `--store` URL picks a backend."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Protocol
 
-from chat.errors import ConfigError
+from chat.errors import ConfigError, StoreUnavailable
 from chat.model import Draft, Stored
 
-Listener = Callable[[Stored], None]
+
+class Listener(Protocol):
+    """Who hears what a store commits (chat/rooms.py): the live fan-out of every replica."""
+
+    def stored(self, message: Stored) -> None:
+        """A message was committed; called in id order, with nothing skipped."""
+        ...
+
+    def lost(self, error: StoreUnavailable) -> None:
+        """Live delivery broke (the store went away): messages from now on may be missed."""
+        ...
+
 
 PAGE_SIZE = 500
 """Rows fetched per history query: memory stays flat however long the history is."""
 
 
 class Store(Protocol):
-    """What the server keeps. Every backend delivers committed messages to its listener in id order."""
+    """What the server keeps; every backend tells its listener of commits in id order."""
 
     def listen(self, listener: Listener) -> None:
-        """Calls `listener` with every message committed from now on, in id order."""
+        """Tells `listener` of every message committed from now on, on any replica, in id order."""
+        ...
+
+    async def check(self) -> None:
+        """Returns when the store answers; raises StoreUnavailable when it does not (health)."""
         ...
 
     async def append(self, draft: Draft) -> Stored:
         """Stores the draft; returns only once it is durable (the caller may then ACK it)."""
         ...
 
-    def history(
-        self, room: str | None, after_id: int = 0, limit: int = 0
-    ) -> AsyncIterator[Stored]:
+    def history(self, room: str | None, after_id: int = 0, limit: int = 0) -> AsyncIterator[Stored]:
         """Stored messages oldest first, read page by page; `limit` keeps the newest N."""
         ...
 

@@ -31,7 +31,7 @@ class MemoryStore:
         self._all.append(stored)
         self._by_room.setdefault(draft.room, []).append(stored)
         for listener in self._listeners:
-            listener(stored)
+            listener.stored(stored)
         return stored
 
     async def history(
@@ -44,6 +44,9 @@ class MemoryStore:
         end = len(messages)
         for index in range(start, end):
             yield messages[index]
+
+    async def check(self) -> None:
+        return None
 
     async def count(self, room: str | None = None) -> int:
         return len(self._all) if room is None else len(self._by_room.get(room, ()))

@@ -121,7 +121,7 @@ class SqliteStore:
         for message, (_, future) in zip(stored, batch, strict=True):
             self._counts[message.room] = self._counts.get(message.room, 0) + 1
             for listener in self._listeners:
-                listener(message)
+                listener.stored(message)
             if not future.done():
                 future.set_result(message)
 
@@ -151,6 +151,14 @@ class SqliteStore:
         ) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def check(self) -> None:
+        if self._committer is None:
+            raise StoreUnavailable("the SQLite store is closed")
+        try:
+            await self._reader.execute("SELECT 1")
+        except Exception as error:
+            raise StoreUnavailable(f"SQLite does not answer: {error}") from error
 
     async def count(self, room: str | None = None) -> int:
         return sum(self._counts.values()) if room is None else self._counts.get(room, 0)
