@@ -55,8 +55,11 @@ class Store(Protocol):
         ...
 
 
-async def open_store(url: str) -> Store:
-    """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`."""
+async def open_store(url: str, *, max_history: int = 0) -> Store:
+    """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`.
+
+    `max_history` keeps about the newest N messages per room (0: all).
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigError(f"store URL {url!r} has no scheme; try sqlite:///chat.db or memory://")

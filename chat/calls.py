@@ -1,0 +1,138 @@
+"""Every call's life around its handler: refused while stopping, timed, logged, ended with a status.
+
+The status trailers are sent here, before the call counts as finished, so a stopping server can
+wait until every open call has told its client how it ended (grpclib's own Server.close() would
+cancel them silently). grpclib's SendTrailingMetadata event never fires for cancelled calls, so
+calls are counted where they start and end instead.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import h2.exceptions
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.server import Stream
+
+from chat.codec import ChatCodec, receive
+from chat.errors import to_grpc_error
+
+log = logging.getLogger("chat.calls")
+
+TRAILERS_TIMEOUT = 5.0
+"""Seconds to wait for a peer's connection to take the status; a stuck peer gets nothing."""
+
+
+class Call:
+    """One RPC as a handler sees it: requests in (size-limited), encoded replies out, counts."""
+
+    def __init__(self, stream: Stream[Any, Any], codec: ChatCodec, limit: int) -> None:
+        self.stream = stream
+        self.received = 0
+        self.sent = 0
+        self._codec = codec
+        self._limit = limit
+
+    def metadata(self, key: str, default: str) -> str:
+        """A request metadata value, or `default` when absent or empty."""
+        value = self.stream.metadata.get(key) if self.stream.metadata else None
+        return value if isinstance(value, str) and value else default
+
+    async def recv(self) -> Any:
+        """The next request, or None when the client has half-closed."""
+        request = await receive(self.stream, self._codec, self._limit)
+        if request is not None:
+            self.received += 1
+        return request
+
+    async def send(self, reply: bytes) -> None:
+        """Sends one already encoded reply."""
+        await self.stream.send_message(reply)
+        self.sent += 1
+
+
+Handler = Callable[[Call], Awaitable[None]]
+
+
+class Calls:
+    """Wraps handlers: counts open calls, refuses new ones while stopping, logs one line each."""
+
+    def __init__(self, codec: ChatCodec, max_message_bytes: int) -> None:
+        self._codec = codec
+        self._limit = max_message_bytes
+        self._open = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.closing = False
+
+    def wrap(self, method: str, handler: Handler) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
+        """The grpclib handler function for one method."""
+
+        async def run(stream: Stream[Any, Any]) -> None:
+            call = Call(stream, self._codec, self._limit)
+            self._open += 1
+            self._idle.clear()
+            started = time.monotonic()
+            status, message = Status.OK, None
+            try:
+                if self.closing:
+                    raise GRPCError(Status.UNAVAILABLE, "the server is shutting down")
+                await handler(call)
+            except asyncio.CancelledError:
+                status = Status.CANCELLED
+                raise
+            except GRPCError as error:
+                status, message = error.status, error.message
+            except Exception as error:
+                grpc_error = to_grpc_error(error)
+                if grpc_error.status is Status.INTERNAL:
+                    log.exception("%s failed", method)
+                status, message = grpc_error.status, grpc_error.message
+            finally:
+                if status is not Status.CANCELLED:
+                    await _end(stream, status, message)
+                self._open -= 1
+                if not self._open:
+                    self._idle.set()
+                log.info(
+                    "%s %s %s %.1fms in=%d out=%d",
+                    _peer(stream),
+                    method,
+                    status.name,
+                    (time.monotonic() - started) * 1000,
+                    call.received,
+                    call.sent,
+                )
+
+        return run
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Waits until no call is open; False when `seconds` passed first."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+
+async def _end(stream: Stream[Any, Any], status: Status, message: str | None) -> None:
+    try:
+        async with asyncio.timeout(TRAILERS_TIMEOUT):
+            await stream.send_trailing_metadata(status=status, status_message=message)
+    except (StreamTerminatedError, h2.exceptions.StreamClosedError, TimeoutError, ConnectionError):
+        pass  # the client is gone; there is no one left to tell
+
+
+def _peer(stream: Stream[Any, Any]) -> str:
+    address = stream.peer.addr()
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address or "-")

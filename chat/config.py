@@ -1,0 +1,93 @@
+"""Settings: one dataclass built from command-line flags and `CHAT_*` environment variables."""
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chat.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server can be told; each field is a flag and a `CHAT_<NAME>` variable."""
+
+    host: str = "0.0.0.0"
+    port: int = 50051
+    store: str = "sqlite:///chat.db"
+    queue_size: int = 1000
+    max_message_bytes: int = 4 * MiB
+    max_text_bytes: int = 8 * 1024
+    max_history: int = 0
+    drain_seconds: float = 5.0
+    log_level: str = "INFO"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    """The server's flags; every default comes from the environment when set there."""
+    env = os.environ.get
+    d = Settings()
+    p = argparse.ArgumentParser(prog="chat-server", description="The grpc.chat server.")
+    p.add_argument("--host", default=env("CHAT_HOST", d.host), help="address to listen on")
+    p.add_argument("--port", type=int, default=_env_int("CHAT_PORT", d.port), help="TCP port")
+    p.add_argument(
+        "--store",
+        default=env("CHAT_STORE", d.store),
+        help="sqlite:///path/chat.db (default sqlite:///chat.db), memory://",
+    )
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=_env_int("CHAT_QUEUE_SIZE", d.queue_size),
+        help="messages a live listener may fall behind before it is cut off",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=_env_int("CHAT_MAX_MESSAGE_BYTES", d.max_message_bytes),
+        help="largest gRPC message accepted (bytes)",
+    )
+    p.add_argument(
+        "--max-text-bytes",
+        type=int,
+        default=_env_int("CHAT_MAX_TEXT_BYTES", d.max_text_bytes),
+        help="longest chat text accepted (UTF-8 bytes)",
+    )
+    p.add_argument(
+        "--max-history",
+        type=int,
+        default=_env_int("CHAT_MAX_HISTORY", d.max_history),
+        help="messages kept per room (0: all)",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=float(env("CHAT_DRAIN_SECONDS", str(d.drain_seconds))),
+        help="how long a stopping server waits for open calls to end",
+    )
+    p.add_argument("--log-level", default=env("CHAT_LOG_LEVEL", d.log_level))
+    return p
+
+
+def load(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from flags over environment over defaults; raises ConfigError on nonsense."""
+    args = parser().parse_args(argv)
+    settings = Settings(**vars(args))
+    for name in ("queue_size", "max_message_bytes", "max_text_bytes"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    if settings.max_history < 0:
+        raise ConfigError("--max-history must be 0 (keep all) or more")
+    return settings

@@ -1,0 +1,175 @@
+"""Live fan-out: who is in which room, and a bounded queue per listener.
+
+`Rooms` is the store's listener: every committed message is encoded once and queued for each
+subscriber of its room. A subscriber that falls `capacity` messages behind is ended, so neither
+the room nor the server's memory ever waits or grows for it.
+"""
+
+import asyncio
+import contextlib
+import itertools
+from collections import Counter, deque
+from collections.abc import Iterator
+
+from chat import wire
+from chat.errors import SlowConsumer, StoreUnavailable
+from chat.model import Stored
+from gen.grpc.chat import MessageReplyKind
+
+Delivery = tuple[int, bytes]
+"""An encoded MessageReply and the stored id a history replay may also show (0: none)."""
+
+
+class Subscriber:
+    """One live listener: a bounded queue between the rooms and the stream that drains it."""
+
+    def __init__(self, id: int, user: str | None, capacity: int) -> None:
+        self.id = id
+        self.user = user  # None: a history follower, which is not shown as online
+        self.rooms: set[str] = set()
+        self.last_id = 0  # the newest stored id handed to the stream
+        self.ended: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+        self._capacity = capacity
+        self._queue: deque[Delivery] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._finished = False
+
+    def push(self, id: int, data: bytes) -> None:
+        """Queues a reply; ends the subscriber instead when its queue is full."""
+        if self._finished or self.ended.done():
+            return
+        if len(self._queue) >= self._capacity:
+            self.end(SlowConsumer(self.last_id, self._capacity))
+            return
+        self._queue.append((id, data))
+        self._wake()
+
+    def end(self, error: Exception) -> None:
+        """Stops delivery now, dropping what is queued; `ended` tells the stream why."""
+        if not self.ended.done():
+            self.ended.set_result(error)
+            self._queue.clear()
+            self._wake()
+
+    def finish(self) -> None:
+        """No more replies will be pushed: `batch` drains what is queued, then returns []."""
+        self._finished = True
+        self._wake()
+
+    async def batch(self) -> list[Delivery]:
+        """Everything queued, waiting for at least one; [] once finished or ended."""
+        while not self._queue:
+            if self._finished or self.ended.done():
+                return []
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        items = list(self._queue)
+        self._queue.clear()
+        newest = max(id for id, _ in items)
+        self.last_id = max(self.last_id, newest)
+        return items
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class Rooms:
+    """Room membership, presence and delivery; the store calls `stored` in id order."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._ids = itertools.count(1)
+        self._subscribers: set[Subscriber] = set()
+        self._members: dict[str, set[Subscriber]] = {}
+        self._everywhere: set[Subscriber] = set()
+        self._online: dict[str, Counter[str]] = {}
+
+    @contextlib.contextmanager
+    def subscribe(self, user: str | None) -> Iterator[Subscriber]:
+        """A new subscriber in no room yet; leaving the block takes it out of every room."""
+        subscriber = Subscriber(next(self._ids), user, self._capacity)
+        self._subscribers.add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            self._remove(subscriber)
+
+    def join(self, subscriber: Subscriber, room: str) -> None:
+        """Delivers `room` to the subscriber from now on; JOIN when a user's first stream enters."""
+        if room in subscriber.rooms:
+            return
+        subscriber.rooms.add(room)
+        self._members.setdefault(room, set()).add(subscriber)
+        if subscriber.user is None:
+            return
+        online = self._online.setdefault(room, Counter())
+        online[subscriber.user] += 1
+        if online[subscriber.user] == 1:
+            self._announce(room, MessageReplyKind.JOIN, subscriber)
+
+    def follow_everything(self, subscriber: Subscriber) -> None:
+        """Delivers every room's messages to the subscriber (GetMessages without a room)."""
+        self._everywhere.add(subscriber)
+
+    def stored(self, message: Stored) -> None:
+        members = self._members.get(message.room, ())
+        if not members and not self._everywhere:
+            return
+        data = wire.chat(message)
+        for subscriber in itertools.chain(members, self._everywhere):
+            if subscriber.id != message.origin:
+                subscriber.push(message.id, data)
+
+    def lost(self, error: StoreUnavailable) -> None:
+        self.end_all(error)
+
+    def end_all(self, error: Exception) -> None:
+        """Ends every subscriber with `error` (shutdown, or the store's live feed broke)."""
+        for subscriber in self._subscribers:
+            subscriber.end(error)
+
+    def connected(self, room: str | None = None) -> int:
+        """Open subscribers, in one room or in all."""
+        if room is None:
+            return len(self._subscribers)
+        return len(self._members.get(room, ()))
+
+    def online(self, room: str | None = None) -> list[str]:
+        """Users with an open stream, in one room or anywhere, sorted."""
+        if room is not None:
+            return sorted(self._online.get(room, ()))
+        return sorted(set().union(*self._online.values()))
+
+    def active_rooms(self) -> set[str]:
+        """Rooms someone is listening to right now."""
+        return set(self._members)
+
+    def _remove(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+        self._everywhere.discard(subscriber)
+        for room in subscriber.rooms:
+            members = self._members[room]
+            members.discard(subscriber)
+            if not members:
+                del self._members[room]
+            if subscriber.user is None:
+                continue
+            online = self._online[room]
+            online[subscriber.user] -= 1
+            if online[subscriber.user] == 0:
+                del online[subscriber.user]
+                if not online:
+                    del self._online[room]
+                self._announce(room, MessageReplyKind.LEAVE, subscriber)
+        subscriber.rooms.clear()
+
+    def _announce(self, room: str, kind: int, subject: Subscriber) -> None:
+        assert subject.user is not None
+        data = wire.presence(kind, room, subject.user)
+        for subscriber in self._members.get(room, ()):
+            if subscriber is not subject and subscriber.user is not None:
+                subscriber.push(0, data)

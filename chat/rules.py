@@ -1,0 +1,26 @@
+"""What a message must look like to be stored: names and text limits, with reasons a user reads."""
+
+import re
+
+from chat.model import Draft
+
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def name_problem(kind: str, name: str) -> str | None:
+    """Why `name` cannot be a user or room name, or None when it can."""
+    if NAME.fullmatch(name):
+        return None
+    return f"{kind} name {name!r} must be 1-64 characters of A-Z a-z 0-9 _ . -"
+
+
+def draft_problem(draft: Draft, max_text_bytes: int) -> str | None:
+    """The first rule the draft breaks, in words, or None when it may be stored."""
+    if not draft.text:
+        return "empty message: nothing to send"
+    # A character is at most 4 bytes of UTF-8: short texts skip the encoding.
+    if len(draft.text) * 4 > max_text_bytes:
+        size = len(draft.text.encode())
+        if size > max_text_bytes:
+            return f"message is {size} bytes; the limit is {max_text_bytes} bytes of UTF-8"
+    return name_problem("user", draft.user) or name_problem("room", draft.room)

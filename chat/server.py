@@ -1,0 +1,73 @@
+"""`python -m chat.server`: serves ChatService until SIGINT or SIGTERM, then drains and exits 0."""
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from grpclib.server import Server
+
+from chat import config
+from chat.config import Settings
+from chat.errors import ConfigError, StoreUnavailable
+from chat.service import ChatService
+from chat.store import open_store
+
+log = logging.getLogger("chat.server")
+
+
+async def serve(settings: Settings) -> None:
+    """Serves until SIGINT/SIGTERM; open streams then end with UNAVAILABLE, the store flushes."""
+    store = await open_store(settings.store, max_history=settings.max_history)
+    service = ChatService(store, settings)
+    server = Server([service], codec=service.codec)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start(settings.host, settings.port)
+        log.info("listening on %s:%d, store %s", settings.host, settings.port, settings.store)
+        await stop.wait()
+        log.info("stopping: %d open calls", service.calls.open)
+        service.shut_down()
+        if not await service.calls.wait_idle(settings.drain_seconds):
+            log.warning(
+                "%d calls still open after %.1fs; closing them",
+                service.calls.open,
+                settings.drain_seconds,
+            )
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        server.close()
+        await server.wait_closed()
+        await store.close()
+    log.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point `chat-server`: flags and CHAT_* variables, then serve."""
+    try:
+        settings = config.load(argv)
+    except ConfigError as error:
+        sys.exit(f"chat-server: {error}")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        import uvloop
+    except ImportError:  # Windows: the standard loop
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(serve(settings))
+    except (ConfigError, StoreUnavailable, OSError) as error:
+        sys.exit(f"chat-server: {error}")
+
+
+if __name__ == "__main__":
+    main()

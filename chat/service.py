@@ -1,0 +1,209 @@
+"""ChatService: the three RPCs of the contract, thin, over rooms.py and the store.
+
+The handler mapping is built here rather than by betterproto's ServiceBase, whose wrappers hide
+the grpclib stream (metadata, peer) and never close a server-streaming generator.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.exceptions import GRPCError
+
+from chat import rules, wire
+from chat.calls import Call, Calls
+from chat.codec import ChatCodec
+from chat.config import Settings
+from chat.errors import ShuttingDown
+from chat.model import Draft, Stored
+from chat.rooms import Delivery, Rooms, Subscriber
+from chat.store import Store
+from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
+
+SERVICE = "/grpc.chat.ChatService/"
+INT32_MAX = 2**31 - 1
+
+
+class ChatService:
+    """GetStats, GetMessages and SendAndReceiveMessage, as the contract in DESIGN.md describes."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.codec = ChatCodec()
+        self.calls = Calls(self.codec, settings.max_message_bytes)
+        self._store = store
+        self._rooms = Rooms(settings.queue_size)
+        self._max_text_bytes = settings.max_text_bytes
+        self._started = time.monotonic()
+        store.listen(self._rooms)
+
+    def shut_down(self) -> None:
+        """Refuses new calls and ends every live stream with UNAVAILABLE; open calls then end."""
+        self.calls.closing = True
+        self._rooms.end_all(ShuttingDown())
+
+    def __mapping__(self) -> dict[str, Handler]:
+        methods: list[tuple[str, Callable[[Call], Awaitable[None]], Cardinality, type, type]] = [
+            ("GetStats", self.get_stats, Cardinality.UNARY_UNARY, StatsRequest, StatsReply),
+            (
+                "GetMessages",
+                self.get_messages,
+                Cardinality.UNARY_STREAM,
+                MessagesRequest,
+                MessageReply,
+            ),
+            (
+                "SendAndReceiveMessage",
+                self.send_and_receive_message,
+                Cardinality.STREAM_STREAM,
+                MessageRequest,
+                MessageReply,
+            ),
+        ]
+        return {
+            SERVICE + name: Handler(self.calls.wrap(SERVICE + name, func), kind, request, reply)
+            for name, func, kind, request, reply in methods
+        }
+
+    async def get_stats(self, call: Call) -> None:
+        request: StatsRequest = await _one_request(call)
+        room = _room_filter(request.room)
+        messages = await self._store.count(room)
+        if room is None:
+            rooms = len(await self._store.rooms() | self._rooms.active_rooms())
+        else:
+            rooms = 1 if messages or room in self._rooms.active_rooms() else 0
+        reply = StatsReply(
+            num_messages=min(messages, INT32_MAX),
+            num_rooms=min(rooms, INT32_MAX),
+            num_connected=self._rooms.connected(room),
+            online=self._rooms.online(room),
+            uptime_seconds=time.monotonic() - self._started,
+        )
+        await call.send(bytes(reply))
+
+    async def get_messages(self, call: Call) -> None:
+        request: MessagesRequest = await _one_request(call)
+        room = _room_filter(request.room)
+        history = self._store.history(room, request.after_id, request.limit)
+        if not request.follow:
+            await _send_history(call, history)
+            return
+        with self._rooms.subscribe(user=None) as subscriber:
+            if room is None:
+                self._rooms.follow_everything(subscriber)
+            else:
+                self._rooms.join(subscriber, room)
+            await _until_ended(subscriber, _replay_then_live(call, subscriber, history))
+
+    async def send_and_receive_message(self, call: Call) -> None:
+        user = call.metadata("chat-user", "anonymous")
+        room = call.metadata("chat-room", "general")
+        for problem in (rules.name_problem("user", user), rules.name_problem("room", room)):
+            if problem:
+                raise GRPCError(Status.INVALID_ARGUMENT, f"chat-{problem}")
+        after_id = _after_id(call.metadata("chat-after-id", "0"))
+        with self._rooms.subscribe(user=user) as subscriber:
+            self._rooms.join(subscriber, room)
+            history = self._store.history(room, after_id) if after_id else _nothing()
+            receiving = self._receive(call, subscriber, Draft(room, user, "", subscriber.id))
+            await _until_ended(subscriber, _replay_then_live(call, subscriber, history), receiving)
+
+    async def _receive(self, call: Call, subscriber: Subscriber, defaults: Draft) -> None:
+        """Stores each request in turn and queues its ACK (or ERROR); finishes at half-close."""
+        while (request := await call.recv()) is not None:
+            draft = Draft(
+                room=request.room or defaults.room,
+                user=request.user or defaults.user,
+                text=request.message,
+                origin=defaults.origin,
+            )
+            problem = rules.draft_problem(draft, self._max_text_bytes)
+            if problem:
+                subscriber.push(0, wire.error(problem, draft.room, draft.user))
+                continue
+            self._rooms.join(subscriber, draft.room)
+            stored = await self._store.append(draft)
+            subscriber.push(0, wire.ack(stored))  # 0: never mistaken for a replayed message
+        subscriber.finish()
+
+
+async def _one_request(call: Call) -> Any:
+    request = await call.recv()
+    if request is None:
+        raise GRPCError(Status.INVALID_ARGUMENT, "the call carried no request message")
+    return request
+
+
+def _room_filter(room: str) -> str | None:
+    if not room:
+        return None
+    problem = rules.name_problem("room", room)
+    if problem:
+        raise GRPCError(Status.INVALID_ARGUMENT, problem)
+    return room
+
+
+def _after_id(raw: str) -> int:
+    if not raw.isdigit():
+        raise GRPCError(Status.INVALID_ARGUMENT, f"chat-after-id {raw!r} is not a message id")
+    return int(raw)
+
+
+async def _nothing() -> AsyncIterator[Stored]:
+    return
+    yield
+
+
+async def _send_history(call: Call, history: AsyncIterator[Stored]) -> int:
+    """Streams stored messages; returns the last id sent (0 when none)."""
+    last = 0
+    async for message in history:
+        await call.send(wire.chat(message))
+        last = message.id
+    return last
+
+
+async def _replay_then_live(
+    call: Call, subscriber: Subscriber, history: AsyncIterator[Stored]
+) -> None:
+    """History first, then the live queue without what the history already showed.
+
+    The subscriber joined before the history was read, so a message stored meanwhile is in
+    both; it is sent once, from the history.
+    """
+    seen = await _send_history(call, history)
+    while batch := await subscriber.batch():
+        for delivery in _after(batch, seen):
+            await call.send(delivery[1])
+
+
+def _after(batch: list[Delivery], seen: int) -> list[Delivery]:
+    if not seen or batch[0][0] > seen:
+        return batch
+    return [delivery for delivery in batch if delivery[0] == 0 or delivery[0] > seen]
+
+
+async def _until_ended(
+    subscriber: Subscriber, sending: Awaitable[None], *others: Awaitable[None]
+) -> None:
+    """Runs the sending side (and the receiving side) until done, failed, or the subscriber ends.
+
+    Sending ends once the receiver finished and the queue is drained (client half-close: OK).
+    An ended subscriber (slow consumer, shutdown, store lost) ends the call with its reason.
+    """
+    tasks = [asyncio.ensure_future(sending), *map(asyncio.ensure_future, others)]
+    sender = tasks[0]
+    try:
+        pending: set[asyncio.Future[Any]] = {*tasks, subscriber.ended}
+        while sender in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if subscriber.ended in done:
+                raise subscriber.ended.result()
+            for task in done:
+                task.result()  # a failed side ends the call with its error
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,36 @@
+# Every command a developer needs. The project's virtual environment comes first on PATH.
+export PATH := justfile_directory() + "/.venv/bin:" + env_var("PATH")
+
+# list the recipes
+default:
+    @just --list
+
+# run the server on :50051 with the SQLite store (flags pass through, e.g. `just serve --store memory://`)
+serve *FLAGS:
+    python -m chat.server {{FLAGS}}
+
+# chat in a room (interactive on a terminal; one message per line from a pipe)
+chat *FLAGS:
+    python -m chat.client chat {{FLAGS}}
+
+# message count and who is online
+stats *FLAGS:
+    python -m chat.client stats {{FLAGS}}
+
+# the history, oldest first (--room, --after, --limit, --follow, --json)
+messages *FLAGS:
+    python -m chat.client messages {{FLAGS}}
+
+# regenerate gen/ from proto/chat.proto
+gen:
+    python tools/gen.py
+
+# lint and type-check
+lint:
+    ruff check chat tests tools
+    ruff format --check chat tests tools
+    mypy chat tests tools
+
+# lint, type-check, then the whole test suite
+test *ARGS: lint
+    pytest {{ARGS}}
