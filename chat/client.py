@@ -11,6 +11,7 @@ from grpclib.const import Cardinality
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat import output
+from chat.streams import raise_status
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -115,7 +116,10 @@ async def chat_from_pipe(channel: Channel, user: str, room: str) -> int:
                     break
                 if text := line.rstrip("\r\n"):
                     await stream.send_message(MessageRequest(message=text))
-            if not printer.done():
+            if printer.done():  # the server ended the call early: say why
+                raise_status(stream)
+                await stream.cancel()
+            else:
                 await stream.end()
             await printer
         finally:

@@ -39,11 +39,11 @@ async def serve(settings: Settings) -> None:
                 settings.drain_seconds,
             )
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
         server.close()
         await server.wait_closed()
         await store.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal while draining: ignored
+            loop.remove_signal_handler(signum)
     log.info("stopped")
 
 

@@ -1,0 +1,47 @@
+"""Fixtures that start real things (a service over ChannelFor, server processes) and stop them."""
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from chatting import ServerProcess
+from grpclib.client import Channel
+from grpclib.testing import ChannelFor
+
+from chat.config import Settings
+from chat.service import ChatService
+from chat.store.memory import MemoryStore
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(store="memory://")
+
+
+@pytest.fixture
+async def service(settings: Settings) -> ChatService:
+    return ChatService(MemoryStore(), settings)
+
+
+@pytest.fixture
+async def channel(service: ChatService) -> AsyncIterator[Channel]:
+    async with ChannelFor([service], codec=service.codec) as channel:
+        yield channel
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Starts `python -m chat.server` processes; every one is stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(store: str = "memory://", *flags: str, port: int | None = None) -> ServerProcess:
+        log = tmp_path / f"server-{len(started)}.log"
+        server = ServerProcess(log, store, *flags, port=port).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()

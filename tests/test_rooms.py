@@ -1,0 +1,108 @@
+"""Live rooms over ChannelFor: broadcast, presence, ordering, the seam between history and live."""
+
+import asyncio
+from contextlib import AsyncExitStack
+
+from chatting import Chatter
+from grpclib.client import Channel
+
+from gen.grpc.chat import ChatServiceStub, MessageReplyKind, MessagesRequest
+
+CHAT, JOIN, LEAVE = MessageReplyKind.CHAT, MessageReplyKind.JOIN, MessageReplyKind.LEAVE
+
+
+async def test_a_message_reaches_every_other_stream_in_its_room_and_only_there(
+    channel: Channel,
+) -> None:
+    async with AsyncExitStack() as stack:
+        ann = await Chatter.open(stack, channel, user="ann", room="red")
+        bob = await Chatter.open(stack, channel, user="bob", room="red")
+        cid = await Chatter.open(stack, channel, user="cid", room="blue")
+        assert (await ann.recv_kind(JOIN)).user == "bob"
+        ack = await ann.say("hi red")
+        got = await bob.recv_kind(CHAT)
+        assert (got.id, got.user, got.room, got.message) == (ack.id, "ann", "red", "hi red")
+        blue_ack = await cid.say("hi blue")
+        # The next thing ann and bob see is red's next message, not blue's.
+        later = await bob.say("still red")
+        assert (await ann.recv_kind(CHAT)).id == later.id
+        assert blue_ack.id < later.id
+
+
+async def test_a_stream_hears_a_room_it_posts_into(channel: Channel) -> None:
+    async with AsyncExitStack() as stack:
+        ann = await Chatter.open(stack, channel, user="ann", room="red")
+        bob = await Chatter.open(stack, channel, user="bob", room="blue")
+        await ann.say("visiting", room="blue")
+        assert (await bob.recv_kind(CHAT)).message == "visiting"
+        answer = await bob.say("welcome")
+        assert (await ann.recv_kind(CHAT)).id == answer.id
+
+
+async def test_join_and_leave_follow_a_users_first_and_last_stream(channel: Channel) -> None:
+    async with AsyncExitStack() as outer:
+        watcher = await Chatter.open(outer, channel, user="watcher")
+        async with AsyncExitStack() as stack:
+            await Chatter.open(stack, channel, user="ann")
+            joined = await watcher.recv()
+            assert joined is not None and (joined.kind, joined.user) == (JOIN, "ann")
+            second = await Chatter.open(stack, channel, user="ann")
+            await second.say("from the second stream")  # no JOIN for ann's second stream
+            assert (await watcher.recv_kind(CHAT)).message == "from the second stream"
+        left = await watcher.recv()
+        assert left is not None and (left.kind, left.user) == (LEAVE, "ann")
+
+
+async def test_every_listener_sees_each_rooms_ids_in_order_without_gaps(channel: Channel) -> None:
+    senders, each = 5, 40
+    async with AsyncExitStack() as stack:
+        listeners = [await Chatter.open(stack, channel, user=f"l{n}") for n in range(3)]
+        posters = [await Chatter.open(stack, channel, user=f"p{n}") for n in range(senders)]
+        for listener in listeners:
+            for _ in posters:
+                await listener.recv_kind(JOIN)
+
+        async def post(chatter: Chatter) -> None:
+            for number in range(each):
+                await chatter.say(str(number))
+
+        await asyncio.gather(*map(post, posters))
+        for listener in listeners:
+            ids = [(await listener.recv_kind(CHAT)).id for _ in range(senders * each)]
+            assert ids == list(range(1, senders * each + 1))
+
+
+async def test_follow_shows_history_then_live_with_no_gap_or_duplicate_at_the_seam(
+    channel: Channel,
+) -> None:
+    total = 600
+    stub = ChatServiceStub(channel)
+    async with AsyncExitStack() as stack:
+        poster = await Chatter.open(stack, channel, user="poster", room="seam")
+        for number in range(total // 2):
+            await poster.send(str(number))
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for reply in stub.get_messages(MessagesRequest(room="seam", follow=True)):
+                seen.append(reply.id)
+                if len(seen) == total:
+                    return
+
+        follower = asyncio.create_task(follow())
+        for number in range(total // 2, total):  # stored while the history is being read
+            await poster.send(str(number))
+        async with asyncio.timeout(10):
+            await follower
+    assert seen == list(range(1, total + 1))
+
+
+async def test_resuming_a_stream_after_an_id_replays_what_was_missed(channel: Channel) -> None:
+    async with AsyncExitStack() as stack:
+        poster = await Chatter.open(stack, channel, user="poster")
+        acks = [await poster.say(str(n)) for n in range(5)]
+        back = await Chatter.open(stack, channel, user="back", after_id=str(acks[1].id))
+        replayed = [(await back.recv_kind(CHAT)).id for _ in range(3)]
+        assert replayed == [a.id for a in acks[2:]]
+        live = await poster.say("live")
+        assert (await back.recv_kind(CHAT)).id == live.id
