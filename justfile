@@ -23,7 +23,7 @@ messages *FLAGS:
 
 # regenerate gen/ from proto/chat.proto
 gen:
-    python tools/gen.py
+    python tools/generate.py
 
 # lint and type-check
 lint:

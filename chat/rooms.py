@@ -32,6 +32,7 @@ class Subscriber:
         self._capacity = capacity
         self._queue: deque[Delivery] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
         self._finished = False
 
     def push(self, id: int, data: bytes) -> None:
@@ -44,12 +45,27 @@ class Subscriber:
         self._queue.append((id, data))
         self._wake()
 
+    async def put(self, id: int, data: bytes) -> None:
+        """Queues a reply to the stream's own request, waiting while the queue is full.
+
+        Only the stream's own requests wait (and, through flow control, its client): a client
+        that sends faster than it reads its ACKs is slowed down, not cut off.
+        """
+        while len(self._queue) >= self._capacity and not self.ended.done():
+            self._space = asyncio.get_running_loop().create_future()
+            try:
+                await self._space
+            finally:
+                self._space = None
+        self.push(id, data)
+
     def end(self, error: Exception) -> None:
         """Stops delivery now, dropping what is queued; `ended` tells the stream why."""
         if not self.ended.done():
             self.ended.set_result(error)
             self._queue.clear()
             self._wake()
+            self._make_space()
 
     def finish(self) -> None:
         """No more replies will be pushed: `batch` drains what is queued, then returns []."""
@@ -68,6 +84,7 @@ class Subscriber:
                 self._waiter = None
         items = list(self._queue)
         self._queue.clear()
+        self._make_space()
         newest = max(id for id, _ in items)
         self.last_id = max(self.last_id, newest)
         return items
@@ -75,6 +92,10 @@ class Subscriber:
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    def _make_space(self) -> None:
+        if self._space is not None and not self._space.done():
+            self._space.set_result(None)
 
 
 class Rooms:

@@ -121,11 +121,11 @@ class ChatService:
             )
             problem = rules.draft_problem(draft, self._max_text_bytes)
             if problem:
-                subscriber.push(0, wire.error(problem, draft.room, draft.user))
+                await subscriber.put(0, wire.error(problem, draft.room, draft.user))
                 continue
             self._rooms.join(subscriber, draft.room)
             stored = await self._store.append(draft)
-            subscriber.push(0, wire.ack(stored))  # 0: never mistaken for a replayed message
+            await subscriber.put(0, wire.ack(stored))  # 0: never mistaken for a replayed message
         subscriber.finish()
 
 

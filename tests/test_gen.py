@@ -1,0 +1,26 @@
+"""gen/ is exactly what `just gen` makes of proto/chat.proto today."""
+
+import filecmp
+import subprocess
+import sys
+from pathlib import Path
+
+from chatting import ROOT
+
+
+def differences(left: Path, right: Path) -> list[str]:
+    compared = filecmp.dircmp(left, right, ignore=["__pycache__"])
+    found = [*compared.left_only, *compared.right_only, *compared.diff_files, *compared.funny_files]
+    for name in compared.common_dirs:
+        found += [f"{name}/{entry}" for entry in differences(left / name, right / name)]
+    return found
+
+
+def test_committed_gen_matches_a_fresh_generation(tmp_path: Path) -> None:
+    fresh = tmp_path / "gen"
+    subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "generate.py"), "--out", str(fresh)],
+        check=True,
+        timeout=120,
+    )
+    assert differences(ROOT / "gen", fresh) == [], "gen/ is stale: run `just gen` and commit"

@@ -1,0 +1,38 @@
+"""The server and the client run on grpclib alone: the grpcio runtime is never imported."""
+
+import subprocess
+import sys
+
+from chatting import ROOT
+
+PROGRAM = """
+import asyncio, sys
+from chat import client, server, terminal  # noqa: F401
+from chat.config import Settings
+from chat.service import ChatService
+from chat.store.memory import MemoryStore
+from grpclib.testing import ChannelFor
+from gen.grpc.chat import ChatServiceStub, MessageRequest, StatsRequest
+
+async def main() -> None:
+    service = ChatService(MemoryStore(), Settings(store="memory://"))
+    async with ChannelFor([service], codec=service.codec) as channel:
+        stub = ChatServiceStub(channel)
+        async def one():
+            yield MessageRequest(message="hi")
+        replies = [r async for r in stub.send_and_receive_message(one())]
+        assert replies[0].message == "Server Responding to hi", replies
+        assert (await stub.get_stats(StatsRequest())).num_messages == 1
+
+asyncio.run(main())
+loaded = sorted(m for m in sys.modules if m == "grpc" or m.startswith(("grpc.", "grpc_tools")))
+print(loaded)
+"""
+
+
+def test_running_server_and_client_code_never_imports_grpcio() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
