@@ -3,11 +3,12 @@
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import grpc
 import pytest
 from chatting import Chatter, ServerProcess
-from grpclib.client import Channel
+from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
@@ -52,7 +53,10 @@ async def call_raw(
     channel: Channel, method: tuple[str, Cardinality, type, type], data: bytes
 ) -> None:
     name, cardinality, request, reply = method
-    async with channel.request(SERVICE + name, cardinality, request, reply, timeout=10) as stream:
+    stream: Stream[Any, Any] = channel.request(
+        SERVICE + name, cardinality, request, reply, timeout=10
+    )
+    async with stream:
         await stream.send_message(data, end=True)
         try:
             while await stream.recv_message() is not None:
