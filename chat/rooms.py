@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from chat import wire
 from chat.errors import SlowConsumer, StoreUnavailable
 from chat.model import Stored
-from gen.grpc.chat import MessageReplyKind
 
 Delivery = tuple[int, bytes]
 """An encoded MessageReply and the stored id a history replay may also show (0: none)."""
@@ -130,7 +129,7 @@ class Rooms:
         online = self._online.setdefault(room, Counter())
         online[subscriber.user] += 1
         if online[subscriber.user] == 1:
-            self._announce(room, MessageReplyKind.JOIN, subscriber)
+            self._announce(room, wire.JOIN, subscriber)
 
     def follow_everything(self, subscriber: Subscriber) -> None:
         """Delivers every room's messages to the subscriber (GetMessages without a room)."""
@@ -185,7 +184,7 @@ class Rooms:
                 del online[subscriber.user]
                 if not online:
                     del self._online[room]
-                self._announce(room, MessageReplyKind.LEAVE, subscriber)
+                self._announce(room, wire.LEAVE, subscriber)
         subscriber.rooms.clear()
 
     def _announce(self, room: str, kind: int, subject: Subscriber) -> None:
