@@ -53,8 +53,28 @@ class Call:
         await self.stream.send_message(reply)
         self.sent += 1
 
+    async def send_all(self, replies: list[bytes]) -> None:
+        """Sends encoded replies of a streaming call, many gRPC messages per write.
+
+        grpclib writes one DATA frame per message; a batch (a history page, a listener's
+        backlog) goes out in as few frames and socket writes as flow control allows.
+        """
+        if len(replies) == 1:
+            await self.send(replies[0])
+            return
+        if not self.stream._send_initial_metadata_done:
+            await self.stream.send_initial_metadata()
+        for start in range(0, len(replies), WRITE_BATCH):
+            chunk = replies[start : start + WRITE_BATCH]
+            payload = b"".join([b"\0" + len(r).to_bytes(4, "big") + r for r in chunk])
+            await self.stream._stream.send_data(payload)
+            self.sent += len(chunk)
+
 
 Handler = Callable[[Call], Awaitable[None]]
+
+WRITE_BATCH = 256
+"""Replies joined into one write at most: bounds the bytes a batch holds at once."""
 
 
 class Calls:

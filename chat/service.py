@@ -13,12 +13,12 @@ from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
 
 from chat import rules, wire
-from chat.calls import Call, Calls
+from chat.calls import WRITE_BATCH, Call, Calls
 from chat.codec import ChatCodec
 from chat.config import Settings
 from chat.errors import ShuttingDown
 from chat.model import Draft, Stored
-from chat.rooms import Delivery, Rooms, Subscriber
+from chat.rooms import Rooms, Subscriber
 from chat.store import Store
 from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
 
@@ -157,11 +157,17 @@ async def _nothing() -> AsyncIterator[Stored]:
 
 
 async def _send_history(call: Call, history: AsyncIterator[Stored]) -> int:
-    """Streams stored messages; returns the last id sent (0 when none)."""
+    """Streams stored messages, many per write; returns the last id sent (0 when none)."""
     last = 0
+    batch: list[bytes] = []
     async for message in history:
-        await call.send(wire.chat(message))
+        batch.append(wire.chat(message))
         last = message.id
+        if len(batch) == WRITE_BATCH:
+            await call.send_all(batch)
+            batch = []
+    if batch:
+        await call.send_all(batch)
     return last
 
 
@@ -175,14 +181,9 @@ async def _replay_then_live(
     """
     seen = await _send_history(call, history)
     while batch := await subscriber.batch():
-        for delivery in _after(batch, seen):
-            await call.send(delivery[1])
-
-
-def _after(batch: list[Delivery], seen: int) -> list[Delivery]:
-    if not seen or batch[0][0] > seen:
-        return batch
-    return [delivery for delivery in batch if delivery[0] == 0 or delivery[0] > seen]
+        replies = [data for id, data in batch if not seen or id == 0 or id > seen]
+        if replies:
+            await call.send_all(replies)
 
 
 async def _until_ended(
