@@ -31,6 +31,7 @@ class Call:
 
     def __init__(self, stream: Stream[Any, Any], codec: ChatCodec, limit: int) -> None:
         self.stream = stream
+        self.sending = asyncio.Lock()  # held by whoever writes replies: one writer at a time
         self.received = 0
         self.sent = 0
         self._codec = codec
@@ -56,12 +57,10 @@ class Call:
     async def send_all(self, replies: list[bytes]) -> None:
         """Sends encoded replies of a streaming call, many gRPC messages per write.
 
-        grpclib writes one DATA frame per message; a batch (a history page, a listener's
-        backlog) goes out in as few frames and socket writes as flow control allows.
+        grpclib writes one DATA frame per message through several layers; here the framed
+        replies go straight to the HTTP/2 stream, a batch (a history page, a listener's
+        backlog) in as few frames and socket writes as flow control allows.
         """
-        if len(replies) == 1:
-            await self.send(replies[0])
-            return
         if not self.stream._send_initial_metadata_done:
             await self.stream.send_initial_metadata()
         for start in range(0, len(replies), WRITE_BATCH):

@@ -58,6 +58,11 @@ class Subscriber:
                 self._space = None
         self.push(id, data)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued: a reply sent right now overtakes nothing."""
+        return not self._queue
+
     def end(self, error: Exception) -> None:
         """Stops delivery now, dropping what is queued; `ended` tells the stream why."""
         if not self.ended.done():
@@ -136,12 +141,11 @@ class Rooms:
         self._everywhere.add(subscriber)
 
     def stored(self, message: Stored) -> None:
-        members = self._members.get(message.room, ())
-        if not members and not self._everywhere:
-            return
-        data = wire.chat(message)
-        for subscriber in itertools.chain(members, self._everywhere):
+        data = None  # encoded once, and only when someone besides the sender listens
+        for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
             if subscriber.id != message.origin:
+                if data is None:
+                    data = wire.chat(message)
                 subscriber.push(message.id, data)
 
     def lost(self, error: StoreUnavailable) -> None:

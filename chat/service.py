@@ -119,14 +119,26 @@ class ChatService:
                 text=request.message,
                 origin=defaults.origin,
             )
-            problem = rules.draft_problem(draft, self._max_text_bytes)
+            # The stream's own names were checked when it opened; only overrides need a look.
+            overrides = draft.room is not defaults.room or draft.user is not defaults.user
+            problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
             if problem:
-                await subscriber.put(0, wire.error(problem, draft.room, draft.user))
+                await _answer(call, subscriber, wire.error(problem, draft.room, draft.user))
                 continue
             self._rooms.join(subscriber, draft.room)
             stored = await self._store.append(draft)
-            await subscriber.put(0, wire.ack(stored))  # 0: never mistaken for a replayed message
+            await _answer(call, subscriber, wire.ack(stored))
         subscriber.finish()
+
+
+async def _answer(call: Call, subscriber: Subscriber, reply: bytes) -> None:
+    """Sends a reply to the stream's own request: at once when nothing is queued or being sent
+    (saving a hop through the sending task), else behind what is queued."""
+    if subscriber.idle and not call.sending.locked():
+        async with call.sending:
+            await call.send_all([reply])
+    else:
+        await subscriber.put(0, reply)  # 0: never mistaken for a replayed message
 
 
 async def _one_request(call: Call) -> Any:
@@ -179,11 +191,13 @@ async def _replay_then_live(
     The subscriber joined before the history was read, so a message stored meanwhile is in
     both; it is sent once, from the history.
     """
-    seen = await _send_history(call, history)
+    async with call.sending:
+        seen = await _send_history(call, history)
     while batch := await subscriber.batch():
         replies = [data for id, data in batch if not seen or id == 0 or id > seen]
         if replies:
-            await call.send_all(replies)
+            async with call.sending:
+                await call.send_all(replies)
 
 
 async def _until_ended(
