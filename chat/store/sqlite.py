@@ -2,7 +2,6 @@
 transaction commits goes into the next one, and each is acknowledged only after its commit."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -26,6 +25,8 @@ CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
 COLUMNS = "id, room, user, text, sent_at"
 
 Pending = tuple[Draft, "asyncio.Future[Stored]"]
+MAX_BATCH = 1000
+"""Messages per transaction at most: 5,000 parameters, well within SQLite's 32,766."""
 CLOSE = None  # queued by close(): the committer commits what came before it, then stops
 
 
@@ -50,13 +51,14 @@ class SqliteStore:
     async def open(cls, path: str) -> "SqliteStore":
         """Opens (creating if needed) the database file and starts the committer."""
         try:
-            writer = await aiosqlite.connect(path)
+            # Autocommit: each batch is one multi-row INSERT, its own transaction, committed in
+            # one trip to the connection's thread.
+            writer = await aiosqlite.connect(path, isolation_level=None)
             await writer.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a commit is in the OS before it returns, so it survives the
             # server being killed; only a power loss can take the last commits.
             await writer.execute("PRAGMA synchronous=NORMAL")
             await writer.executescript(SCHEMA)
-            await writer.commit()
             reader = await aiosqlite.connect(path)
         except Exception as error:
             raise StoreUnavailable(f"cannot open SQLite database {path!r}: {error}") from error
@@ -89,7 +91,7 @@ class SqliteStore:
             item = await self._pending.get()
             while item is not CLOSE:
                 batch.append(item)
-                if self._pending.empty():
+                if self._pending.empty() or len(batch) == MAX_BATCH:
                     break
                 item = self._pending.get_nowait()
             if batch:
@@ -104,15 +106,11 @@ class SqliteStore:
             Stored(self._next_id + n, d.room, d.user, d.text, now, d.origin)
             for n, (d, _) in enumerate(batch)
         ]
+        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(stored))
+        values = [v for s in stored for v in (s.id, s.room, s.user, s.text, micros)]
         try:
-            await self._writer.executemany(
-                f"INSERT INTO messages ({COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                [(s.id, s.room, s.user, s.text, micros) for s in stored],
-            )
-            await self._writer.commit()
+            await self._writer.execute(f"INSERT INTO messages ({COLUMNS}) VALUES {rows}", values)
         except Exception as error:
-            with contextlib.suppress(Exception):
-                await self._writer.rollback()
             for _, future in batch:
                 if not future.done():
                     future.set_exception(StoreUnavailable(f"SQLite write failed: {error}"))
