@@ -13,7 +13,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 from chat import wire
-from gen.grpc.chat import MessageRequest
+from gen.grpc.chat import MessageRequest, StatsRequest
 
 Request = TypeVar("Request")
 
@@ -30,6 +30,8 @@ class ChatCodec(ProtoCodec):
         try:
             if message_type is MessageRequest:  # every chat message: the hand-written parser
                 return wire.parse_request(data)
+            if message_type is StatsRequest:
+                return wire.parse_request(data, wire.STATS_REQUEST)
             return message_type.FromString(data)
         except Exception:
             name = message_type.__name__

@@ -67,21 +67,21 @@ class ChatService:
         }
 
     async def get_stats(self, call: Call) -> None:
-        request: StatsRequest = await _one_request(call)
+        request: wire.Request = await _one_request(call)
         room = _room_filter(request.room)
         messages = await self._store.count(room)
         if room is None:
             rooms = len(await self._store.rooms() | self._rooms.active_rooms())
         else:
             rooms = 1 if messages or room in self._rooms.active_rooms() else 0
-        reply = StatsReply(
-            num_messages=min(messages, INT32_MAX),
-            num_rooms=min(rooms, INT32_MAX),
-            num_connected=self._rooms.connected(room),
+        reply = wire.stats(
+            messages=min(messages, INT32_MAX),
+            rooms=min(rooms, INT32_MAX),
+            connected=self._rooms.connected(room),
             online=self._rooms.online(room),
             uptime_seconds=time.monotonic() - self._started,
         )
-        await call.send(bytes(reply))
+        await call.send(reply)
 
     async def get_messages(self, call: Call) -> None:
         request: MessagesRequest = await _one_request(call)

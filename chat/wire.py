@@ -7,6 +7,7 @@ compare them field by field, and on random input) without building message objec
 fanned out to many listeners is encoded once. Rarer messages use the generated classes.
 """
 
+import struct
 from datetime import UTC, datetime
 
 from chat.model import Stored
@@ -23,7 +24,7 @@ class DecodeError(ValueError):
 
 
 class Request:
-    """A parsed MessageRequest: the three fields the contract gives it."""
+    """A parsed MessageRequest (or StatsRequest, which has only `room`): its string fields."""
 
     __slots__ = ("message", "room", "user")
 
@@ -96,6 +97,21 @@ def presence(kind: int, room: str, user: str) -> bytes:
     return reply(kind, f"{user} {verb} {room}", user, room, 0, datetime.now(UTC))
 
 
+def stats(
+    messages: int, rooms: int, connected: int, online: list[str], uptime_seconds: float
+) -> bytes:
+    """One StatsReply, serialised as protobuf (int32 counts, repeated names, a double)."""
+    return b"".join(
+        (
+            b"\x08" + _varint(messages) if messages else b"",
+            b"\x10" + _varint(rooms) if rooms else b"",
+            b"\x18" + _varint(connected) if connected else b"",
+            *(b"\x22" + _varint(len(data)) + data for data in map(str.encode, online)),
+            b"\x29" + struct.pack("<d", uptime_seconds) if uptime_seconds else b"",
+        )
+    )
+
+
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
@@ -111,11 +127,13 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise DecodeError("varint too long")
 
 
-_FIELDS = {1: "message", 2: "user", 3: "room"}
+MESSAGE_REQUEST = {1: "message", 2: "user", 3: "room"}
+STATS_REQUEST = {1: "room"}
 
 
-def parse_request(data: bytes) -> Request:
-    """Parses a MessageRequest strictly: truncation, bad UTF-8 and wrong wire types raise.
+def parse_request(data: bytes, fields: dict[int, str] = MESSAGE_REQUEST) -> Request:
+    """Parses a MessageRequest (or, given STATS_REQUEST, a StatsRequest) strictly: truncation,
+    bad UTF-8 and wrong wire types raise.
 
     Unknown fields are skipped, as protobuf requires, so newer clients still get through.
     """
@@ -130,14 +148,14 @@ def parse_request(data: bytes) -> Request:
             size, pos = _read_varint(data, pos)
             if pos + size > end:
                 raise DecodeError("truncated field")
-            name = _FIELDS.get(number)
+            name = fields.get(number)
             if name is not None:
                 try:
                     setattr(request, name, data[pos : pos + size].decode())
                 except UnicodeDecodeError:
                     raise DecodeError(f"field {number} is not UTF-8") from None
             pos += size
-        elif number in _FIELDS:
+        elif number in fields:
             raise DecodeError(f"field {number} has wire type {wire_type}, not a string")
         elif wire_type == 0:
             _, pos = _read_varint(data, pos)

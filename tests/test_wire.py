@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat import wire
-from gen.grpc.chat import MessageReply, MessageRequest
+from gen.grpc.chat import MessageReply, MessageRequest, StatsReply, StatsRequest
 
 texts = st.text(max_size=200)
 moments = st.datetimes(
@@ -76,3 +76,28 @@ def test_timestamps_keep_microseconds() -> None:
     parsed = MessageReply().parse(wire.reply(wire.CHAT, "x", "u", "r", 1, moment))
     assert parsed.sent_at == moment
     assert parsed.sent_at - moment == timedelta(0)
+
+
+@given(
+    messages=st.integers(0, 2**31 - 1),
+    rooms=st.integers(0, 2**31 - 1),
+    connected=st.integers(0, 2**31 - 1),
+    online=st.lists(texts, max_size=5),
+    uptime=st.floats(min_value=0, max_value=1e9),
+)
+def test_stats_are_byte_for_byte_what_betterproto_writes(
+    messages: int, rooms: int, connected: int, online: list[str], uptime: float
+) -> None:
+    expected = StatsReply(
+        num_messages=messages,
+        num_rooms=rooms,
+        num_connected=connected,
+        online=online,
+        uptime_seconds=uptime,
+    )
+    assert wire.stats(messages, rooms, connected, online, uptime) == bytes(expected)
+
+
+@given(room=texts)
+def test_a_stats_request_parses_to_its_room(room: str) -> None:
+    assert wire.parse_request(bytes(StatsRequest(room=room)), wire.STATS_REQUEST).room == room
