@@ -87,7 +87,8 @@ async def chat(channel: Channel, args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
         from chat.terminal import interactive
 
-        return await interactive(channel, args.user, args.room)
+        host, port = split_address(args.server)
+        return await interactive(lambda: Channel(host, port), args.user, args.room)
     return await chat_from_pipe(channel, args.user, args.room)
 
 

@@ -4,16 +4,23 @@ import json
 from datetime import datetime
 from typing import Any
 
+from chat import wire
 from gen.grpc.chat import MessageReply, MessageReplyKind, StatsReply
 
 
-def _local_time(moment: datetime) -> str:
+def local_time(moment: datetime) -> str:
+    """A timestamp in the reader's time zone, to the second."""
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def own_text(reply: MessageReply) -> str:
+    """What the user wrote, from the ACK that echoes it in the tutorial's words."""
+    return reply.message.removeprefix(wire.ACK_PREFIX)
 
 
 def message_line(reply: MessageReply) -> str:
     """A history or live line: time, room, user, text; events and errors marked."""
-    when = _local_time(reply.sent_at)
+    when = local_time(reply.sent_at)
     if reply.kind is MessageReplyKind.JOIN or reply.kind is MessageReplyKind.LEAVE:
         return f"{when} [{reply.room}] * {reply.message}"
     if reply.kind is MessageReplyKind.ERROR:
