@@ -1,10 +1,12 @@
 """Fixtures that start real things (a service over ChannelFor, server processes) and stop them."""
 
+import os
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from chatting import ServerProcess
+from chatting import RedisProcess, ServerProcess
 from grpclib.client import Channel
 from grpclib.testing import ChannelFor
 
@@ -45,3 +47,17 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         if server.proc is not None and server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of the test's own (append-only file, so a restart keeps the data)."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is not installed; .ci/run installs it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisProcess(tmp_path).start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait()

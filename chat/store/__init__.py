@@ -21,6 +21,8 @@ class Listener(Protocol):
 
 PAGE_SIZE = 500
 """Rows fetched per history query: memory stays flat however long the history is."""
+SLACK = 1.1
+"""With a retention limit N, a room may grow to N x SLACK before it is trimmed back to N."""
 
 
 class Store(Protocol):
@@ -56,7 +58,7 @@ class Store(Protocol):
 
 
 async def open_store(url: str, *, max_history: int = 0) -> Store:
-    """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`.
+    """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`, `redis://host/db`.
 
     `max_history` keeps about the newest N messages per room (0: all).
     """
@@ -66,12 +68,18 @@ async def open_store(url: str, *, max_history: int = 0) -> Store:
     if scheme == "memory":
         from chat.store.memory import MemoryStore
 
-        return MemoryStore()
+        return MemoryStore(max_history)
     if scheme == "sqlite":
         from chat.store.sqlite import SqliteStore
 
         path = rest[1:] if rest.startswith("/") else rest
         if not path:
             raise ConfigError(f"store URL {url!r} names no file; try sqlite:///chat.db")
-        return await SqliteStore.open(path)
-    raise ConfigError(f"unknown store {scheme!r} in {url!r}; use memory:// or sqlite:///path")
+        return await SqliteStore.open(path, max_history)
+    if scheme == "redis":
+        from chat.store.redis import RedisStore
+
+        return await RedisStore.open(url, max_history)
+    raise ConfigError(
+        f"unknown store {scheme!r} in {url!r}; use memory://, sqlite:///path or redis://host:port/db"
+    )

@@ -5,34 +5,45 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 from chat.model import Draft, Stored
-from chat.store import Listener
+from chat.store import SLACK, Listener
 
 
 class MemoryStore:
     """Keeps every message in process memory; appends are durable the moment they return."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_history: int = 0) -> None:
+        self._max_history = max_history
         self._all: list[Stored] = []
         self._by_room: dict[str, list[Stored]] = {}
         self._listeners: list[Listener] = []
+        self._next_id = 1
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     async def append(self, draft: Draft) -> Stored:
         stored = Stored(
-            id=len(self._all) + 1,
+            id=self._next_id,
             room=draft.room,
             user=draft.user,
             text=draft.text,
             sent_at=datetime.now(UTC),
             origin=draft.origin,
         )
+        self._next_id += 1
         self._all.append(stored)
-        self._by_room.setdefault(draft.room, []).append(stored)
+        room = self._by_room.setdefault(draft.room, [])
+        room.append(stored)
+        if self._max_history and len(room) > self._max_history * SLACK:
+            self._trim(room)
         for listener in self._listeners:
             listener.stored(stored)
         return stored
+
+    def _trim(self, room: list[Stored]) -> None:
+        dropped = {message.id for message in room[: len(room) - self._max_history]}
+        del room[: len(dropped)]
+        self._all = [message for message in self._all if message.id not in dropped]
 
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0

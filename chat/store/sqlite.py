@@ -9,7 +9,7 @@ import aiosqlite
 
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store import PAGE_SIZE, Listener
+from chat.store import PAGE_SIZE, SLACK, Listener
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -38,7 +38,10 @@ def _row_to_stored(row: aiosqlite.Row | tuple[int, str, str, str, int]) -> Store
 class SqliteStore:
     """One writer connection that group-commits, one reader connection for history."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, max_history: int
+    ) -> None:
+        self._max_history = max_history
         self._writer = writer
         self._reader = reader
         self._listeners: list[Listener] = []
@@ -48,7 +51,7 @@ class SqliteStore:
         self._committer: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, path: str) -> "SqliteStore":
+    async def open(cls, path: str, max_history: int = 0) -> "SqliteStore":
         """Opens (creating if needed) the database file and starts the committer."""
         try:
             # Autocommit: each batch is one multi-row INSERT, its own transaction, committed in
@@ -62,7 +65,7 @@ class SqliteStore:
             reader = await aiosqlite.connect(path)
         except Exception as error:
             raise StoreUnavailable(f"cannot open SQLite database {path!r}: {error}") from error
-        store = cls(writer, reader)
+        store = cls(writer, reader, max_history)
         await store._load_counts()
         store._committer = asyncio.create_task(store._commit_forever(), name="sqlite-committer")
         return store
@@ -122,6 +125,22 @@ class SqliteStore:
                 listener.stored(message)
             if not future.done():
                 future.set_result(message)
+        if self._max_history:
+            await self._trim({message.room for message in stored})
+
+    async def _trim(self, rooms: set[str]) -> None:
+        """Deletes a room's oldest messages once it holds SLACK times its limit (amortised)."""
+        for room in rooms:
+            if self._counts[room] > self._max_history * SLACK:
+                try:
+                    await self._writer.execute(
+                        "DELETE FROM messages WHERE room = ? AND id <= (SELECT id FROM messages"
+                        " WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        [room, room, self._max_history],
+                    )
+                except Exception:  # retention is best effort: the messages stay until next time
+                    continue
+                self._counts[room] = self._max_history
 
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0

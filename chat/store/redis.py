@@ -1,0 +1,224 @@
+"""`redis://host:port/db`: history, ids and live fan-out in Redis Streams, shared by replicas.
+
+Each message gets its id and lands in two streams in one Lua script (atomic): its room's stream
+and the stream of all rooms, both with the entry id `<id>-0`. Every replica follows the
+all-rooms stream with XREAD BLOCK and tells its listener of each entry in order, its own
+included; the stream, not pub/sub, is the source of truth, so a replica that reconnects
+resumes where it stopped.
+"""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from chat.errors import ConfigError, StoreUnavailable
+from chat.model import Draft, Stored
+from chat.store import PAGE_SIZE, Listener
+
+PREFIX = "chat:"
+NEXT_ID, ALL, ROOMS = PREFIX + "next_id", PREFIX + "all", PREFIX + "rooms"
+BLOCK_MS = 1000
+SOCKET_TIMEOUT = 5.0
+MAX_CONNECTIONS = 64
+RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+# KEYS: next_id, all-rooms stream, room stream, rooms set.
+# ARGV: room, user, text, replica, origin, max per room (0: all).
+# With a limit, the all-rooms stream keeps about limit x rooms entries.
+APPEND = """
+local id = redis.call('INCR', KEYS[1])
+local now = redis.call('TIME')
+local micros = now[1] * 1000000 + now[2]
+local entry = id .. '-0'
+local fields = {'room', ARGV[1], 'user', ARGV[2], 'text', ARGV[3], 'at', micros,
+                'replica', ARGV[4], 'origin', ARGV[5]}
+local limit = tonumber(ARGV[6])
+redis.call('SADD', KEYS[4], ARGV[1])
+if limit > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', limit, entry, unpack(fields))
+  local total = limit * redis.call('SCARD', KEYS[4])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', total, entry, unpack(fields))
+else
+  redis.call('XADD', KEYS[3], entry, unpack(fields))
+  redis.call('XADD', KEYS[2], entry, unpack(fields))
+end
+return {id, micros}
+"""
+
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+"""Stream entries as redis-py returns them without decode_responses: id, fields."""
+
+
+def room_key(room: str) -> str:
+    return PREFIX + "room:" + room
+
+
+class RedisStore:
+    """One client for commands (never retried: an append must not run twice), one for XREAD."""
+
+    def __init__(self, url: str, max_history: int) -> None:
+        self._url = url
+        self._max_history = max_history
+        self._replica = secrets.token_hex(8)  # tells this replica's entries from the others'
+        # A blocking pool: a burst of appends waits for a free connection instead of failing.
+        self._client = aioredis.Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=SOCKET_TIMEOUT,
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
+            )
+        )
+        self._reader = aioredis.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT + BLOCK_MS / 1000,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._append = self._client.register_script(APPEND)
+        self._listeners: list[Listener] = []
+        self._last_entry = "0-0"
+        self._follower: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, url: str, max_history: int = 0) -> "RedisStore":
+        """Connects and starts following the all-rooms stream from its current end."""
+        try:
+            store = cls(url, max_history)
+        except ValueError as error:
+            raise ConfigError(f"bad Redis URL {url!r}: {error}") from error
+        try:
+            newest = cast(Entries, await store._client.xrevrange(ALL, count=1))
+        except RedisError as error:
+            await store._close_clients()
+            raise StoreUnavailable(f"Redis at {url} does not answer: {error}") from error
+        if newest:
+            store._last_entry = newest[0][0].decode()
+        store._follower = asyncio.create_task(store._follow(), name="redis-follower")
+        return store
+
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def check(self) -> None:
+        try:
+            await self._client.ping()
+        except RedisError as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+
+    async def append(self, draft: Draft) -> Stored:
+        try:
+            id_, micros = await self._append(
+                keys=[NEXT_ID, ALL, room_key(draft.room), ROOMS],
+                args=[
+                    draft.room,
+                    draft.user,
+                    draft.text,
+                    self._replica,
+                    draft.origin,
+                    self._max_history,
+                ],
+            )
+        except RedisError as error:
+            raise StoreUnavailable(f"Redis did not take the message: {error}") from error
+        sent_at = datetime.fromtimestamp(int(micros) / 1e6, UTC)
+        return Stored(int(id_), draft.room, draft.user, draft.text, sent_at, draft.origin)
+
+    async def history(
+        self, room: str | None, after_id: int = 0, limit: int = 0
+    ) -> AsyncIterator[Stored]:
+        key = ALL if room is None else room_key(room)
+        try:
+            if limit:
+                newest = cast(Entries, await self._client.xrevrange(key, count=limit))
+                if len(newest) == limit:
+                    after_id = max(after_id, _entry_id(newest[-1][0]) - 1)
+            start = f"({after_id}-0" if after_id else "-"
+            while True:
+                page = cast(Entries, await self._client.xrange(key, min=start, count=PAGE_SIZE))
+                for entry, fields in page:
+                    yield self._stored(entry, fields)
+                if len(page) < PAGE_SIZE:
+                    return
+                start = "(" + page[-1][0].decode()
+        except RedisError as error:
+            raise StoreUnavailable(f"Redis history read failed: {error}") from error
+
+    async def count(self, room: str | None = None) -> int:
+        try:
+            return int(await self._client.xlen(ALL if room is None else room_key(room)))
+        except RedisError as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+
+    async def rooms(self) -> set[str]:
+        try:
+            names = cast(set[bytes], await self._client.smembers(ROOMS))
+            return {name.decode() for name in names}
+        except RedisError as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+
+    async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+            self._follower = None
+        self._listeners.clear()
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        await self._client.aclose()
+        await self._reader.aclose()
+
+    async def _follow(self) -> None:
+        """Tells listeners of every entry of the all-rooms stream, in order, across outages."""
+        failures = 0
+        while True:
+            try:
+                reply = cast(
+                    list[tuple[bytes, Entries]],
+                    await self._reader.xread(
+                        {ALL: self._last_entry}, block=BLOCK_MS, count=PAGE_SIZE
+                    ),
+                )
+            except RedisError as error:
+                if failures == 0:
+                    lost = StoreUnavailable(f"lost Redis: {error}")
+                    for listener in self._listeners:
+                        listener.lost(lost)
+                await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
+                failures += 1
+                continue
+            failures = 0
+            for _, entries in reply or ():
+                for entry, fields in entries:
+                    message = self._stored(entry, fields)
+                    self._last_entry = entry.decode()
+                    for listener in self._listeners:
+                        listener.stored(message)
+
+    def _stored(self, entry: bytes, fields: dict[bytes, bytes]) -> Stored:
+        ours = fields.get(b"replica", b"").decode() == self._replica
+        return Stored(
+            id=_entry_id(entry),
+            room=fields[b"room"].decode(),
+            user=fields[b"user"].decode(),
+            text=fields[b"text"].decode(),
+            sent_at=datetime.fromtimestamp(int(fields[b"at"]) / 1e6, UTC),
+            origin=int(fields.get(b"origin", b"0")) if ours else 0,
+        )
+
+
+def _entry_id(entry: Any) -> int:
+    text = entry.decode() if isinstance(entry, bytes) else str(entry)
+    return int(text.partition("-")[0])

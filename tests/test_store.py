@@ -1,0 +1,130 @@
+"""Every store keeps the same promises: ids, order, filters, counts, listeners, retention."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from chat.errors import StoreUnavailable
+from chat.model import Draft, Stored
+from chat.store import PAGE_SIZE, Store, open_store
+
+Open = Callable[..., Awaitable[Store]]
+
+
+class Recorder:
+    """A listener that keeps what it hears, and wakes waiters on each message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Stored] = []
+        self.losses: list[StoreUnavailable] = []
+        self.changed = asyncio.Event()
+
+    def stored(self, message: Stored) -> None:
+        self.messages.append(message)
+        self.changed.set()
+
+    def lost(self, error: StoreUnavailable) -> None:
+        self.losses.append(error)
+        self.changed.set()
+
+    async def wait_for(self, count: int) -> list[Stored]:
+        async with asyncio.timeout(10):
+            while len(self.messages) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.messages
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
+    """Opens stores of one backend (all on the same data); closes them after the test."""
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'chat.db'}"
+    else:
+        url = request.getfixturevalue("redis_server").url
+    opened: list[Store] = []
+
+    async def open_(max_history: int = 0) -> Store:
+        opened.append(await open_store(url, max_history=max_history))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        await store.close()
+
+
+async def texts(history: AsyncIterator[Stored]) -> list[str]:
+    return [message.text async for message in history]
+
+
+async def test_ids_start_at_1_and_history_filters_resumes_and_keeps_the_newest(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    stored = [
+        await store.append(Draft("odd" if n % 2 else "even", "ann", f"m{n}")) for n in range(1, 8)
+    ]
+    assert [m.id for m in stored] == list(range(1, 8))
+    assert all(m.sent_at.tzinfo is not None for m in stored)
+    assert await texts(store.history(None)) == [f"m{n}" for n in range(1, 8)]
+    assert await texts(store.history("odd")) == ["m1", "m3", "m5", "m7"]
+    assert await texts(store.history(None, after_id=5)) == ["m6", "m7"]
+    assert await texts(store.history("odd", limit=2)) == ["m5", "m7"]
+    assert await texts(store.history("even", after_id=2, limit=5)) == ["m4", "m6"]
+    assert await texts(store.history("nowhere")) == []
+    assert (await store.count(), await store.count("odd"), await store.count("none")) == (7, 4, 0)
+    assert await store.rooms() == {"odd", "even"}
+    await store.check()
+
+
+async def test_history_longer_than_a_page_comes_whole_and_in_order(open_backend: Open) -> None:
+    store = await open_backend()
+    total = PAGE_SIZE * 2 + 7
+    await asyncio.gather(*(store.append(Draft("r", "u", str(n))) for n in range(total)))
+    ids = [message.id async for message in store.history("r")]
+    assert ids == list(range(1, total + 1))
+
+
+async def test_the_listener_hears_every_commit_in_id_order(open_backend: Open) -> None:
+    store = await open_backend()
+    recorder = Recorder()
+    store.listen(recorder)
+    acked = await asyncio.gather(
+        *(store.append(Draft(f"room{n % 3}", "u", str(n), origin=n)) for n in range(300))
+    )
+    heard = await recorder.wait_for(300)
+    assert [m.id for m in heard] == sorted(m.id for m in acked) == list(range(1, 301))
+    assert {(m.id, m.origin) for m in heard} == {(m.id, m.origin) for m in acked}
+
+
+async def test_max_history_keeps_about_the_newest_per_room(open_backend: Open) -> None:
+    store = await open_backend(max_history=10)
+    for n in range(300):
+        await store.append(Draft("busy", "u", str(n)))
+    await store.append(Draft("quiet", "u", "only"))
+    kept = [int(text) async for text in _texts_of(store, "busy")]
+    assert 10 <= len(kept) <= 150  # "about": Redis trims whole nodes of its stream
+    assert kept == list(range(300 - len(kept), 300))
+    assert await texts(store.history("quiet")) == ["only"]
+
+
+async def _texts_of(store: Store, room: str) -> AsyncIterator[str]:
+    async for message in store.history(room):
+        yield message.text
+
+
+async def test_sqlite_keeps_messages_and_ids_across_a_reopen(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    store = await open_store(url)
+    await asyncio.gather(*(store.append(Draft("r", "u", str(n))) for n in range(1000)))
+    await store.close()
+    again = await open_store(url)
+    try:
+        assert await again.count() == 1000
+        assert (await again.append(Draft("r", "u", "next"))).id == 1001
+    finally:
+        await again.close()
