@@ -44,24 +44,30 @@ class Subscriber:
         self._queue.append((id, data))
         self._wake()
 
-    async def put(self, id: int, data: bytes) -> None:
-        """Queues a reply to the stream's own request, waiting while the queue is full.
+    def acknowledge(self, data: bytes) -> None:
+        """Queues the ACK of the stream's own message, in id order with the room's messages.
 
-        Only the stream's own requests wait (and, through flow control, its client): a client
-        that sends faster than it reads its ACKs is slowed down, not cut off.
+        Never cut off for it: the stream then waits in `room_to_spare` before it reads its
+        next request, so the queue overshoots by one ACK at most.
         """
+        if not self._finished and not self.ended.done():
+            self._queue.append((0, data))  # 0: never mistaken for a replayed message
+            self._wake()
+
+    async def put(self, id: int, data: bytes) -> None:
+        """Queues a reply to the stream's own request, waiting while the queue is full."""
+        await self.room_to_spare()
+        self.push(id, data)
+
+    async def room_to_spare(self) -> None:
+        """Waits while the queue is full: a client that sends faster than it reads its
+        replies is slowed down (through flow control), not cut off."""
         while len(self._queue) >= self._capacity and not self.ended.done():
             self._space = asyncio.get_running_loop().create_future()
             try:
                 await self._space
             finally:
                 self._space = None
-        self.push(id, data)
-
-    @property
-    def idle(self) -> bool:
-        """Nothing is queued: a reply sent right now overtakes nothing."""
-        return not self._queue
 
     def end(self, error: Exception) -> None:
         """Stops delivery now, dropping what is queued; `ended` tells the stream why."""
@@ -108,7 +114,7 @@ class Rooms:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._ids = itertools.count(1)
-        self._subscribers: set[Subscriber] = set()
+        self._subscribers: dict[int, Subscriber] = {}
         self._members: dict[str, set[Subscriber]] = {}
         self._everywhere: set[Subscriber] = set()
         self._online: dict[str, Counter[str]] = {}
@@ -117,7 +123,7 @@ class Rooms:
     def subscribe(self, user: str | None) -> Iterator[Subscriber]:
         """A new subscriber in no room yet; leaving the block takes it out of every room."""
         subscriber = Subscriber(next(self._ids), user, self._capacity)
-        self._subscribers.add(subscriber)
+        self._subscribers[subscriber.id] = subscriber
         try:
             yield subscriber
         finally:
@@ -141,19 +147,23 @@ class Rooms:
         self._everywhere.add(subscriber)
 
     def stored(self, message: Stored) -> None:
+        """Queues the message for its room and the ACK for its sender, in the same id order."""
         data = None  # encoded once, and only when someone besides the sender listens
         for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
             if subscriber.id != message.origin:
                 if data is None:
                     data = wire.chat(message)
                 subscriber.push(message.id, data)
+        sender = self._subscribers.get(message.origin)
+        if sender is not None:
+            sender.acknowledge(wire.ack(message))
 
     def lost(self, error: StoreUnavailable) -> None:
         self.end_all(error)
 
     def end_all(self, error: Exception) -> None:
         """Ends every subscriber with `error` (shutdown, or the store's live feed broke)."""
-        for subscriber in self._subscribers:
+        for subscriber in self._subscribers.values():
             subscriber.end(error)
 
     def connected(self, room: str | None = None) -> int:
@@ -173,7 +183,7 @@ class Rooms:
         return set(self._members)
 
     def _remove(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        self._subscribers.pop(subscriber.id, None)
         self._everywhere.discard(subscriber)
         for room in subscriber.rooms:
             members = self._members[room]

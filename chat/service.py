@@ -123,22 +123,12 @@ class ChatService:
             overrides = draft.room is not defaults.room or draft.user is not defaults.user
             problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
             if problem:
-                await _answer(call, subscriber, wire.error(problem, draft.room, draft.user))
+                await subscriber.put(0, wire.error(problem, draft.room, draft.user))
                 continue
             self._rooms.join(subscriber, draft.room)
-            stored = await self._store.append(draft)
-            await _answer(call, subscriber, wire.ack(stored))
+            await self._store.append(draft)  # the rooms queue its ACK, in order with the room
+            await subscriber.room_to_spare()
         subscriber.finish()
-
-
-async def _answer(call: Call, subscriber: Subscriber, reply: bytes) -> None:
-    """Sends a reply to the stream's own request: at once when nothing is queued or being sent
-    (saving a hop through the sending task), else behind what is queued."""
-    if subscriber.idle and not call.sending.locked():
-        async with call.sending:
-            await call.send_all([reply])
-    else:
-        await subscriber.put(0, reply)  # 0: never mistaken for a replayed message
 
 
 async def _one_request(call: Call) -> Any:

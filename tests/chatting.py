@@ -172,7 +172,7 @@ def run_client(
 
 
 class RedisProcess:
-    """A real redis-server on a free port, without persistence; can be killed and restarted."""
+    """A real redis-server on a free port; its append-only file keeps the data across a restart."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
