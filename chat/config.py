@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--store",
         default=env("CHAT_STORE", d.store),
-        help="sqlite:///path/chat.db (default sqlite:///chat.db), memory://",
+        help="sqlite:///path/chat.db (default sqlite:///chat.db), memory://, redis://host:port/db",
     )
     p.add_argument(
         "--queue-size",

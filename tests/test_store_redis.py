@@ -71,10 +71,7 @@ async def test_redis_going_away_fails_appends_and_recovery_needs_no_restart(
             await store.append(Draft("r", "u", "while away"))
         with pytest.raises(StoreUnavailable):
             await store.check()
-        async with asyncio.timeout(10):
-            while not recorder.losses:
-                recorder.changed.clear()
-                await recorder.changed.wait()
+        await recorder.wait_for_loss()
         redis_server.start()  # returns once it accepts connections
         await store.check()
         after = await store.append(Draft("r", "u", "after"))
@@ -89,3 +86,25 @@ async def test_redis_going_away_fails_appends_and_recovery_needs_no_restart(
 async def test_a_redis_url_nobody_answers_at_is_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable, match="does not answer"):
         await RedisStore.open(f"redis://127.0.0.1:{free_port()}/0")
+
+
+async def test_a_redis_that_comes_back_empty_is_followed_anew(
+    redis_server: RedisProcess,
+) -> None:
+    store = await RedisStore.open(redis_server.url)
+    recorder = Recorder()
+    store.listen(recorder)
+    try:
+        for text in ("one", "two", "three"):
+            await store.append(Draft("r", "u", text))
+        redis_server.stop()
+        redis_server.wipe()
+        await recorder.wait_for_loss()
+        redis_server.start()
+        await store.check()
+        again = await store.append(Draft("r", "u", "after the loss"))
+        assert again.id == 1
+        heard = await recorder.wait_for(4)
+        assert [m.text for m in heard] == ["one", "two", "three", "after the loss"]
+    finally:
+        await store.close()

@@ -9,6 +9,7 @@ resumes where it stopped.
 
 import asyncio
 import heapq
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from redis.exceptions import RedisError
 from chat.errors import ConfigError, StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store import PAGE_SIZE, Listener
+
+log = logging.getLogger("chat.store.redis")
 
 PREFIX = "chat:"
 NEXT_ID, ALL, ROOMS = PREFIX + "next_id", PREFIX + "all", PREFIX + "rooms"
@@ -212,6 +215,8 @@ class RedisStore:
         failures = 0
         while not self._closing:
             try:
+                if failures:
+                    await self._notice_lost_data()
                 reply = cast(
                     list[tuple[bytes, Entries]],
                     await self._reader.xread(
@@ -220,6 +225,9 @@ class RedisStore:
                 )
             except RedisError as error:
                 if failures == 0:
+                    # Pooled connections to the Redis that went away are dead too; dropping
+                    # them now spares the first appends after its return a stale socket.
+                    await self._client.connection_pool.disconnect()
                     lost = StoreUnavailable(f"lost Redis: {error}")
                     for listener in self._listeners:
                         listener.lost(lost)
@@ -238,6 +246,16 @@ class RedisStore:
                 _, future = heapq.heappop(self._waiting)
                 if not future.done():
                     future.set_result(None)
+
+    async def _notice_lost_data(self) -> None:
+        """After an outage: a Redis that came back without its data starts the ids again, and
+        following from the old position would skip every new message."""
+        newest = cast(Entries, await self._reader.xrevrange(ALL, count=1))
+        newest_id = _entry_id(newest[0][0]) if newest else 0
+        if newest_id < self._delivered:
+            log.warning("Redis came back without messages up to %d; following anew", newest_id)
+            self._last_entry = "0-0"
+            self._delivered = 0
 
     def _stored(self, entry: bytes, fields: dict[bytes, bytes]) -> Stored:
         ours = fields.get(b"replica", b"").decode() == self._replica
