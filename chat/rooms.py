@@ -27,7 +27,10 @@ class Subscriber:
         self.user = user  # None: a history follower, which is not shown as online
         self.rooms: set[str] = set()
         self.last_id = 0  # the newest stored id handed to the stream
-        self.ended: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+        self.replayed = 0  # the newest id a history replay sent: the queue may repeat it
+        self.live = False  # the replay (if any) is done: queued replies may go out at once
+        self._loop = asyncio.get_running_loop()
+        self.ended: asyncio.Future[Exception] = self._loop.create_future()
         self._capacity = capacity
         self._queue: deque[Delivery] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -52,7 +55,8 @@ class Subscriber:
         """
         if not self._finished and not self.ended.done():
             self._queue.append((0, data))  # 0: never mistaken for a replayed message
-            self._wake()
+            # No wake-up: the stream's receiving side sends it right after the append, or
+            # whoever is sending takes it with the next batch.
 
     async def put(self, id: int, data: bytes) -> None:
         """Queues a reply to the stream's own request, waiting while the queue is full."""
@@ -63,7 +67,7 @@ class Subscriber:
         """Waits while the queue is full: a client that sends faster than it reads its
         replies is slowed down (through flow control), not cut off."""
         while len(self._queue) >= self._capacity and not self.ended.done():
-            self._space = asyncio.get_running_loop().create_future()
+            self._space = self._loop.create_future()
             try:
                 await self._space
             finally:
@@ -83,20 +87,25 @@ class Subscriber:
         self._wake()
 
     async def batch(self) -> list[Delivery]:
-        """Everything queued, waiting for at least one; [] once finished or ended."""
-        while not self._queue:
+        """What `take` gives, waiting for at least one; [] once finished or ended."""
+        while not (items := self.take()):
             if self._finished or self.ended.done():
                 return []
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
-        items = list(self._queue)
-        self._queue.clear()
-        self._make_space()
-        newest = max(id for id, _ in items)
-        self.last_id = max(self.last_id, newest)
+        return items
+
+    def take(self) -> list[Delivery]:
+        """Everything queued right now, maybe nothing, without waiting; only what a replayed
+        history did not already show."""
+        items = [item for item in self._queue if not item[0] or item[0] > self.replayed]
+        if self._queue:
+            self.last_id = max(self.last_id, max(id for id, _ in self._queue))
+            self._queue.clear()
+            self._make_space()
         return items
 
     def _wake(self) -> None:

@@ -18,7 +18,7 @@ from chat.codec import ChatCodec
 from chat.config import Settings
 from chat.errors import ShuttingDown
 from chat.model import Draft, Stored
-from chat.rooms import Rooms, Subscriber
+from chat.rooms import Delivery, Rooms, Subscriber
 from chat.store import Store
 from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
 
@@ -81,7 +81,7 @@ class ChatService:
             online=self._rooms.online(room),
             uptime_seconds=time.monotonic() - self._started,
         )
-        await call.send(reply)
+        call.reply_once(reply)
 
     async def get_messages(self, call: Call) -> None:
         request: MessagesRequest = await _one_request(call)
@@ -127,6 +127,8 @@ class ChatService:
                 continue
             self._rooms.join(subscriber, draft.room)
             await self._store.append(draft)  # the rooms queue its ACK, in order with the room
+            if subscriber.live and not call.sending.locked():
+                await _send_queued(call, subscriber.take())  # saves a hop to the sending task
             await subscriber.room_to_spare()
         subscriber.finish()
 
@@ -182,12 +184,16 @@ async def _replay_then_live(
     both; it is sent once, from the history.
     """
     async with call.sending:
-        seen = await _send_history(call, history)
+        subscriber.replayed = await _send_history(call, history)
+        subscriber.live = True
     while batch := await subscriber.batch():
-        replies = [data for id, data in batch if not seen or id == 0 or id > seen]
-        if replies:
-            async with call.sending:
-                await call.send_all(replies)
+        await _send_queued(call, batch)
+
+
+async def _send_queued(call: Call, replies: list[Delivery]) -> None:
+    if replies:
+        async with call.sending:
+            await call.send_all([data for _, data in replies])
 
 
 async def _until_ended(
