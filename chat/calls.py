@@ -17,6 +17,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
+from chat.auth import TokenAuth
 from chat.codec import ChatCodec, receive
 from chat.errors import to_grpc_error
 
@@ -77,11 +78,15 @@ WRITE_BATCH = 256
 
 
 class Calls:
-    """Wraps handlers: counts open calls, refuses new ones while stopping, logs one line each."""
+    """Wraps handlers: counts open calls, refuses new ones while stopping or without the token,
+    logs one line each."""
 
-    def __init__(self, codec: ChatCodec, max_message_bytes: int) -> None:
+    def __init__(
+        self, codec: ChatCodec, max_message_bytes: int, auth: TokenAuth | None = None
+    ) -> None:
         self._codec = codec
         self._limit = max_message_bytes
+        self._auth = auth
         self._open = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -99,6 +104,8 @@ class Calls:
             try:
                 if self.closing:
                     raise GRPCError(Status.UNAVAILABLE, "the server is shutting down")
+                if self._auth is not None:
+                    self._auth.check(stream.metadata)
                 await handler(call)
             except asyncio.CancelledError:
                 status = Status.CANCELLED

@@ -23,6 +23,7 @@ class Settings:
     max_history: int = 0
     drain_seconds: float = 5.0
     log_level: str = "INFO"
+    token: str = ""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -78,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
         help="how long a stopping server waits for open calls to end",
     )
     p.add_argument("--log-level", default=env("CHAT_LOG_LEVEL", d.log_level))
+    p.add_argument(
+        "--token",
+        default=env("CHAT_TOKEN", d.token),
+        help="require 'authorization: Bearer TOKEN' on every call but health (prefer CHAT_TOKEN)",
+    )
     return p
 
 

@@ -13,6 +13,7 @@ from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
 
 from chat import rules, wire
+from chat.auth import TokenAuth
 from chat.calls import WRITE_BATCH, Call, Calls
 from chat.codec import ChatCodec
 from chat.config import Settings
@@ -31,7 +32,8 @@ class ChatService:
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.codec = ChatCodec()
-        self.calls = Calls(self.codec, settings.max_message_bytes)
+        auth = TokenAuth(settings.token) if settings.token else None
+        self.calls = Calls(self.codec, settings.max_message_bytes, auth)
         self._store = store
         self._rooms = Rooms(settings.queue_size)
         self._max_text_bytes = settings.max_text_bytes
