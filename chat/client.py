@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 
@@ -14,6 +15,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from chat import output
 from chat.auth import bearer
 from chat.streams import raise_status
+from chat.tls import client_context
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -43,6 +45,18 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--token",
         default=default(env("CHAT_TOKEN", "")),
         help="the server's token, sent as 'authorization: Bearer TOKEN' (env CHAT_TOKEN)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="connect with TLS, trusting the system's CAs",
+    )
+    parser.add_argument(
+        "--ca",
+        default=default(""),
+        metavar="FILE",
+        help="connect with TLS, trusting the CA certificates in FILE (PEM)",
     )
 
 
@@ -80,12 +94,13 @@ def connector(args: argparse.Namespace) -> Callable[[], Channel]:
     """Opens channels to `--server` as the flags say: the one place a client channel is made."""
     host, port = split_address(args.server)
     metadata = bearer(args.token) if args.token else {}
+    context = client_context(args.ca or None) if args.tls or args.ca else None
 
     async def add_metadata(event: SendRequest) -> None:
         event.metadata.update(metadata)
 
     def connect() -> Channel:
-        channel = Channel(host, port)
+        channel = Channel(host, port, ssl=context)
         if metadata:
             listen(channel, SendRequest, add_metadata)
         return channel
@@ -182,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = asyncio.run(run(args))
     except KeyboardInterrupt:
         code = 130
+    except ssl.SSLError as error:  # before ValueError: a failed verification is both
+        code = _fail(f"TLS with the server at {args.server} failed: {error}")
     except ValueError as error:
         code = _fail(str(error))
     except GRPCError as error:

@@ -24,6 +24,8 @@ class Settings:
     drain_seconds: float = 5.0
     log_level: str = "INFO"
     token: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -84,6 +86,18 @@ def parser() -> argparse.ArgumentParser:
         default=env("CHAT_TOKEN", d.token),
         help="require 'authorization: Bearer TOKEN' on every call but health (prefer CHAT_TOKEN)",
     )
+    p.add_argument(
+        "--tls-cert",
+        default=env("CHAT_TLS_CERT", d.tls_cert),
+        metavar="FILE",
+        help="serve TLS with this certificate chain (PEM); needs --tls-key",
+    )
+    p.add_argument(
+        "--tls-key",
+        default=env("CHAT_TLS_KEY", d.tls_key),
+        metavar="FILE",
+        help="the private key of --tls-cert (PEM)",
+    )
     return p
 
 
@@ -94,6 +108,8 @@ def load(argv: Sequence[str] | None = None) -> Settings:
     for name in ("queue_size", "max_message_bytes", "max_text_bytes"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     return settings

@@ -13,12 +13,14 @@ from chat.config import Settings
 from chat.errors import ConfigError, StoreUnavailable
 from chat.service import ChatService
 from chat.store import open_store
+from chat.tls import server_context
 
 log = logging.getLogger("chat.server")
 
 
 async def serve(settings: Settings) -> None:
     """Serves until SIGINT/SIGTERM; open streams then end with UNAVAILABLE, the store flushes."""
+    ssl = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     store = await open_store(settings.store, max_history=settings.max_history)
     service = ChatService(store, settings)
     server = Server([service], codec=service.codec)
@@ -27,8 +29,14 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await server.start(settings.host, settings.port)
-        log.info("listening on %s:%d, store %s", settings.host, settings.port, settings.store)
+        await server.start(settings.host, settings.port, ssl=ssl)
+        log.info(
+            "listening on %s:%d%s, store %s",
+            settings.host,
+            settings.port,
+            " with TLS" if ssl else "",
+            settings.store,
+        )
         await stop.wait()
         log.info("stopping: %d open calls", service.calls.open)
         service.shut_down()
