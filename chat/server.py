@@ -11,6 +11,7 @@ from grpclib.server import Server
 from chat import config
 from chat.config import Settings
 from chat.errors import ConfigError, StoreUnavailable
+from chat.health import HealthChecks
 from chat.service import ChatService
 from chat.store import open_store
 from chat.tls import server_context
@@ -23,12 +24,14 @@ async def serve(settings: Settings) -> None:
     ssl = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     store = await open_store(settings.store, max_history=settings.max_history)
     service = ChatService(store, settings)
-    server = Server([service], codec=service.codec)
+    health = HealthChecks(store, service)
+    server = Server([service, health.service], codec=service.codec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
+        await health.start()
         await server.start(settings.host, settings.port, ssl=ssl)
         log.info(
             "listening on %s:%d%s, store %s",
@@ -39,6 +42,7 @@ async def serve(settings: Settings) -> None:
         )
         await stop.wait()
         log.info("stopping: %d open calls", service.calls.open)
+        health.stopping()
         service.shut_down()
         if not await service.calls.wait_idle(settings.drain_seconds):
             log.warning(
