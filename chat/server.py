@@ -12,6 +12,7 @@ from chat import config
 from chat.config import Settings
 from chat.errors import ConfigError, StoreUnavailable
 from chat.health import HealthChecks
+from chat.reflection import with_reflection
 from chat.service import ChatService
 from chat.store import open_store
 from chat.tls import server_context
@@ -25,7 +26,7 @@ async def serve(settings: Settings) -> None:
     store = await open_store(settings.store, max_history=settings.max_history)
     service = ChatService(store, settings)
     health = HealthChecks(store, service)
-    server = Server([service, health.service], codec=service.codec)
+    server = Server(with_reflection([service, health.service]), codec=service.codec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
