@@ -20,6 +20,7 @@ from grpclib.server import Stream
 from chat.auth import TokenAuth
 from chat.codec import ChatCodec, receive
 from chat.errors import to_grpc_error
+from chat.logs import CALL_LINE
 
 log = logging.getLogger("chat.calls")
 
@@ -123,15 +124,15 @@ class Calls:
                 self._open -= 1
                 if not self._open:
                     self._idle.set()
-                log.info(
-                    "%s %s %s %.1fms in=%d out=%d",
-                    _peer(stream),
-                    method,
-                    status.name,
-                    (time.monotonic() - started) * 1000,
-                    call.received,
-                    call.sent,
-                )
+                fields = {
+                    "peer": _peer(stream),
+                    "method": method,
+                    "status": status.name,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "messages_in": call.received,
+                    "messages_out": call.sent,
+                }
+                log.info(CALL_LINE, fields, extra={"call": fields})
 
         return run
 

@@ -5,6 +5,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chat import logs
 from chat.errors import ConfigError
 
 MiB = 1024 * 1024
@@ -23,6 +24,7 @@ class Settings:
     max_history: int = 0
     drain_seconds: float = 5.0
     log_level: str = "INFO"
+    log_format: str = "text"
     token: str = ""
     tls_cert: str = ""
     tls_key: str = ""
@@ -80,7 +82,16 @@ def parser() -> argparse.ArgumentParser:
         default=float(env("CHAT_DRAIN_SECONDS", str(d.drain_seconds))),
         help="how long a stopping server waits for open calls to end",
     )
-    p.add_argument("--log-level", default=env("CHAT_LOG_LEVEL", d.log_level))
+    p.add_argument(
+        "--log-level",
+        default=env("CHAT_LOG_LEVEL", d.log_level),
+        help=f"one of {', '.join(logs.LEVELS)}",
+    )
+    p.add_argument(
+        "--log-format",
+        default=env("CHAT_LOG_FORMAT", d.log_format),
+        help="text (default), or json: one JSON object per line",
+    )
     p.add_argument(
         "--token",
         default=env("CHAT_TOKEN", d.token),
@@ -110,6 +121,11 @@ def load(argv: Sequence[str] | None = None) -> Settings:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    if settings.log_level.upper() not in logs.LEVELS:
+        levels = ", ".join(logs.LEVELS)
+        raise ConfigError(f"--log-level {settings.log_level!r} is not one of {levels}")
+    if settings.log_format not in logs.FORMATS:
+        raise ConfigError(f"--log-format {settings.log_format!r} is not text or json")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     return settings

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from grpclib.server import Server
 
-from chat import config
+from chat import config, logs
 from chat.config import Settings
 from chat.errors import ConfigError, StoreUnavailable
 from chat.health import HealthChecks
@@ -66,10 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = config.load(argv)
     except ConfigError as error:
         sys.exit(f"chat-server: {error}")
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         import uvloop
     except ImportError:  # Windows: the standard loop
