@@ -92,6 +92,8 @@ class Calls:
         self._idle = asyncio.Event()
         self._idle.set()
         self.closing = False
+        self.on_end: Callable[[str, Status, float], None] | None = None
+        """Told of every call that ends: its method, its status and how many seconds it took."""
 
     def wrap(self, method: str, handler: Handler) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
         """The grpclib handler function for one method."""
@@ -119,20 +121,25 @@ class Calls:
                     log.exception("%s failed", method)
                 status, message = grpc_error.status, grpc_error.message
             finally:
+                # Logged and counted before the status goes out: a client that has its status
+                # finds its call in the log and the metrics.
+                seconds = time.monotonic() - started
+                fields = {
+                    "peer": _peer(stream),
+                    "method": method,
+                    "status": status.name,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "messages_in": call.received,
+                    "messages_out": call.sent,
+                }
+                log.info(CALL_LINE, fields, extra={"call": fields})
+                if self.on_end is not None:
+                    self.on_end(method, status, seconds)
                 if status is not Status.CANCELLED:
                     await _end(stream, status, message)
                 self._open -= 1
                 if not self._open:
                     self._idle.set()
-                fields = {
-                    "peer": _peer(stream),
-                    "method": method,
-                    "status": status.name,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                    "messages_in": call.received,
-                    "messages_out": call.sent,
-                }
-                log.info(CALL_LINE, fields, extra={"call": fields})
 
         return run
 

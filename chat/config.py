@@ -28,6 +28,7 @@ class Settings:
     token: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    metrics_port: int = 0
 
 
 def _env_int(name: str, default: int) -> int:
@@ -109,6 +110,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the private key of --tls-cert (PEM)",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env_int("CHAT_METRICS_PORT", d.metrics_port),
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: off)",
+    )
     return p
 
 
@@ -126,6 +134,8 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"--log-level {settings.log_level!r} is not one of {levels}")
     if settings.log_format not in logs.FORMATS:
         raise ConfigError(f"--log-format {settings.log_format!r} is not text or json")
+    if not 0 <= settings.metrics_port <= 65535:
+        raise ConfigError("--metrics-port must be a TCP port, or 0 for no metrics")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     return settings

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from chat import wire
 from chat.errors import SlowConsumer, StoreUnavailable
@@ -22,13 +22,16 @@ Delivery = tuple[int, bytes]
 class Subscriber:
     """One live listener: a bounded queue between the rooms and the stream that drains it."""
 
-    def __init__(self, id: int, user: str | None, capacity: int) -> None:
+    def __init__(
+        self, id: int, user: str | None, capacity: int, on_cut_off: Callable[[], None]
+    ) -> None:
         self.id = id
         self.user = user  # None: a history follower, which is not shown as online
         self.rooms: set[str] = set()
         self.last_id = 0  # the newest stored id handed to the stream
         self.ended: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
         self._capacity = capacity
+        self._on_cut_off = on_cut_off
         self._queue: deque[Delivery] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
@@ -40,6 +43,7 @@ class Subscriber:
             return
         if len(self._queue) >= self._capacity:
             self.end(SlowConsumer(self.last_id, self._capacity))
+            self._on_cut_off()
             return
         self._queue.append((id, data))
         self._wake()
@@ -106,6 +110,7 @@ class Rooms:
     """Room membership, presence and delivery; the store calls `stored` in id order."""
 
     def __init__(self, capacity: int) -> None:
+        self.cut_off = 0  # subscribers ended for falling behind, since the start
         self._capacity = capacity
         self._ids = itertools.count(1)
         self._subscribers: set[Subscriber] = set()
@@ -116,7 +121,7 @@ class Rooms:
     @contextlib.contextmanager
     def subscribe(self, user: str | None) -> Iterator[Subscriber]:
         """A new subscriber in no room yet; leaving the block takes it out of every room."""
-        subscriber = Subscriber(next(self._ids), user, self._capacity)
+        subscriber = Subscriber(next(self._ids), user, self._capacity, self._count_cut_off)
         self._subscribers.add(subscriber)
         try:
             yield subscriber
@@ -171,6 +176,9 @@ class Rooms:
     def active_rooms(self) -> set[str]:
         """Rooms someone is listening to right now."""
         return set(self._members)
+
+    def _count_cut_off(self) -> None:
+        self.cut_off += 1
 
     def _remove(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)

@@ -36,6 +36,7 @@ class ChatService:
         self.calls = Calls(self.codec, settings.max_message_bytes, auth)
         self._store = store
         self._rooms = Rooms(settings.queue_size)
+        self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
         self._started = time.monotonic()
         store.listen(self._rooms)
@@ -44,6 +45,16 @@ class ChatService:
         """Refuses new calls and ends every live stream with UNAVAILABLE; open calls then end."""
         self.calls.closing = True
         self._rooms.end_all(ShuttingDown())
+
+    @property
+    def connected(self) -> int:
+        """Open live streams: chats and following readers."""
+        return self._rooms.connected()
+
+    @property
+    def cut_off(self) -> int:
+        """Live streams ended for falling too far behind, since the start."""
+        return self._rooms.cut_off
 
     def __mapping__(self) -> dict[str, Handler]:
         methods: list[tuple[str, Callable[[Call], Awaitable[None]], Cardinality, type, type]] = [
@@ -129,6 +140,7 @@ class ChatService:
                 continue
             self._rooms.join(subscriber, draft.room)
             stored = await self._store.append(draft)
+            self.messages_stored += 1
             await _answer(call, subscriber, wire.ack(stored))
         subscriber.finish()
 
