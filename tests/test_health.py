@@ -47,19 +47,6 @@ async def test_an_unknown_service_is_not_found(server_process: Start) -> None:
     assert error.value.status is Status.NOT_FOUND
 
 
-@pytest.fixture
-async def channel_to() -> AsyncIterator[Callable[[ServerProcess], Channel]]:
-    channels: list[Channel] = []
-
-    def connect(server: ServerProcess, config: Configuration | None = None) -> Channel:
-        channels.append(Channel(*split_address(server.address), config=config))
-        return channels[-1]
-
-    yield connect
-    for channel in channels:
-        channel.close()
-
-
 @asynccontextmanager
 async def watch(channel: Channel) -> AsyncIterator[Callable[[], Awaitable[int]]]:
     """Watches the server's health; yields a function that waits for the next status."""
@@ -79,7 +66,7 @@ async def watch(channel: Channel) -> AsyncIterator[Callable[[], Awaitable[int]]]
 async def test_watchers_see_not_serving_while_redis_is_down_and_serving_once_it_is_back(
     server_process: Start,
     redis_server: RedisProcess,
-    channel_to: Callable[[ServerProcess], Channel],
+    channel_to: Callable[..., Channel],
 ) -> None:
     server = server_process(redis_server.url)
     async with watch(channel_to(server)) as next_status:

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import pytest
@@ -16,7 +16,6 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from prometheus_client.parser import text_string_to_metric_families
 
-from chat.client import split_address
 from gen.grpc.chat import MessageReplyKind
 
 Start = Callable[..., ServerProcess]
@@ -49,21 +48,8 @@ def plain(name: str) -> Sample:
     return (name, frozenset())
 
 
-@pytest.fixture
-async def channels() -> AsyncIterator[Callable[..., Channel]]:
-    opened: list[Channel] = []
-
-    def connect(server: ServerProcess, config: Configuration | None = None) -> Channel:
-        opened.append(Channel(*split_address(server.address), config=config))
-        return opened[-1]
-
-    yield connect
-    for channel in opened:
-        channel.close()
-
-
 async def test_calls_latency_messages_and_streams_are_counted(
-    server_process: Start, channels: Callable[..., Channel]
+    server_process: Start, channel_to: Callable[..., Channel]
 ) -> None:
     scraper = Scraper(server_process)
     address = scraper.server.address
@@ -71,7 +57,7 @@ async def test_calls_latency_messages_and_streams_are_counted(
     assert run_client(["--server", address, "stats"]).returncode == 0
     assert run_client(["--server", address, "stats", "--room", "b a d"]).returncode == 1
     async with AsyncExitStack() as stack:
-        chatter = await Chatter.open(stack, channels(scraper.server), user="ann")
+        chatter = await Chatter.open(stack, channel_to(scraper.server), user="ann")
         await chatter.say("still here")
         figures = await asyncio.to_thread(scraper.scrape)
         assert figures[plain("chat_connected_streams")] == 1
@@ -88,13 +74,13 @@ async def test_calls_latency_messages_and_streams_are_counted(
 
 
 async def test_a_listener_cut_off_for_falling_behind_is_counted(
-    server_process: Start, channels: Callable[..., Channel]
+    server_process: Start, channel_to: Callable[..., Channel]
 ) -> None:
     scraper = Scraper(server_process, "--queue-size", "5")
     small_window = Configuration(http2_connection_window_size=65535, http2_stream_window_size=65535)
     async with AsyncExitStack() as stack:
-        listener = await Chatter.open(stack, channels(scraper.server, small_window), user="slow")
-        sender = await Chatter.open(stack, channels(scraper.server), user="fast")
+        listener = await Chatter.open(stack, channel_to(scraper.server, small_window), user="slow")
+        sender = await Chatter.open(stack, channel_to(scraper.server), user="fast")
         for _ in range(30):  # 240 KB: more than the listener's window and queue hold
             await sender.say("x" * 8000)
         with pytest.raises(GRPCError) as error:
