@@ -96,7 +96,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--token",
         default=env("CHAT_TOKEN", d.token),
-        help="require 'authorization: Bearer TOKEN' on every call but health (prefer CHAT_TOKEN)",
+        help="require 'authorization: Bearer TOKEN' on chat calls; health and reflection stay open "
+        "(prefer CHAT_TOKEN: flags show in ps)",
     )
     p.add_argument(
         "--tls-cert",
