@@ -17,8 +17,10 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
+from chat.auth import TokenAuth
 from chat.codec import ChatCodec, receive
 from chat.errors import to_grpc_error
+from chat.logs import CALL_LINE
 
 log = logging.getLogger("chat.calls")
 
@@ -53,6 +55,7 @@ class Call:
     def reply_once(self, reply: bytes) -> None:
         """Keeps a unary call's one encoded reply; it goes out with the status, in one write."""
         self.reply = reply
+        self.sent += 1
 
     async def send_all(self, replies: list[bytes]) -> None:
         """Sends encoded replies of a streaming call, many gRPC messages per write.
@@ -77,15 +80,21 @@ WRITE_BATCH = 256
 
 
 class Calls:
-    """Wraps handlers: counts open calls, refuses new ones while stopping, logs one line each."""
+    """Wraps handlers: counts open calls, refuses new ones while stopping or without the token,
+    logs one line each."""
 
-    def __init__(self, codec: ChatCodec, max_message_bytes: int) -> None:
+    def __init__(
+        self, codec: ChatCodec, max_message_bytes: int, auth: TokenAuth | None = None
+    ) -> None:
         self._codec = codec
         self._limit = max_message_bytes
+        self._auth = auth
         self._open = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self.closing = False
+        self.on_end: Callable[[str, Status, float], None] | None = None
+        """Told of every call that ends: its method, its status and how many seconds it took."""
 
     def wrap(self, method: str, handler: Handler) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
         """The grpclib handler function for one method."""
@@ -99,6 +108,8 @@ class Calls:
             try:
                 if self.closing:
                     raise GRPCError(Status.UNAVAILABLE, "the server is shutting down")
+                if self._auth is not None:
+                    self._auth.check(stream.metadata)
                 await handler(call)
             except asyncio.CancelledError:
                 status = Status.CANCELLED
@@ -111,20 +122,25 @@ class Calls:
                     log.exception("%s failed", method)
                 status, message = grpc_error.status, grpc_error.message
             finally:
+                # Logged and counted before the status goes out: a client that has its status
+                # finds its call in the log and the metrics.
+                seconds = time.monotonic() - started
+                fields = {
+                    "peer": _peer(stream),
+                    "method": method,
+                    "status": status.name,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "messages_in": call.received,
+                    "messages_out": call.sent,
+                }
+                log.info(CALL_LINE, fields, extra={"call": fields})
+                if self.on_end is not None:
+                    self.on_end(method, status, seconds)
                 if status is not Status.CANCELLED:
                     await _end(call, status, message)
                 self._open -= 1
                 if not self._open:
                     self._idle.set()
-                log.info(
-                    "%s %s %s %.1fms in=%d out=%d",
-                    _peer(stream),
-                    method,
-                    status.name,
-                    (time.monotonic() - started) * 1000,
-                    call.received,
-                    call.sent,
-                )
 
         return run
 
@@ -147,7 +163,6 @@ async def _end(call: Call, status: Status, message: str | None) -> None:
     try:
         async with asyncio.timeout(TRAILERS_TIMEOUT):
             if call.reply is not None and status is Status.OK:
-                call.sent += 1
                 if _reply_in_one_write(stream, call.reply):
                     return
                 await stream.send_message(call.reply)

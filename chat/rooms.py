@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from chat import wire
 from chat.errors import SlowConsumer, StoreUnavailable
@@ -22,7 +22,9 @@ Delivery = tuple[int, bytes]
 class Subscriber:
     """One live listener: a bounded queue between the rooms and the stream that drains it."""
 
-    def __init__(self, id: int, user: str | None, capacity: int) -> None:
+    def __init__(
+        self, id: int, user: str | None, capacity: int, on_cut_off: Callable[[], None]
+    ) -> None:
         self.id = id
         self.user = user  # None: a history follower, which is not shown as online
         self.rooms: set[str] = set()
@@ -32,6 +34,7 @@ class Subscriber:
         self._loop = asyncio.get_running_loop()
         self.ended: asyncio.Future[Exception] = self._loop.create_future()
         self._capacity = capacity
+        self._on_cut_off = on_cut_off
         self._queue: deque[Delivery] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
@@ -43,6 +46,7 @@ class Subscriber:
             return
         if len(self._queue) >= self._capacity:
             self.end(SlowConsumer(self.last_id, self._capacity))
+            self._on_cut_off()
             return
         self._queue.append((id, data))
         self._wake()
@@ -121,6 +125,7 @@ class Rooms:
     """Room membership, presence and delivery; the store calls `stored` in id order."""
 
     def __init__(self, capacity: int) -> None:
+        self.cut_off = 0  # subscribers ended for falling behind, since the start
         self._capacity = capacity
         self._ids = itertools.count(1)
         self._subscribers: dict[int, Subscriber] = {}
@@ -131,7 +136,7 @@ class Rooms:
     @contextlib.contextmanager
     def subscribe(self, user: str | None) -> Iterator[Subscriber]:
         """A new subscriber in no room yet; leaving the block takes it out of every room."""
-        subscriber = Subscriber(next(self._ids), user, self._capacity)
+        subscriber = Subscriber(next(self._ids), user, self._capacity, self._count_cut_off)
         self._subscribers[subscriber.id] = subscriber
         try:
             yield subscriber
@@ -190,6 +195,9 @@ class Rooms:
     def active_rooms(self) -> set[str]:
         """Rooms someone is listening to right now."""
         return set(self._members)
+
+    def _count_cut_off(self) -> None:
+        self.cut_off += 1
 
     def _remove(self, subscriber: Subscriber) -> None:
         self._subscribers.pop(subscriber.id, None)

@@ -13,6 +13,7 @@ from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
 
 from chat import rules, wire
+from chat.auth import TokenAuth
 from chat.calls import WRITE_BATCH, Call, Calls
 from chat.codec import ChatCodec
 from chat.config import Settings
@@ -31,9 +32,11 @@ class ChatService:
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.codec = ChatCodec()
-        self.calls = Calls(self.codec, settings.max_message_bytes)
+        auth = TokenAuth(settings.token) if settings.token else None
+        self.calls = Calls(self.codec, settings.max_message_bytes, auth)
         self._store = store
         self._rooms = Rooms(settings.queue_size)
+        self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
         self._started = time.monotonic()
         store.listen(self._rooms)
@@ -42,6 +45,16 @@ class ChatService:
         """Refuses new calls and ends every live stream with UNAVAILABLE; open calls then end."""
         self.calls.closing = True
         self._rooms.end_all(ShuttingDown())
+
+    @property
+    def connected(self) -> int:
+        """Open live streams: chats and following readers."""
+        return self._rooms.connected()
+
+    @property
+    def cut_off(self) -> int:
+        """Live streams ended for falling too far behind, since the start."""
+        return self._rooms.cut_off
 
     def __mapping__(self) -> dict[str, Handler]:
         methods: list[tuple[str, Callable[[Call], Awaitable[None]], Cardinality, type, type]] = [
@@ -127,6 +140,7 @@ class ChatService:
                 continue
             self._rooms.join(subscriber, draft.room)
             await self._store.append(draft)  # the rooms queue its ACK, in order with the room
+            self.messages_stored += 1
             if subscriber.live and not call.sending.locked():
                 await _send_queued(call, subscriber.take())  # saves a hop to the sending task
             await subscriber.room_to_spare()
