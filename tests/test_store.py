@@ -134,3 +134,15 @@ async def test_sqlite_keeps_messages_and_ids_across_a_reopen(tmp_path: Path) -> 
         assert (await again.append(Draft("r", "u", "next"))).id == 1001
     finally:
         await again.close()
+
+
+async def test_sqlite_checkpoints_keep_the_write_ahead_log_small(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        for n in range(2000):  # one transaction each: about 17 MB of log without checkpoints
+            await store.append(Draft("r", "u", f"message {n:05}" * 4))
+        assert path.with_name("chat.db-wal").stat().st_size < 4 * 1024 * 1024
+        assert [m.id async for m in store.history("r")] == list(range(1, 2001))
+    finally:
+        await store.close()
