@@ -1,0 +1,308 @@
+"""The load generator: the same grpclib client code drives the reference and the chat server.
+
+Both speak the tutorial's wire protocol, so every workload sends the same bytes to either (a
+MessageRequest with only `message` set, empty GetStats and GetMessages requests). Each workload
+prepares what it needs, then measures only its own part with a Meter.
+"""
+
+import asyncio
+import math
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+from grpclib.client import Channel, Stream, StreamStreamMethod, UnaryStreamMethod, UnaryUnaryMethod
+
+from bench.procstat import cpu_seconds, rss_kib
+from gen.grpc.chat import (
+    MessageReply,
+    MessageReplyKind,
+    MessageRequest,
+    MessagesRequest,
+    StatsReply,
+    StatsRequest,
+)
+
+SERVICE = "/grpc.chat.ChatService/"
+CONCURRENCY = 32  # unary calls in flight at once
+STREAMS_PER_CHANNEL = 50  # h2 allows a peer 100 open streams per connection by default
+FANOUT_WINDOW = 32  # messages the sender may be ahead of the slowest listener
+WORKLOAD_TIMEOUT = 600.0  # a stuck server fails the run instead of hanging it
+
+Progress = Callable[[int], None]
+BidiStream = Stream[MessageRequest, MessageReply]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one workload cost the server: `count` messages in `wall_s`, `cpu_s` of its CPU."""
+
+    count: int
+    wall_s: float
+    cpu_s: float
+    rss_before_kib: int
+    rss_after_kib: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Meter:
+    """Reads a server process's CPU time, RSS and the wall clock around the measured part."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._cpu = 0.0
+        self._wall = 0.0
+        self._rss = 0
+
+    def start(self) -> None:
+        self._rss = rss_kib(self._pid)
+        self._wall = time.perf_counter()
+        self._cpu = cpu_seconds(self._pid)
+
+    def stop(self, count: int, **extra: float) -> Sample:
+        cpu = cpu_seconds(self._pid) - self._cpu
+        wall = time.perf_counter() - self._wall
+        return Sample(count, wall, cpu, self._rss, rss_kib(self._pid), extra)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A running server under load: where it listens and which process does its work."""
+
+    host: str
+    port: int
+    pid: int
+
+    def channel(self) -> Channel:
+        return Channel(self.host, self.port)
+
+
+def _bidi(channel: Channel) -> StreamStreamMethod[MessageRequest, MessageReply]:
+    return StreamStreamMethod(
+        channel, SERVICE + "SendAndReceiveMessage", MessageRequest, MessageReply
+    )
+
+
+def _get_stats(channel: Channel) -> UnaryUnaryMethod[StatsRequest, StatsReply]:
+    return UnaryUnaryMethod(channel, SERVICE + "GetStats", StatsRequest, StatsReply)
+
+
+async def _reply_to(stream: BidiStream, text: str) -> None:
+    """Waits for the server's answer to `text` (the tutorial's reply, our ACK), skipping others."""
+    expected = f"Server Responding to {text}"
+    while True:
+        reply = await stream.recv_message()
+        if reply is None:
+            raise RuntimeError(f"the stream ended before the reply to {text!r}")
+        if reply.message == expected:
+            return
+
+
+async def _chat(stream: BidiStream, texts: range, progress: Progress) -> None:
+    for i in texts:
+        text = f"hello from the benchmark, message {i}"
+        await stream.send_message(MessageRequest(message=text))
+        await _reply_to(stream, text)
+        progress(i + 1)
+
+
+async def _hang_up(stream: BidiStream) -> None:
+    """Half-closes and reads what is left, so the call ends with OK on both servers."""
+    await stream.end()
+    async for _ in stream:
+        pass
+
+
+WARM_UP_MESSAGES = 100
+
+
+async def warm_up(server: Endpoint, messages: int = WARM_UP_MESSAGES) -> None:
+    """A few calls of each kind, so the first measurement does not pay for imports and caches."""
+    async with server.channel() as channel:
+        async with _bidi(channel).open() as stream:
+            await stream.send_request()
+            await _chat(stream, range(messages), lambda done: None)
+            await _hang_up(stream)
+        for _ in range(messages):
+            await _get_stats(channel)(StatsRequest())
+
+
+async def bidi(server: Endpoint, size: int, progress: Progress) -> Sample:
+    """One SendAndReceiveMessage stream; every reply awaited before the next message."""
+    meter = Meter(server.pid)
+    async with server.channel() as channel, _bidi(channel).open() as stream:
+        await stream.send_request()
+        meter.start()
+        await _chat(stream, range(size), progress)
+        sample = meter.stop(size)
+        await _hang_up(stream)
+    return sample
+
+
+async def history(server: Endpoint, size: int, progress: Progress) -> Sample:
+    """GetMessages of everything stored (the messages of the bidi workload), read to the end."""
+    meter = Meter(server.pid)
+    async with server.channel() as channel:
+        read = UnaryStreamMethod(channel, SERVICE + "GetMessages", MessagesRequest, MessageReply)
+        meter.start()
+        count = 0
+        async with read.open() as stream:
+            await stream.send_message(MessagesRequest(), end=True)
+            async for _ in stream:
+                count += 1
+                progress(count)
+        return meter.stop(count)
+
+
+async def unary(server: Endpoint, size: int, progress: Progress) -> Sample:
+    """GetStats, one call after the other."""
+    meter = Meter(server.pid)
+    async with server.channel() as channel:
+        get_stats = _get_stats(channel)
+        await get_stats(StatsRequest())
+        meter.start()
+        for done in range(1, size + 1):
+            await get_stats(StatsRequest())
+            progress(done)
+        return meter.stop(size)
+
+
+async def unary_concurrent(server: Endpoint, size: int, progress: Progress) -> Sample:
+    """GetStats from CONCURRENCY callers at once on one connection, `size` calls in all."""
+    meter = Meter(server.pid)
+    done = 0
+
+    async def caller(calls: int) -> None:
+        nonlocal done
+        for _ in range(calls):
+            await get_stats(StatsRequest())
+            done += 1
+            progress(done)
+
+    async with server.channel() as channel:
+        get_stats = _get_stats(channel)
+        await get_stats(StatsRequest())
+        shares = [size // CONCURRENCY + (i < size % CONCURRENCY) for i in range(CONCURRENCY)]
+        meter.start()
+        async with asyncio.TaskGroup() as group:
+            for calls in shares:
+                group.create_task(caller(calls))
+        return meter.stop(size)
+
+
+async def _open_listener(
+    stack: AsyncExitStack, channel: Channel, metadata: dict[str, str] | None = None
+) -> BidiStream:
+    """A bidi stream left open until `stack` closes; it has sent its headers, nothing else."""
+    stream = _bidi(channel).open(metadata=metadata)
+    await stack.enter_async_context(stream)
+    stack.push_async_callback(stream.cancel)
+    await stream.send_request()
+    return stream
+
+
+async def _confirm_opened(channels: list[Channel]) -> None:
+    """A call answered on each connection: the server has seen every stream opened before it."""
+    for channel in channels:
+        await _get_stats(channel)(StatsRequest())
+
+
+class _Listener:
+    """Counts the chat messages one fan-out listener receives and how late each arrived."""
+
+    def __init__(self, stream: BidiStream, changed: asyncio.Event) -> None:
+        self.stream = stream
+        self.received = 0
+        self.latencies_ns: list[int] = []
+        self._changed = changed
+
+    async def listen(self, expected: int) -> None:
+        while self.received < expected:
+            reply = await self.stream.recv_message()
+            if reply is None:
+                raise RuntimeError("a fan-out listener's stream ended early")
+            if reply.kind != MessageReplyKind.CHAT:
+                continue
+            now = time.perf_counter_ns()
+            self.latencies_ns.append(now - int(reply.message.rsplit(" ", 1)[1]))
+            self.received += 1
+            self._changed.set()
+
+
+async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int) -> Sample:
+    """One sender, `listeners` streams in the same room; `size` messages, each ACK awaited.
+
+    The sender stays at most FANOUT_WINDOW messages ahead of the slowest listener, so a load
+    generator slower than the server never gets its listeners cut off. Latency is from just
+    before the send to the listener's receipt, on this process's clock.
+    """
+    meter = Meter(server.pid)
+    changed = asyncio.Event()
+    channels = [server.channel() for _ in range(math.ceil((listeners + 1) / STREAMS_PER_CHANNEL))]
+    async with AsyncExitStack() as stack:
+        for channel in channels:
+            stack.callback(channel.close)
+        crowd = []
+        for i in range(listeners):
+            metadata = {"chat-room": "fanout", "chat-user": f"listener{i}"}
+            stream = await _open_listener(stack, channels[i // STREAMS_PER_CHANNEL], metadata)
+            crowd.append(_Listener(stream, changed))
+        metadata = {"chat-room": "fanout", "chat-user": "sender"}
+        sender = await _open_listener(stack, channels[-1], metadata)
+        await _confirm_opened(channels)
+        meter.start()
+        async with asyncio.TaskGroup() as group:
+            for listener in crowd:
+                group.create_task(listener.listen(size))
+            for i in range(size):
+                while min(listener.received for listener in crowd) < i - FANOUT_WINDOW:
+                    changed.clear()
+                    await changed.wait()
+                text = f"fanout {i} {time.perf_counter_ns()}"
+                await sender.send_message(MessageRequest(message=text))
+                await _reply_to(sender, text)
+                progress(i + 1)
+        deliveries = size * listeners
+        sample = meter.stop(deliveries)
+    latencies = sorted(ns for listener in crowd for ns in listener.latencies_ns)
+    return Sample(
+        sample.count,
+        sample.wall_s,
+        sample.cpu_s,
+        sample.rss_before_kib,
+        sample.rss_after_kib,
+        {
+            "sent": size,
+            "listeners": listeners,
+            "latency_p50_ms": _percentile(latencies, 0.50) / 1e6,
+            "latency_p99_ms": _percentile(latencies, 0.99) / 1e6,
+        },
+    )
+
+
+def _percentile(values: list[int], fraction: float) -> float:
+    if len(values) == 1:
+        return float(values[0])
+    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
+
+
+async def idle(server: Endpoint, size: int, progress: Progress) -> Sample:
+    """`size` SendAndReceiveMessage streams opened and left open: what the server holds per stream.
+
+    The streams sit in the default room and send nothing; RSS is read once every connection has
+    answered a call made after its streams opened.
+    """
+    meter = Meter(server.pid)
+    channels = [server.channel() for _ in range(math.ceil(size / STREAMS_PER_CHANNEL))]
+    async with AsyncExitStack() as stack:
+        for channel in channels:
+            stack.callback(channel.close)
+        await _confirm_opened(channels)  # connections up before the first reading
+        meter.start()
+        for i in range(size):
+            await _open_listener(stack, channels[i // STREAMS_PER_CHANNEL])
+            progress(i + 1)
+        await _confirm_opened(channels)
+        return meter.stop(size)
