@@ -22,7 +22,7 @@ class ProgressLine:
         if self._live:
             self.update(0)
         else:
-            print(f"{label} ({total})", file=self._out, flush=True)
+            print(f"{label} ({total})" if total else label, file=self._out, flush=True)
 
     def update(self, done: int) -> None:
         if not self._live:
@@ -31,7 +31,8 @@ class ProgressLine:
         if now - self._drawn < REDRAW_SECONDS and done < self._total:
             return
         self._drawn = now
-        self._out.write(f"\r\x1b[K{self._label} {done}/{self._total}")
+        count = f" {done}/{self._total}" if self._total else ""
+        self._out.write(f"\r\x1b[K{self._label}{count}")
         self._out.flush()
 
     def clear(self) -> None:
