@@ -70,10 +70,12 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
 def main(argv: Sequence[str] | None = None) -> None:
     sizes, json_path = parse(argv)
     machine = Machine()
+    progress = ProgressLine()
     try:
-        records = uvloop.run(runner.run(sizes, ProgressLine()))
+        records = uvloop.run(runner.run(sizes, progress))
     except (RuntimeError, OSError) as error:
-        sys.exit(f"\nbench: {error}")
+        progress.clear()
+        sys.exit(f"bench: {error}")
     print(report.table(records, sizes, machine))
     if json_path is not None:
         json_path.write_text(json.dumps(as_json(records, sizes, machine), indent=2) + "\n")

@@ -29,7 +29,6 @@ SERVICE = "/grpc.chat.ChatService/"
 CONCURRENCY = 32  # unary calls in flight at once
 STREAMS_PER_CHANNEL = 50  # h2 allows a peer 100 open streams per connection by default
 FANOUT_WINDOW = 32  # messages the sender may be ahead of the slowest listener
-WORKLOAD_TIMEOUT = 600.0  # a stuck server fails the run instead of hanging it
 
 Progress = Callable[[int], None]
 BidiStream = Stream[MessageRequest, MessageReply]
@@ -141,7 +140,7 @@ async def bidi(server: Endpoint, size: int, progress: Progress) -> Sample:
     return sample
 
 
-async def history(server: Endpoint, size: int, progress: Progress) -> Sample:
+async def history(server: Endpoint, progress: Progress) -> Sample:
     """GetMessages of everything stored (the messages of the bidi workload), read to the end."""
     meter = Meter(server.pid)
     async with server.channel() as channel:

@@ -19,7 +19,7 @@ from bench.tutorial import generate
 
 
 class TutorialService:
-    """The tutorial's three RPCs, as it wrote them."""
+    """The tutorial's three RPCs, as it wrote them (grpcio finds them by these names)."""
 
     def __init__(self, pb2: ModuleType) -> None:
         self._pb2 = pb2

@@ -1,15 +1,20 @@
 """Rounds of every workload against every server, alternating which server goes first."""
 
+import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bench import load
 from bench.load import Endpoint, Progress, Sample
 from bench.progress import ProgressLine
 from bench.servers import REFERENCE, TARGETS, ServerProcess
+
+T = TypeVar("T")
+WORKLOAD_TIMEOUT = 600.0  # a stuck server fails the run instead of hanging it
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ WORKLOADS = (
     Workload("bidi", lambda e, s, p: load.bidi(e, s.messages, p), lambda s: s.messages, True),
     Workload(
         "history",
-        lambda e, s, p: load.history(e, s.messages, p),
+        lambda e, s, p: load.history(e, p),
         lambda s: s.messages + load.WARM_UP_MESSAGES,
         True,
     ),
@@ -91,15 +96,29 @@ async def _round(number: int, sizes: Sizes, progress: ProgressLine, workdir: Pat
         ]
         for server in servers:
             progress.begin(f"round {number}/{sizes.rounds} {server.target} warm-up", 0)
-            await server.ready()
-            await load.warm_up(server.endpoint)
+            await _guarded(server, f"{server.target} warm-up", _warm_up(server))
         for workload in WORKLOADS:
             for server in servers:
                 if server.target == REFERENCE and not workload.reference:
                     continue
                 label = f"round {number}/{sizes.rounds} {server.target} {workload.name}"
                 progress.begin(label, workload.total(sizes))
-                sample = await workload.run(server.endpoint, sizes, progress.update)
-                server.check_alive()
+                run = workload.run(server.endpoint, sizes, progress.update)
+                sample = await _guarded(server, label, run)
                 records.append(Record(number, server.target, workload.name, sample))
     return records
+
+
+async def _warm_up(server: ServerProcess) -> None:
+    await server.ready()
+    await load.warm_up(server.endpoint)
+
+
+async def _guarded(server: ServerProcess, label: str, work: Awaitable[T]) -> T:
+    """`work` within WORKLOAD_TIMEOUT; any failure becomes one RuntimeError saying what and why."""
+    try:
+        async with asyncio.timeout(WORKLOAD_TIMEOUT):
+            return await work
+    except Exception as error:  # a crash says more than the client's error
+        reason = server.failure() or f"{type(error).__name__}: {error}".removesuffix(": ")
+        raise RuntimeError(f"{label}: {reason}") from error

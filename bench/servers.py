@@ -22,12 +22,11 @@ TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE)
 
 def command(target: str, port: int, workdir: Path) -> list[str]:
     """How each target is run: ours with its defaults (INFO logging: one line per call)."""
+    address = ["--host", HOST, "--port", str(port)]
     if target == REFERENCE:
-        return [sys.executable, "-m", "bench.reference", "--host", HOST, "--port", str(port)]
+        return [sys.executable, "-m", "bench.reference", *address]
     store = "memory://" if target == OURS_MEMORY else f"sqlite:///{workdir / 'bench.db'}"
-    return [
-        sys.executable, "-m", "chat.server", "--host", HOST, "--port", str(port), "--store", store
-    ]  # fmt: skip
+    return [sys.executable, "-m", "chat.server", *address, "--store", store]
 
 
 def free_port() -> int:
@@ -55,7 +54,9 @@ class ServerProcess:
         """Returns once the port accepts connections; fails early if the server died."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            self.check_alive()
+            failure = self.failure()
+            if failure:
+                raise RuntimeError(failure)
             try:
                 _, writer = await asyncio.open_connection(HOST, self.port)
             except OSError:
@@ -66,10 +67,15 @@ class ServerProcess:
             return self
         raise RuntimeError(f"{self.target} accepted nothing within {START_TIMEOUT:.0f}s")
 
-    def check_alive(self) -> None:
-        if self._proc.poll() is not None:
-            log = self._log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{self.target} exited with {self._proc.returncode}:\n{log}")
+    def failure(self) -> str | None:
+        """Why the server is gone (its exit code and last log line), or None while it runs."""
+        if self._proc.poll() is None:
+            return None
+        lines = self._log_path.read_text(errors="replace").splitlines()
+        last = [line for line in lines[-20:] if " INFO " not in line][-1:]
+        return f"{self.target} exited with code {self._proc.returncode}" + "".join(
+            f": {line.strip()}" for line in last
+        )
 
     def stop(self) -> None:
         if self._proc.poll() is None:
