@@ -49,3 +49,16 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     assert rows == {(w, s) for w in BOTH[:4] for s in ("memory", "sqlite")}
     assert report["machine"]["cores"] >= 1
     assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
+
+
+def test_a_size_below_one_is_refused_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--rounds", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith("every size must be at least 1")
+    assert result.stdout == ""
