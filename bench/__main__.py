@@ -42,6 +42,8 @@ def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
             sizes = dataclasses.replace(sizes, **{name: getattr(args, name)})
     if min(dataclasses.astuple(sizes)) < 1:
         parser.error("every size must be at least 1")
+    if args.json is not None and not args.json.parent.is_dir():
+        parser.error(f"--json: no folder {args.json.parent}")
     return sizes, args.json
 
 
