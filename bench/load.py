@@ -7,18 +7,20 @@ prepares what it needs, then measures only its own part with a Meter.
 
 import asyncio
 import math
+import re
 import statistics
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from grpclib.client import Channel, Stream, StreamStreamMethod, UnaryStreamMethod, UnaryUnaryMethod
+from grpclib.encoding.proto import ProtoCodec
 
 from bench.procstat import cpu_seconds, rss_kib
 from gen.grpc.chat import (
     MessageReply,
-    MessageReplyKind,
     MessageRequest,
     MessagesRequest,
     StatsReply,
@@ -28,7 +30,6 @@ from gen.grpc.chat import (
 SERVICE = "/grpc.chat.ChatService/"
 CONCURRENCY = 32  # unary calls in flight at once
 STREAMS_PER_CHANNEL = 50  # h2 allows a peer 100 open streams per connection by default
-FANOUT_WINDOW = 32  # messages the sender may be ahead of the slowest listener
 
 Progress = Callable[[int], None]
 BidiStream = Stream[MessageRequest, MessageReply]
@@ -193,7 +194,7 @@ async def unary_concurrent(server: Endpoint, size: int, progress: Progress) -> S
 
 async def _open_listener(
     stack: AsyncExitStack, channel: Channel, metadata: dict[str, str] | None = None
-) -> BidiStream:
+) -> Stream[MessageRequest, Any]:
     """A bidi stream left open until `stack` closes; it has sent its headers, nothing else."""
     stream = _bidi(channel).open(metadata=metadata)
     await stack.enter_async_context(stream)
@@ -208,10 +209,21 @@ async def _confirm_opened(channels: list[Channel]) -> None:
         await _get_stats(channel)(StatsRequest())
 
 
+class _RawReplies(ProtoCodec):
+    """Leaves replies as bytes: a fan-out listener only looks for the send time in them, so the
+    load generator spends little per delivery and the latency is mostly the server's."""
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        return data
+
+
+SENT_AT = re.compile(rb"fanout \d+ (\d+)")
+
+
 class _Listener:
     """Counts the chat messages one fan-out listener receives and how late each arrived."""
 
-    def __init__(self, stream: BidiStream, changed: asyncio.Event) -> None:
+    def __init__(self, stream: Stream[MessageRequest, Any], changed: asyncio.Event) -> None:
         self.stream = stream
         self.received = 0
         self.latencies_ns: list[int] = []
@@ -220,12 +232,13 @@ class _Listener:
     async def listen(self, expected: int) -> None:
         while self.received < expected:
             reply = await self.stream.recv_message()
+            now = time.perf_counter_ns()
             if reply is None:
                 raise RuntimeError("a fan-out listener's stream ended early")
-            if reply.kind != MessageReplyKind.CHAT:
+            sent_at = SENT_AT.search(reply)
+            if sent_at is None:  # someone joined
                 continue
-            now = time.perf_counter_ns()
-            self.latencies_ns.append(now - int(reply.message.rsplit(" ", 1)[1]))
+            self.latencies_ns.append(now - int(sent_at[1]))
             self.received += 1
             self._changed.set()
 
@@ -233,15 +246,19 @@ class _Listener:
 async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int) -> Sample:
     """One sender, `listeners` streams in the same room; `size` messages, each ACK awaited.
 
-    The sender stays at most FANOUT_WINDOW messages ahead of the slowest listener, so a load
-    generator slower than the server never gets its listeners cut off. Latency is from just
-    before the send to the listener's receipt, on this process's clock.
+    Each message is sent once every listener has the one before, so the latency (from just
+    before the send to a listener's receipt, on this process's clock) is not a queue in this
+    load generator, and no listener ever falls far enough behind to be cut off.
     """
     meter = Meter(server.pid)
     changed = asyncio.Event()
-    channels = [server.channel() for _ in range(math.ceil((listeners + 1) / STREAMS_PER_CHANNEL))]
+    channels = [
+        Channel(server.host, server.port, codec=_RawReplies())
+        for _ in range(math.ceil(listeners / STREAMS_PER_CHANNEL))
+    ]
     async with AsyncExitStack() as stack:
-        for channel in channels:
+        sender_channel = server.channel()
+        for channel in [*channels, sender_channel]:
             stack.callback(channel.close)
         crowd = []
         for i in range(listeners):
@@ -249,14 +266,14 @@ async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int
             stream = await _open_listener(stack, channels[i // STREAMS_PER_CHANNEL], metadata)
             crowd.append(_Listener(stream, changed))
         metadata = {"chat-room": "fanout", "chat-user": "sender"}
-        sender = await _open_listener(stack, channels[-1], metadata)
-        await _confirm_opened(channels)
+        sender = await _open_listener(stack, sender_channel, metadata)
+        await _confirm_opened([*channels, sender_channel])
         meter.start()
         async with asyncio.TaskGroup() as group:
             for listener in crowd:
                 group.create_task(listener.listen(size))
             for i in range(size):
-                while min(listener.received for listener in crowd) < i - FANOUT_WINDOW:
+                while min(listener.received for listener in crowd) < i:
                     changed.clear()
                     await changed.wait()
                 text = f"fanout {i} {time.perf_counter_ns()}"
