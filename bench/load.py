@@ -6,19 +6,20 @@ prepares what it needs, then measures only its own part with a Meter.
 """
 
 import asyncio
+import dataclasses
 import math
 import re
 import statistics
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from grpclib.client import Channel, Stream, StreamStreamMethod, UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.encoding.proto import ProtoCodec
 
-from bench.procstat import cpu_seconds, rss_kib
+from bench.meter import Meter, Sample
 from gen.grpc.chat import (
     MessageReply,
     MessageRequest,
@@ -33,38 +34,6 @@ STREAMS_PER_CHANNEL = 50  # h2 allows a peer 100 open streams per connection by 
 
 Progress = Callable[[int], None]
 BidiStream = Stream[MessageRequest, MessageReply]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """What one workload cost the server: `count` messages in `wall_s`, `cpu_s` of its CPU."""
-
-    count: int
-    wall_s: float
-    cpu_s: float
-    rss_before_kib: int
-    rss_after_kib: int
-    extra: dict[str, float] = field(default_factory=dict)
-
-
-class Meter:
-    """Reads a server process's CPU time, RSS and the wall clock around the measured part."""
-
-    def __init__(self, pid: int) -> None:
-        self._pid = pid
-        self._cpu = 0.0
-        self._wall = 0.0
-        self._rss = 0
-
-    def start(self) -> None:
-        self._rss = rss_kib(self._pid)
-        self._wall = time.perf_counter()
-        self._cpu = cpu_seconds(self._pid)
-
-    def stop(self, count: int, **extra: float) -> Sample:
-        cpu = cpu_seconds(self._pid) - self._cpu
-        wall = time.perf_counter() - self._wall
-        return Sample(count, wall, cpu, self._rss, rss_kib(self._pid), extra)
 
 
 @dataclass(frozen=True)
@@ -192,7 +161,7 @@ async def unary_concurrent(server: Endpoint, size: int, progress: Progress) -> S
         return meter.stop(size)
 
 
-async def _open_listener(
+async def _open_stream(
     stack: AsyncExitStack, channel: Channel, metadata: dict[str, str] | None = None
 ) -> Stream[MessageRequest, Any]:
     """A bidi stream left open until `stack` closes; it has sent its headers, nothing else."""
@@ -263,10 +232,10 @@ async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int
         crowd = []
         for i in range(listeners):
             metadata = {"chat-room": "fanout", "chat-user": f"listener{i}"}
-            stream = await _open_listener(stack, channels[i // STREAMS_PER_CHANNEL], metadata)
+            stream = await _open_stream(stack, channels[i // STREAMS_PER_CHANNEL], metadata)
             crowd.append(_Listener(stream, changed))
         metadata = {"chat-room": "fanout", "chat-user": "sender"}
-        sender = await _open_listener(stack, sender_channel, metadata)
+        sender = await _open_stream(stack, sender_channel, metadata)
         await _confirm_opened([*channels, sender_channel])
         meter.start()
         async with asyncio.TaskGroup() as group:
@@ -283,13 +252,9 @@ async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int
         deliveries = size * listeners
         sample = meter.stop(deliveries)
     latencies = sorted(ns for listener in crowd for ns in listener.latencies_ns)
-    return Sample(
-        sample.count,
-        sample.wall_s,
-        sample.cpu_s,
-        sample.rss_before_kib,
-        sample.rss_after_kib,
-        {
+    return dataclasses.replace(
+        sample,
+        extra={
             "sent": size,
             "listeners": listeners,
             "latency_p50_ms": _percentile(latencies, 0.50) / 1e6,
@@ -318,7 +283,7 @@ async def idle(server: Endpoint, size: int, progress: Progress) -> Sample:
         await _confirm_opened(channels)  # connections up before the first reading
         meter.start()
         for i in range(size):
-            await _open_listener(stack, channels[i // STREAMS_PER_CHANNEL])
+            await _open_stream(stack, channels[i // STREAMS_PER_CHANNEL])
             progress(i + 1)
         await _confirm_opened(channels)
         return meter.stop(size)

@@ -4,8 +4,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench.load import Sample
 from bench.machine import Machine
+from bench.meter import Sample
 from bench.procstat import CLOCK_TICKS
 from bench.runner import Record, Sizes
 from bench.servers import OURS_MEMORY, OURS_SQLITE, REFERENCE

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench import load
-from bench.load import Endpoint, Progress, Sample
+from bench.load import Endpoint, Progress
+from bench.meter import Sample
 from bench.progress import ProgressLine
 from bench.servers import REFERENCE, TARGETS, ServerProcess
 
