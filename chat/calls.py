@@ -17,8 +17,10 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
+from chat.auth import TokenAuth
 from chat.codec import ChatCodec, receive
 from chat.errors import to_grpc_error
+from chat.logs import CALL_LINE
 
 log = logging.getLogger("chat.calls")
 
@@ -34,6 +36,7 @@ class Call:
         self.sending = asyncio.Lock()  # held by whoever writes replies: one writer at a time
         self.received = 0
         self.sent = 0
+        self.reply: bytes | None = None
         self._codec = codec
         self._limit = limit
 
@@ -49,9 +52,9 @@ class Call:
             self.received += 1
         return request
 
-    async def send(self, reply: bytes) -> None:
-        """Sends one already encoded reply."""
-        await self.stream.send_message(reply)
+    def reply_once(self, reply: bytes) -> None:
+        """Keeps a unary call's one encoded reply; it goes out with the status, in one write."""
+        self.reply = reply
         self.sent += 1
 
     async def send_all(self, replies: list[bytes]) -> None:
@@ -77,15 +80,21 @@ WRITE_BATCH = 256
 
 
 class Calls:
-    """Wraps handlers: counts open calls, refuses new ones while stopping, logs one line each."""
+    """Wraps handlers: counts open calls, refuses new ones while stopping or without the token,
+    logs one line each."""
 
-    def __init__(self, codec: ChatCodec, max_message_bytes: int) -> None:
+    def __init__(
+        self, codec: ChatCodec, max_message_bytes: int, auth: TokenAuth | None = None
+    ) -> None:
         self._codec = codec
         self._limit = max_message_bytes
+        self._auth = auth
         self._open = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self.closing = False
+        self.on_end: Callable[[str, Status, float], None] | None = None
+        """Told of every call that ends: its method, its status and how many seconds it took."""
 
     def wrap(self, method: str, handler: Handler) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
         """The grpclib handler function for one method."""
@@ -99,6 +108,8 @@ class Calls:
             try:
                 if self.closing:
                     raise GRPCError(Status.UNAVAILABLE, "the server is shutting down")
+                if self._auth is not None:
+                    self._auth.check(stream.metadata)
                 await handler(call)
             except asyncio.CancelledError:
                 status = Status.CANCELLED
@@ -111,20 +122,25 @@ class Calls:
                     log.exception("%s failed", method)
                 status, message = grpc_error.status, grpc_error.message
             finally:
+                # Logged and counted before the status goes out: a client that has its status
+                # finds its call in the log and the metrics.
+                seconds = time.monotonic() - started
+                fields = {
+                    "peer": _peer(stream),
+                    "method": method,
+                    "status": status.name,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "messages_in": call.received,
+                    "messages_out": call.sent,
+                }
+                log.info(CALL_LINE, fields, extra={"call": fields})
+                if self.on_end is not None:
+                    self.on_end(method, status, seconds)
                 if status is not Status.CANCELLED:
-                    await _end(stream, status, message)
+                    await _end(call, status, message)
                 self._open -= 1
                 if not self._open:
                     self._idle.set()
-                log.info(
-                    "%s %s %s %.1fms in=%d out=%d",
-                    _peer(stream),
-                    method,
-                    status.name,
-                    (time.monotonic() - started) * 1000,
-                    call.received,
-                    call.sent,
-                )
 
         return run
 
@@ -142,12 +158,47 @@ class Calls:
         return self._open
 
 
-async def _end(stream: Stream[Any, Any], status: Status, message: str | None) -> None:
+async def _end(call: Call, status: Status, message: str | None) -> None:
+    stream = call.stream
     try:
         async with asyncio.timeout(TRAILERS_TIMEOUT):
+            if call.reply is not None and status is Status.OK:
+                if _reply_in_one_write(stream, call.reply):
+                    return
+                await stream.send_message(call.reply)
             await stream.send_trailing_metadata(status=status, status_message=message)
     except (StreamTerminatedError, h2.exceptions.StreamClosedError, TimeoutError, ConnectionError):
         pass  # the client is gone; there is no one left to tell
+
+
+def _reply_in_one_write(stream: Stream[Any, Any], reply: bytes) -> bool:
+    """Headers, the one message and the OK trailers of a unary call in one socket write.
+
+    grpclib writes them one by one, a syscall each; a unary call costs about a quarter less
+    this way. Done only when nothing would have to wait (the transport takes writes, the flow
+    control window and frame size fit the message); False leaves it to grpclib.
+    """
+    h2_stream = stream._stream
+    connection = h2_stream._h2_connection
+    framed = b"\0" + len(reply).to_bytes(4, "big") + reply
+    if (
+        stream._send_initial_metadata_done
+        or not h2_stream.connection.write_ready.is_set()
+        or h2_stream.id not in connection.streams
+        or connection.local_flow_control_window(h2_stream.id) < len(framed)
+        or connection.max_outbound_frame_size < len(framed)
+    ):
+        return False
+    headers = [(":status", "200"), ("content-type", stream._content_type)]
+    connection.send_headers(h2_stream.id, headers)
+    connection.send_data(h2_stream.id, framed)
+    connection.send_headers(h2_stream.id, [("grpc-status", "0")], end_stream=True)
+    h2_stream._transport.write(connection.data_to_send())
+    stream._send_initial_metadata_done = True
+    stream._send_message_done = True
+    stream._send_trailing_metadata_done = True
+    h2_stream.connection.data_send_process()
+    return True
 
 
 def _peer(stream: Stream[Any, Any]) -> str:

@@ -3,15 +3,19 @@
 import argparse
 import asyncio
 import os
+import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from grpclib.client import Channel
-from grpclib.const import Cardinality
+from grpclib.const import Cardinality, Status
+from grpclib.events import SendRequest, listen
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat import output
+from chat.auth import bearer
 from chat.streams import raise_status
+from chat.tls import client_context
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -27,9 +31,33 @@ TUTORIAL_FLAGS = {"--chat": "chat", "--get-stats": "stats", "--read-messages": "
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    # On subcommands the default is suppressed so `--server` works before or after the command.
-    default = os.environ.get("CHAT_SERVER", "localhost:50051") if top else argparse.SUPPRESS
-    parser.add_argument("--server", default=default, help="HOST:PORT (env CHAT_SERVER)")
+    # On subcommands the defaults are suppressed so these work before or after the command.
+    def default(value: str) -> str:
+        return value if top else argparse.SUPPRESS
+
+    env = os.environ.get
+    parser.add_argument(
+        "--server",
+        default=default(env("CHAT_SERVER", "localhost:50051")),
+        help="HOST:PORT (env CHAT_SERVER)",
+    )
+    parser.add_argument(
+        "--token",
+        default=default(env("CHAT_TOKEN", "")),
+        help="the server's token, sent as 'authorization: Bearer TOKEN' (env CHAT_TOKEN)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="connect with TLS, trusting the system's CAs",
+    )
+    parser.add_argument(
+        "--ca",
+        default=default(""),
+        metavar="FILE",
+        help="connect with TLS, trusting the CA certificates in FILE (PEM)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,6 +90,24 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "localhost", int(port)
 
 
+def connector(args: argparse.Namespace) -> Callable[[], Channel]:
+    """Opens channels to `--server` as the flags say: the one place a client channel is made."""
+    host, port = split_address(args.server)
+    metadata = bearer(args.token) if args.token else {}
+    context = client_context(args.ca or None) if args.tls or args.ca else None
+
+    async def add_metadata(event: SendRequest) -> None:
+        event.metadata.update(metadata)
+
+    def connect() -> Channel:
+        channel = Channel(host, port, ssl=context)
+        if metadata:
+            listen(channel, SendRequest, add_metadata)
+        return channel
+
+    return connect
+
+
 async def stats(channel: Channel, args: argparse.Namespace) -> int:
     reply = await ChatServiceStub(channel, timeout=UNARY_TIMEOUT).get_stats(
         StatsRequest(room=args.room)
@@ -87,8 +133,7 @@ async def chat(channel: Channel, args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
         from chat.terminal import interactive
 
-        host, port = split_address(args.server)
-        return await interactive(lambda: Channel(host, port), args.user, args.room)
+        return await interactive(connector(args), args.user, args.room)
     return await chat_from_pipe(channel, args.user, args.room)
 
 
@@ -112,11 +157,15 @@ async def chat_from_pipe(channel: Channel, user: str, room: str) -> int:
 
         printer = asyncio.create_task(show_replies())
         try:
-            while line := await asyncio.to_thread(sys.stdin.readline):
-                if printer.done():
-                    break
-                if text := line.rstrip("\r\n"):
-                    await stream.send_message(MessageRequest(message=text))
+            try:
+                while line := await asyncio.to_thread(sys.stdin.readline):
+                    if printer.done():
+                        break
+                    if text := line.rstrip("\r\n"):
+                        await stream.send_message(MessageRequest(message=text))
+            except StreamTerminatedError:
+                raise_status(stream)  # the server ended the call while we sent: its status
+                raise
             if printer.done():  # the server ended the call early: say why
                 raise_status(stream)
                 await stream.cancel()
@@ -125,6 +174,7 @@ async def chat_from_pipe(channel: Channel, user: str, room: str) -> int:
             await printer
         finally:
             printer.cancel()
+            await asyncio.gather(printer, return_exceptions=True)  # its error is told above
     return 1 if refused else 0
 
 
@@ -132,8 +182,7 @@ COMMANDS = {"chat": chat, "stats": stats, "messages": messages}
 
 
 async def run(args: argparse.Namespace) -> int:
-    host, port = split_address(args.server)
-    channel = Channel(host, port)
+    channel = connector(args)()
     try:
         return await COMMANDS[args.command](channel, args)
     finally:
@@ -148,10 +197,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = asyncio.run(run(args))
     except KeyboardInterrupt:
         code = 130
+    except ssl.SSLError as error:  # before ValueError: a failed verification is both
+        code = _fail(f"TLS with the server at {args.server} failed: {error}")
     except ValueError as error:
         code = _fail(str(error))
     except GRPCError as error:
-        code = _fail(f"the server answered {error.status.name}: {error.message or 'no details'}")
+        needs_token = error.status is Status.UNAUTHENTICATED
+        hint = "; give its token with --token or CHAT_TOKEN" if needs_token else ""
+        code = _fail(
+            f"the server answered {error.status.name}: {error.message or 'no details'}{hint}"
+        )
     except (OSError, StreamTerminatedError) as error:
         code = _fail(f"cannot reach the server at {args.server}: {error or type(error).__name__}")
     sys.exit(code)

@@ -5,6 +5,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chat import logs
 from chat.errors import ConfigError
 
 MiB = 1024 * 1024
@@ -23,6 +24,11 @@ class Settings:
     max_history: int = 0
     drain_seconds: float = 5.0
     log_level: str = "INFO"
+    log_format: str = "text"
+    token: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    metrics_port: int = 0
 
 
 def _env_int(name: str, default: int) -> int:
@@ -45,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--store",
         default=env("CHAT_STORE", d.store),
-        help="sqlite:///path/chat.db (default sqlite:///chat.db), memory://",
+        help="sqlite:///path/chat.db (default sqlite:///chat.db), memory://, redis://host:port/db",
     )
     p.add_argument(
         "--queue-size",
@@ -77,7 +83,41 @@ def parser() -> argparse.ArgumentParser:
         default=float(env("CHAT_DRAIN_SECONDS", str(d.drain_seconds))),
         help="how long a stopping server waits for open calls to end",
     )
-    p.add_argument("--log-level", default=env("CHAT_LOG_LEVEL", d.log_level))
+    p.add_argument(
+        "--log-level",
+        default=env("CHAT_LOG_LEVEL", d.log_level),
+        help=f"one of {', '.join(logs.LEVELS)}",
+    )
+    p.add_argument(
+        "--log-format",
+        default=env("CHAT_LOG_FORMAT", d.log_format),
+        help="text (default), or json: one JSON object per line",
+    )
+    p.add_argument(
+        "--token",
+        default=env("CHAT_TOKEN", d.token),
+        help="require 'authorization: Bearer TOKEN' on chat calls; health and reflection stay open "
+        "(prefer CHAT_TOKEN: flags show in ps)",
+    )
+    p.add_argument(
+        "--tls-cert",
+        default=env("CHAT_TLS_CERT", d.tls_cert),
+        metavar="FILE",
+        help="serve TLS with this certificate chain (PEM); needs --tls-key",
+    )
+    p.add_argument(
+        "--tls-key",
+        default=env("CHAT_TLS_KEY", d.tls_key),
+        metavar="FILE",
+        help="the private key of --tls-cert (PEM)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env_int("CHAT_METRICS_PORT", d.metrics_port),
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: off)",
+    )
     return p
 
 
@@ -88,6 +128,15 @@ def load(argv: Sequence[str] | None = None) -> Settings:
     for name in ("queue_size", "max_message_bytes", "max_text_bytes"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    if settings.log_level.upper() not in logs.LEVELS:
+        levels = ", ".join(logs.LEVELS)
+        raise ConfigError(f"--log-level {settings.log_level!r} is not one of {levels}")
+    if settings.log_format not in logs.FORMATS:
+        raise ConfigError(f"--log-format {settings.log_format!r} is not text or json")
+    if not 0 <= settings.metrics_port <= 65535:
+        raise ConfigError("--metrics-port must be a TCP port, or 0 for no metrics")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     return settings

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from chat import wire
 from chat.errors import SlowConsumer, StoreUnavailable
@@ -22,13 +22,19 @@ Delivery = tuple[int, bytes]
 class Subscriber:
     """One live listener: a bounded queue between the rooms and the stream that drains it."""
 
-    def __init__(self, id: int, user: str | None, capacity: int) -> None:
+    def __init__(
+        self, id: int, user: str | None, capacity: int, on_cut_off: Callable[[], None]
+    ) -> None:
         self.id = id
         self.user = user  # None: a history follower, which is not shown as online
         self.rooms: set[str] = set()
         self.last_id = 0  # the newest stored id handed to the stream
-        self.ended: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+        self.replayed = 0  # the newest id a history replay sent: the queue may repeat it
+        self.live = False  # the replay (if any) is done: queued replies may go out at once
+        self._loop = asyncio.get_running_loop()
+        self.ended: asyncio.Future[Exception] = self._loop.create_future()
         self._capacity = capacity
+        self._on_cut_off = on_cut_off
         self._queue: deque[Delivery] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
@@ -40,28 +46,36 @@ class Subscriber:
             return
         if len(self._queue) >= self._capacity:
             self.end(SlowConsumer(self.last_id, self._capacity))
+            self._on_cut_off()
             return
         self._queue.append((id, data))
         self._wake()
 
-    async def put(self, id: int, data: bytes) -> None:
-        """Queues a reply to the stream's own request, waiting while the queue is full.
+    def acknowledge(self, data: bytes) -> None:
+        """Queues the ACK of the stream's own message, in id order with the room's messages.
 
-        Only the stream's own requests wait (and, through flow control, its client): a client
-        that sends faster than it reads its ACKs is slowed down, not cut off.
+        Never cut off for it: the stream then waits in `room_to_spare` before it reads its
+        next request, so the queue overshoots by one ACK at most.
         """
+        if not self._finished and not self.ended.done():
+            self._queue.append((0, data))  # 0: never mistaken for a replayed message
+            # No wake-up: the stream's receiving side sends it right after the append, or
+            # whoever is sending takes it with the next batch.
+
+    async def put(self, id: int, data: bytes) -> None:
+        """Queues a reply to the stream's own request, waiting while the queue is full."""
+        await self.room_to_spare()
+        self.push(id, data)
+
+    async def room_to_spare(self) -> None:
+        """Waits while the queue is full: a client that sends faster than it reads its
+        replies is slowed down (through flow control), not cut off."""
         while len(self._queue) >= self._capacity and not self.ended.done():
-            self._space = asyncio.get_running_loop().create_future()
+            self._space = self._loop.create_future()
             try:
                 await self._space
             finally:
                 self._space = None
-        self.push(id, data)
-
-    @property
-    def idle(self) -> bool:
-        """Nothing is queued: a reply sent right now overtakes nothing."""
-        return not self._queue
 
     def end(self, error: Exception) -> None:
         """Stops delivery now, dropping what is queued; `ended` tells the stream why."""
@@ -77,20 +91,25 @@ class Subscriber:
         self._wake()
 
     async def batch(self) -> list[Delivery]:
-        """Everything queued, waiting for at least one; [] once finished or ended."""
-        while not self._queue:
+        """What `take` gives, waiting for at least one; [] once finished or ended."""
+        while not (items := self.take()):
             if self._finished or self.ended.done():
                 return []
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
-        items = list(self._queue)
-        self._queue.clear()
-        self._make_space()
-        newest = max(id for id, _ in items)
-        self.last_id = max(self.last_id, newest)
+        return items
+
+    def take(self) -> list[Delivery]:
+        """Everything queued right now, maybe nothing, without waiting; only what a replayed
+        history did not already show."""
+        items = [item for item in self._queue if not item[0] or item[0] > self.replayed]
+        if self._queue:
+            self.last_id = max(self.last_id, max(id for id, _ in self._queue))
+            self._queue.clear()
+            self._make_space()
         return items
 
     def _wake(self) -> None:
@@ -106,9 +125,10 @@ class Rooms:
     """Room membership, presence and delivery; the store calls `stored` in id order."""
 
     def __init__(self, capacity: int) -> None:
+        self.cut_off = 0  # subscribers ended for falling behind, since the start
         self._capacity = capacity
         self._ids = itertools.count(1)
-        self._subscribers: set[Subscriber] = set()
+        self._subscribers: dict[int, Subscriber] = {}
         self._members: dict[str, set[Subscriber]] = {}
         self._everywhere: set[Subscriber] = set()
         self._online: dict[str, Counter[str]] = {}
@@ -116,8 +136,8 @@ class Rooms:
     @contextlib.contextmanager
     def subscribe(self, user: str | None) -> Iterator[Subscriber]:
         """A new subscriber in no room yet; leaving the block takes it out of every room."""
-        subscriber = Subscriber(next(self._ids), user, self._capacity)
-        self._subscribers.add(subscriber)
+        subscriber = Subscriber(next(self._ids), user, self._capacity, self._count_cut_off)
+        self._subscribers[subscriber.id] = subscriber
         try:
             yield subscriber
         finally:
@@ -141,19 +161,23 @@ class Rooms:
         self._everywhere.add(subscriber)
 
     def stored(self, message: Stored) -> None:
+        """Queues the message for its room and the ACK for its sender, in the same id order."""
         data = None  # encoded once, and only when someone besides the sender listens
         for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
             if subscriber.id != message.origin:
                 if data is None:
                     data = wire.chat(message)
                 subscriber.push(message.id, data)
+        sender = self._subscribers.get(message.origin)
+        if sender is not None:
+            sender.acknowledge(wire.ack(message))
 
     def lost(self, error: StoreUnavailable) -> None:
         self.end_all(error)
 
     def end_all(self, error: Exception) -> None:
         """Ends every subscriber with `error` (shutdown, or the store's live feed broke)."""
-        for subscriber in self._subscribers:
+        for subscriber in self._subscribers.values():
             subscriber.end(error)
 
     def connected(self, room: str | None = None) -> int:
@@ -172,8 +196,11 @@ class Rooms:
         """Rooms someone is listening to right now."""
         return set(self._members)
 
+    def _count_cut_off(self) -> None:
+        self.cut_off += 1
+
     def _remove(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        self._subscribers.pop(subscriber.id, None)
         self._everywhere.discard(subscriber)
         for room in subscriber.rooms:
             members = self._members[room]

@@ -4,44 +4,66 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from grpclib.server import Server
 
-from chat import config
+from chat import config, logs
 from chat.config import Settings
 from chat.errors import ConfigError, StoreUnavailable
+from chat.health import HealthChecks
+from chat.metrics import Metrics
+from chat.reflection import with_reflection
 from chat.service import ChatService
 from chat.store import open_store
+from chat.tls import server_context
 
 log = logging.getLogger("chat.server")
 
 
 async def serve(settings: Settings) -> None:
     """Serves until SIGINT/SIGTERM; open streams then end with UNAVAILABLE, the store flushes."""
+    ssl = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     store = await open_store(settings.store, max_history=settings.max_history)
     service = ChatService(store, settings)
-    server = Server([service], codec=service.codec)
+    health = HealthChecks(store, service)
+    stop_metrics: Callable[[], None] | None = None
+    server = Server(with_reflection([service, health.service]), codec=service.codec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await server.start(settings.host, settings.port)
-        log.info("listening on %s:%d, store %s", settings.host, settings.port, settings.store)
-        await stop.wait()
-        log.info("stopping: %d open calls", service.calls.open)
-        service.shut_down()
-        if not await service.calls.wait_idle(settings.drain_seconds):
-            log.warning(
-                "%d calls still open after %.1fs; closing them",
-                service.calls.open,
-                settings.drain_seconds,
+        if settings.metrics_port:
+            stop_metrics = Metrics(service).serve(settings.host, settings.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+        await health.start()
+        await server.start(settings.host, settings.port, ssl=ssl)
+        try:
+            log.info(
+                "listening on %s:%d%s, store %s",
+                settings.host,
+                settings.port,
+                " with TLS" if ssl else "",
+                settings.store,
             )
+            await stop.wait()
+            log.info("stopping: %d open calls", service.calls.open)
+            health.stopping()
+            service.shut_down()
+            if not await service.calls.wait_idle(settings.drain_seconds):
+                log.warning(
+                    "%d calls still open after %.1fs; closing them",
+                    service.calls.open,
+                    settings.drain_seconds,
+                )
+        finally:
+            server.close()
+            await server.wait_closed()
     finally:
-        server.close()
-        await server.wait_closed()
         await store.close()
+        if stop_metrics is not None:
+            await asyncio.to_thread(stop_metrics)  # waits for the HTTP thread's poll to notice
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal while draining: ignored
             loop.remove_signal_handler(signum)
     log.info("stopped")
@@ -53,10 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = config.load(argv)
     except ConfigError as error:
         sys.exit(f"chat-server: {error}")
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         import uvloop
     except ImportError:  # Windows: the standard loop

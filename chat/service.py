@@ -13,12 +13,13 @@ from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
 
 from chat import rules, wire
+from chat.auth import TokenAuth
 from chat.calls import WRITE_BATCH, Call, Calls
 from chat.codec import ChatCodec
 from chat.config import Settings
 from chat.errors import ShuttingDown
 from chat.model import Draft, Stored
-from chat.rooms import Rooms, Subscriber
+from chat.rooms import Delivery, Rooms, Subscriber
 from chat.store import Store
 from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
 
@@ -31,9 +32,11 @@ class ChatService:
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.codec = ChatCodec()
-        self.calls = Calls(self.codec, settings.max_message_bytes)
+        auth = TokenAuth(settings.token) if settings.token else None
+        self.calls = Calls(self.codec, settings.max_message_bytes, auth)
         self._store = store
         self._rooms = Rooms(settings.queue_size)
+        self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
         self._started = time.monotonic()
         store.listen(self._rooms)
@@ -42,6 +45,16 @@ class ChatService:
         """Refuses new calls and ends every live stream with UNAVAILABLE; open calls then end."""
         self.calls.closing = True
         self._rooms.end_all(ShuttingDown())
+
+    @property
+    def connected(self) -> int:
+        """Open live streams: chats and following readers."""
+        return self._rooms.connected()
+
+    @property
+    def cut_off(self) -> int:
+        """Live streams ended for falling too far behind, since the start."""
+        return self._rooms.cut_off
 
     def __mapping__(self) -> dict[str, Handler]:
         methods: list[tuple[str, Callable[[Call], Awaitable[None]], Cardinality, type, type]] = [
@@ -81,7 +94,7 @@ class ChatService:
             online=self._rooms.online(room),
             uptime_seconds=time.monotonic() - self._started,
         )
-        await call.send(reply)
+        call.reply_once(reply)
 
     async def get_messages(self, call: Call) -> None:
         request: MessagesRequest = await _one_request(call)
@@ -123,22 +136,15 @@ class ChatService:
             overrides = draft.room is not defaults.room or draft.user is not defaults.user
             problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
             if problem:
-                await _answer(call, subscriber, wire.error(problem, draft.room, draft.user))
+                await subscriber.put(0, wire.error(problem, draft.room, draft.user))
                 continue
             self._rooms.join(subscriber, draft.room)
-            stored = await self._store.append(draft)
-            await _answer(call, subscriber, wire.ack(stored))
+            await self._store.append(draft)  # the rooms queue its ACK, in order with the room
+            self.messages_stored += 1
+            if subscriber.live and not call.sending.locked():
+                await _send_queued(call, subscriber.take())  # saves a hop to the sending task
+            await subscriber.room_to_spare()
         subscriber.finish()
-
-
-async def _answer(call: Call, subscriber: Subscriber, reply: bytes) -> None:
-    """Sends a reply to the stream's own request: at once when nothing is queued or being sent
-    (saving a hop through the sending task), else behind what is queued."""
-    if subscriber.idle and not call.sending.locked():
-        async with call.sending:
-            await call.send_all([reply])
-    else:
-        await subscriber.put(0, reply)  # 0: never mistaken for a replayed message
 
 
 async def _one_request(call: Call) -> Any:
@@ -192,12 +198,16 @@ async def _replay_then_live(
     both; it is sent once, from the history.
     """
     async with call.sending:
-        seen = await _send_history(call, history)
+        subscriber.replayed = await _send_history(call, history)
+        subscriber.live = True
     while batch := await subscriber.batch():
-        replies = [data for id, data in batch if not seen or id == 0 or id > seen]
-        if replies:
-            async with call.sending:
-                await call.send_all(replies)
+        await _send_queued(call, batch)
+
+
+async def _send_queued(call: Call, replies: list[Delivery]) -> None:
+    if replies:
+        async with call.sending:
+            await call.send_all([data for _, data in replies])
 
 
 async def _until_ended(

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -172,7 +173,7 @@ def run_client(
 
 
 class RedisProcess:
-    """A real redis-server on a free port, without persistence; can be killed and restarted."""
+    """A real redis-server on a free port; its append-only file keeps the data across a restart."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
@@ -207,3 +208,7 @@ class RedisProcess:
         assert self.proc is not None
         self.proc.send_signal(signum)
         self.proc.wait(15)
+
+    def wipe(self) -> None:
+        """Deletes a stopped server's data, as if it came back from a lost disk."""
+        shutil.rmtree(self.workdir / "appendonlydir", ignore_errors=True)

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from chatting import RedisProcess, ServerProcess
 from grpclib.client import Channel
+from grpclib.config import Configuration
 from grpclib.testing import ChannelFor
 
+from chat.client import split_address
 from chat.config import Settings
 from chat.service import ChatService
 from chat.store.memory import MemoryStore
@@ -47,6 +49,21 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         if server.proc is not None and server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait()
+
+
+@pytest.fixture
+async def channel_to() -> AsyncIterator[Callable[..., Channel]]:
+    """Opens grpclib channels to server processes (optionally configured); closes them all."""
+    opened: list[Channel] = []
+
+    def connect(server: ServerProcess, config: Configuration | None = None) -> Channel:
+        host, port = split_address(server.address)
+        opened.append(Channel(host, port, config=config))
+        return opened[-1]
+
+    yield connect
+    for channel in opened:
+        channel.close()
 
 
 @pytest.fixture

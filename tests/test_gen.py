@@ -1,4 +1,4 @@
-"""gen/ is exactly what `just gen` makes of proto/chat.proto today."""
+"""gen/ is exactly what `just gen` makes of proto/chat.proto today, descriptor set included."""
 
 import filecmp
 import subprocess
@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 from chatting import ROOT
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
+
+from chat.reflection import PROTOSET
 
 
 def differences(left: Path, right: Path) -> list[str]:
@@ -24,3 +27,10 @@ def test_committed_gen_matches_a_fresh_generation(tmp_path: Path) -> None:
         timeout=120,
     )
     assert differences(ROOT / "gen", fresh) == [], "gen/ is stale: run `just gen` and commit"
+
+
+def test_gen_holds_the_descriptor_set_of_the_proto_file_and_its_imports() -> None:
+    protoset = FileDescriptorSet.FromString((ROOT / "gen" / PROTOSET).read_bytes())
+    names = [file.name for file in protoset.file]
+    assert names == ["google/protobuf/timestamp.proto", "chat.proto"]
+    assert protoset.file[1].service[0].name == "ChatService"

@@ -36,6 +36,12 @@ class Recorder:
                 await self.changed.wait()
         return self.messages
 
+    async def wait_for_loss(self) -> None:
+        async with asyncio.timeout(10):
+            while not self.losses:
+                self.changed.clear()
+                await self.changed.wait()
+
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:

@@ -1,4 +1,5 @@
-"""Regenerates gen/ from proto/chat.proto: protoc (grpcio-tools) with the betterproto plugin.
+"""Regenerates gen/ from proto/chat.proto: protoc (grpcio-tools) with the betterproto plugin, and
+the descriptor set `gen/chat.protoset` that server reflection serves.
 
 `just gen` runs it; the staleness test runs it into a temporary folder and compares.
 """
@@ -13,10 +14,12 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
+PROTOSET = "chat.protoset"
 
 
 def generate(out_dir: Path) -> None:
-    """Writes the betterproto package for every proto file into out_dir (replacing it)."""
+    """Writes the betterproto package for every proto file into out_dir (replacing it), with
+    the descriptors of those files and all they import in out_dir/chat.protoset."""
     plugin = Path(sys.executable).parent / "protoc-gen-python_betterproto"
     include = Path(protoc.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as scratch:
@@ -26,6 +29,8 @@ def generate(out_dir: Path) -> None:
             f"-I{include}",
             f"--plugin=protoc-gen-python_betterproto={plugin}",
             f"--python_betterproto_out={scratch}",
+            f"--descriptor_set_out={Path(scratch) / PROTOSET}",
+            "--include_imports",
             *sorted(str(p) for p in PROTO_DIR.glob("*.proto")),
         ]
         code = protoc.main(args)

@@ -8,6 +8,8 @@ resumes where it stopped.
 """
 
 import asyncio
+import heapq
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -22,6 +24,8 @@ from redis.exceptions import RedisError
 from chat.errors import ConfigError, StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store import PAGE_SIZE, Listener
+
+log = logging.getLogger("chat.store.redis")
 
 PREFIX = "chat:"
 NEXT_ID, ALL, ROOMS = PREFIX + "next_id", PREFIX + "all", PREFIX + "rooms"
@@ -89,7 +93,10 @@ class RedisStore:
         self._append = self._client.register_script(APPEND)
         self._listeners: list[Listener] = []
         self._last_entry = "0-0"
+        self._delivered = 0  # the newest id this replica's listeners have been told of
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []  # a heap by id
         self._follower: asyncio.Task[None] | None = None
+        self._closing = False
 
     @classmethod
     async def open(cls, url: str, max_history: int = 0) -> "RedisStore":
@@ -105,6 +112,7 @@ class RedisStore:
             raise StoreUnavailable(f"Redis at {url} does not answer: {error}") from error
         if newest:
             store._last_entry = newest[0][0].decode()
+            store._delivered = _entry_id(newest[0][0])
         store._follower = asyncio.create_task(store._follow(), name="redis-follower")
         return store
 
@@ -132,8 +140,27 @@ class RedisStore:
             )
         except RedisError as error:
             raise StoreUnavailable(f"Redis did not take the message: {error}") from error
+        await self._delivery_of(int(id_))
         sent_at = datetime.fromtimestamp(int(micros) / 1e6, UTC)
         return Stored(int(id_), draft.room, draft.user, draft.text, sent_at, draft.origin)
+
+    async def _delivery_of(self, id_: int) -> None:
+        """Waits until the listeners were told of message `id_` and of every one before it.
+
+        The listeners queue the sender's ACK with the room's messages, so another replica's
+        message that took a smaller id just before ours reaches the sender first.
+        """
+        if self._delivered >= id_:
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (id_, future))
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                await future
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"message {id_} is stored but live delivery stalled; resume after id {id_ - 1}"
+            ) from None
 
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0
@@ -170,6 +197,9 @@ class RedisStore:
 
     async def close(self) -> None:
         if self._follower is not None:
+            # redis-py can swallow a cancel that lands mid-read; the flag ends the loop anyway,
+            # at the latest when the blocking read returns.
+            self._closing = True
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
             self._follower = None
@@ -183,8 +213,10 @@ class RedisStore:
     async def _follow(self) -> None:
         """Tells listeners of every entry of the all-rooms stream, in order, across outages."""
         failures = 0
-        while True:
+        while not self._closing:
             try:
+                if failures:
+                    await self._notice_lost_data()
                 reply = cast(
                     list[tuple[bytes, Entries]],
                     await self._reader.xread(
@@ -193,6 +225,9 @@ class RedisStore:
                 )
             except RedisError as error:
                 if failures == 0:
+                    # Pooled connections to the Redis that went away are dead too; dropping
+                    # them now spares the first appends after its return a stale socket.
+                    await self._client.connection_pool.disconnect()
                     lost = StoreUnavailable(f"lost Redis: {error}")
                     for listener in self._listeners:
                         listener.lost(lost)
@@ -204,8 +239,23 @@ class RedisStore:
                 for entry, fields in entries:
                     message = self._stored(entry, fields)
                     self._last_entry = entry.decode()
+                    self._delivered = message.id
                     for listener in self._listeners:
                         listener.stored(message)
+            while self._waiting and self._waiting[0][0] <= self._delivered:
+                _, future = heapq.heappop(self._waiting)
+                if not future.done():
+                    future.set_result(None)
+
+    async def _notice_lost_data(self) -> None:
+        """After an outage: a Redis that came back without its data starts the ids again, and
+        following from the old position would skip every new message."""
+        newest = cast(Entries, await self._reader.xrevrange(ALL, count=1))
+        newest_id = _entry_id(newest[0][0]) if newest else 0
+        if newest_id < self._delivered:
+            log.warning("Redis came back without messages up to %d; following anew", newest_id)
+            self._last_entry = "0-0"
+            self._delivered = 0
 
     def _stored(self, entry: bytes, fields: dict[bytes, bytes]) -> Stored:
         ours = fields.get(b"replica", b"").decode() == self._replica
