@@ -66,6 +66,8 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
             {**dataclasses.asdict(row), "ratio": row.ratio, "met": row.met}
             for row in report.comparisons(records)
         ],
+        "fanout": [dataclasses.asdict(fan) for fan in report.fanouts(records)],
+        "idle_kib_per_stream": report.idle_kib_per_stream(records),
     }
 
 

@@ -82,6 +82,38 @@ def comparisons(records: Sequence[Record]) -> list[Comparison]:
     ]
 
 
+@dataclass(frozen=True)
+class Fanout:
+    """Fan-out on one of our stores; medians."""
+
+    store: str
+    deliveries_per_second: float
+    cpu_us_per_delivery: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+
+
+def fanouts(records: Sequence[Record]) -> list[Fanout]:
+    return [
+        Fanout(
+            store,
+            median(records, target, "fanout", per_second),
+            median(records, target, "fanout", cpu_us),
+            median(records, target, "fanout", lambda s: s.extra["latency_p50_ms"]),
+            median(records, target, "fanout", lambda s: s.extra["latency_p99_ms"]),
+        )
+        for store, target in STORES.items()
+    ]
+
+
+def idle_kib_per_stream(records: Sequence[Record]) -> dict[str, float]:
+    """Median RSS growth per open idle stream, by server."""
+    return {
+        target: median(records, target, "idle", rss_per_stream_kib)
+        for target in (REFERENCE, OURS_MEMORY, OURS_SQLITE)
+    }
+
+
 def table(records: Sequence[Record], sizes: Sizes, machine: Machine) -> str:
     lines = [
         f"Server CPU per message, median of {sizes.rounds} round(s); "
@@ -105,20 +137,18 @@ def table(records: Sequence[Record], sizes: Sizes, machine: Machine) -> str:
         f"{sizes.fanout:,} messages",
         f"{'store':<7} {'deliveries/s':>12} {'µs/delivery':>11} {'p50 ms':>7} {'p99 ms':>7}",
     ]
-    for store, target in STORES.items():
-        p50 = median(records, target, "fanout", lambda s: s.extra["latency_p50_ms"])
-        p99 = median(records, target, "fanout", lambda s: s.extra["latency_p99_ms"])
+    for fan in fanouts(records):
         lines.append(
-            f"{store:<7} {median(records, target, 'fanout', per_second):>12,.0f} "
-            f"{median(records, target, 'fanout', cpu_us):>11.1f} {p50:>7.2f} {p99:>7.2f}"
+            f"{fan.store:<7} {fan.deliveries_per_second:>12,.0f} {fan.cpu_us_per_delivery:>11.1f} "
+            f"{fan.latency_p50_ms:>7.2f} {fan.latency_p99_ms:>7.2f}"
         )
     lines += [
         "",
         f"Idle streams: {sizes.idle:,} open SendAndReceiveMessage streams",
         f"{'server':<12} {'KiB RSS/stream':>14}",
     ]
-    for target in (REFERENCE, OURS_MEMORY, OURS_SQLITE):
-        lines.append(f"{target:<12} {median(records, target, 'idle', rss_per_stream_kib):>14.1f}")
+    for target, kib in idle_kib_per_stream(records).items():
+        lines.append(f"{target:<12} {kib:>14.1f}")
     lines += [
         "",
         f"CPU: utime + stime of the server process from /proc/PID/stat, in 1/{CLOCK_TICKS} s ticks",

@@ -47,6 +47,8 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
         assert 0 < fanout["extra"]["latency_p50_ms"] <= fanout["extra"]["latency_p99_ms"]
     rows = {(row["workload"], row["store"]) for row in report["comparisons"]}
     assert rows == {(w, s) for w in BOTH[:4] for s in ("memory", "sqlite")}
+    assert [fan["store"] for fan in report["fanout"]] == ["memory", "sqlite"]
+    assert set(report["idle_kib_per_stream"]) == TARGETS
     assert report["machine"]["cores"] >= 1
     assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
 
