@@ -9,7 +9,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of every thread of the process, in seconds (clock-tick resolution).
 
-    A slow client or a busy machine cannot make this bigger: it counts only the server's own work.
+    It counts only the server's own work: a slow client adds nothing to it (a busy machine still
+    makes that work dearer, mostly through costlier thread wake-ups).
     """
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces

@@ -20,6 +20,7 @@ class ProgressLine:
     def begin(self, label: str, total: int) -> None:
         self._label, self._total = label, total
         if self._live:
+            self._drawn = 0.0  # a new step is shown at once
             self.update(0)
         else:
             print(f"{label} ({total})" if total else label, file=self._out, flush=True)
