@@ -25,11 +25,15 @@ messages *FLAGS:
 gen:
     python tools/generate.py
 
+# server CPU per message beside the tutorial's grpcio server (--quick, --rounds N, --json FILE, ...)
+bench *FLAGS:
+    python -m bench {{FLAGS}}
+
 # lint and type-check
 lint:
-    ruff check chat tests tools
-    ruff format --check chat tests tools
-    mypy chat tests tools
+    ruff check chat tests tools bench
+    ruff format --check chat tests tools bench
+    mypy chat tests tools bench
 
 # lint, type-check, then the whole test suite
 test *ARGS: lint

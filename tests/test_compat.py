@@ -6,7 +6,8 @@ from typing import Any
 
 import grpc
 from chatting import ServerProcess
-from tutorial import generate
+
+from bench.tutorial import generate
 
 
 def test_a_tutorial_grpcio_client_gets_the_tutorials_behaviour(

@@ -10,7 +10,8 @@ import grpc
 import pytest
 import trustme
 from chatting import ROOT, ServerProcess, free_port, run_client
-from tutorial import generate
+
+from bench.tutorial import generate
 
 Start = Callable[..., ServerProcess]
 

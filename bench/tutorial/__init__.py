@@ -1,4 +1,4 @@
-"""The tutorial's own client stack: grpcio modules generated from bench/tutorial/chat.proto."""
+"""The tutorial's own grpcio stack, generated at run time from the copy of its proto kept here."""
 
 import importlib
 import sys
@@ -7,7 +7,7 @@ from types import ModuleType
 
 from grpc_tools import protoc
 
-TUTORIAL_DIR = Path(__file__).resolve().parent.parent / "bench" / "tutorial"
+TUTORIAL_DIR = Path(__file__).resolve().parent
 
 
 def generate(out_dir: Path) -> tuple[ModuleType, ModuleType]:
@@ -23,7 +23,8 @@ def generate(out_dir: Path) -> tuple[ModuleType, ModuleType]:
             str(TUTORIAL_DIR / "chat.proto"),
         ]
     )
-    assert code == 0, f"protoc failed with exit code {code}"
+    if code != 0:
+        raise RuntimeError(f"protoc failed with exit code {code}")
     sys.path.insert(0, str(out_dir))
     try:
         for name in ("chat_pb2", "chat_pb2_grpc"):

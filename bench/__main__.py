@@ -1,0 +1,89 @@
+"""`python -m bench`: the chat server beside the tutorial's grpcio service; a table on stdout."""
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvloop
+
+from bench import report, runner
+from bench.machine import Machine
+from bench.progress import ProgressLine
+from bench.runner import Record, Sizes
+
+QUICK = Sizes(
+    messages=2_000, unary=500, unary_concurrent=2_000, fanout=200, listeners=10, idle=100, rounds=1
+)
+
+
+def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one round")
+    parser.add_argument("--messages", type=int, help="bidi messages (and history read)")
+    parser.add_argument("--rounds", type=int, help="rounds; the table shows medians")
+    parser.add_argument("--listeners", type=int, help="fan-out listeners")
+    parser.add_argument("--idle", type=int, help="idle streams held open")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure here")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    if args.messages is not None:
+        sizes = dataclasses.replace(
+            sizes,
+            messages=args.messages,
+            unary=max(1, args.messages // 4),
+            unary_concurrent=args.messages,
+            fanout=max(1, args.messages // 10),
+        )
+    for name in ("rounds", "listeners", "idle"):
+        if getattr(args, name) is not None:
+            sizes = dataclasses.replace(sizes, **{name: getattr(args, name)})
+    if min(dataclasses.astuple(sizes)) < 1:
+        parser.error("every size must be at least 1")
+    if args.json is not None and not args.json.parent.is_dir():
+        parser.error(f"--json: no folder {args.json.parent}")
+    return sizes, args.json
+
+
+def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[str, object]:
+    return {
+        "machine": dataclasses.asdict(machine),
+        "sizes": dataclasses.asdict(sizes),
+        "samples": [
+            {
+                "round": r.round,
+                "target": r.target,
+                "workload": r.workload,
+                **dataclasses.asdict(r.sample),
+                "cpu_us_per_message": report.cpu_us(r.sample),
+                "per_second": report.per_second(r.sample),
+            }
+            for r in records
+        ],
+        "comparisons": [
+            {**dataclasses.asdict(row), "ratio": row.ratio, "met": row.met}
+            for row in report.comparisons(records)
+        ],
+        "fanout": [dataclasses.asdict(fan) for fan in report.fanouts(records)],
+        "idle_kib_per_stream": report.idle_kib_per_stream(records),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sizes, json_path = parse(argv)
+    machine = Machine()
+    progress = ProgressLine()
+    try:
+        records = uvloop.run(runner.run(sizes, progress))
+    except (RuntimeError, OSError) as error:
+        progress.clear()
+        sys.exit(f"bench: {error}")
+    print(report.table(records, sizes, machine))
+    if json_path is not None:
+        json_path.write_text(json.dumps(as_json(records, sizes, machine), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

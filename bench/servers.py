@@ -1,0 +1,98 @@
+"""The servers under test, each its own process on a free port, started and stopped per round."""
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from bench.load import Endpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+
+REFERENCE = "reference"
+OURS_MEMORY = "ours-memory"
+OURS_SQLITE = "ours-sqlite"
+TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE)
+
+
+def command(target: str, port: int, workdir: Path) -> list[str]:
+    """How each target is run: ours with its defaults (INFO logging: one line per call)."""
+    address = ["--host", HOST, "--port", str(port)]
+    if target == REFERENCE:
+        return [sys.executable, "-m", "bench.reference", *address]
+    store = "memory://" if target == OURS_MEMORY else f"sqlite:///{workdir / 'bench.db'}"
+    return [sys.executable, "-m", "chat.server", *address, "--store", store]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """One target running in `workdir` (its log and database there); stopped on exit."""
+
+    def __init__(self, target: str, workdir: Path) -> None:
+        self.target = target
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._log_path = workdir / "server.log"
+        with self._log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                command(target, self.port, workdir), stdout=log, stderr=log, cwd=ROOT
+            )
+        self.endpoint = Endpoint(HOST, self.port, self._proc.pid)
+
+    async def ready(self) -> "ServerProcess":
+        """Returns once the port accepts connections; fails early if the server died."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            failure = self.failure()
+            if failure:
+                raise RuntimeError(failure)
+            try:
+                _, writer = await asyncio.open_connection(HOST, self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return self
+        raise RuntimeError(f"{self.target} accepted nothing within {START_TIMEOUT:.0f}s")
+
+    def failure(self) -> str | None:
+        """Why the server is gone (its exit code and last log line), or None while it runs."""
+        if self._proc.poll() is None:
+            return None
+        lines = self._log_path.read_text(errors="replace").splitlines()
+        last = [line for line in lines[-20:] if " INFO " not in line][-1:]
+        return f"{self.target} exited with code {self._proc.returncode}" + "".join(
+            f": {line.strip()}" for line in last
+        )
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,66 @@
+"""The benchmark end to end: `python -m bench` with tiny sizes, its table and its JSON."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from chatting import ROOT
+
+TARGETS = {"reference", "ours-memory", "ours-sqlite"}
+BOTH = ("bidi", "history", "unary", "unary-32", "idle")
+
+
+def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    sizes = ["--messages", "300", "--rounds", "1", "--listeners", "3", "--idle", "5"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", *sizes, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ratio = ours / reference" in result.stdout
+    assert "round 1/1 ours-sqlite bidi" in result.stderr  # the progress line
+
+    report = json.loads(out.read_text())
+    samples = {(s["target"], s["workload"]): s for s in report["samples"]}
+    expected = {(t, w) for t in TARGETS for w in BOTH}
+    expected |= {("ours-memory", "fanout"), ("ours-sqlite", "fanout")}
+    assert set(samples) == expected
+    for (target, workload), sample in samples.items():
+        assert sample["wall_s"] > 0, (target, workload)
+        assert sample["cpu_s"] >= 0, (target, workload)
+        assert sample["rss_after_kib"] > 10_000, (target, workload)
+    for target in TARGETS:  # 300 messages cost far more than one 10 ms clock tick
+        assert samples[target, "bidi"]["cpu_s"] > 0
+        assert samples[target, "unary-32"]["cpu_s"] > 0
+        assert samples[target, "bidi"]["count"] == 300
+        assert samples[target, "history"]["count"] == 300 + 100  # and the warm-up's
+        assert samples[target, "unary"]["count"] == 75
+        assert samples[target, "idle"]["count"] == 5
+    for store in ("memory", "sqlite"):
+        fanout = samples[f"ours-{store}", "fanout"]
+        assert fanout["count"] == 30 * 3
+        assert 0 < fanout["extra"]["latency_p50_ms"] <= fanout["extra"]["latency_p99_ms"]
+    rows = {(row["workload"], row["store"]) for row in report["comparisons"]}
+    assert rows == {(w, s) for w in BOTH[:4] for s in ("memory", "sqlite")}
+    assert [fan["store"] for fan in report["fanout"]] == ["memory", "sqlite"]
+    assert set(report["idle_kib_per_stream"]) == TARGETS
+    assert report["machine"]["cores"] >= 1
+    assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
+
+
+def test_a_size_below_one_is_refused_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--rounds", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith("every size must be at least 1")
+    assert result.stdout == ""
