@@ -27,10 +27,15 @@ gen:
 
 # lint and type-check
 lint:
-    ruff check chat tests tools
-    ruff format --check chat tests tools
-    mypy chat tests tools
+    ruff check chat tests tools soak
+    ruff format --check chat tests tools soak
+    mypy chat tests tools soak
 
 # lint, type-check, then the whole test suite
 test *ARGS: lint
     pytest {{ARGS}}
+
+# the full soak (minutes): 100 clients in 10 rooms through server and Redis kills, SQLite then Redis
+soak *FLAGS:
+    python -m soak --store sqlite {{FLAGS}}
+    python -m soak --store redis {{FLAGS}}

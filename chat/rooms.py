@@ -1,8 +1,9 @@
 """Live fan-out: who is in which room, and a bounded queue per listener.
 
 `Rooms` is the store's listener: every committed message is encoded once and queued for each
-subscriber of its room. A subscriber that falls `capacity` messages behind is ended, so neither
-the room nor the server's memory ever waits or grows for it.
+subscriber of its room, and its ACK for the stream that posted it, in the same id order. A
+subscriber that falls `capacity` messages behind is ended, so neither the room nor the server's
+memory ever waits or grows for it.
 """
 
 import asyncio
@@ -34,18 +35,22 @@ class Subscriber:
         self._space: asyncio.Future[None] | None = None
         self._finished = False
 
-    def push(self, id: int, data: bytes) -> None:
-        """Queues a reply; ends the subscriber instead when its queue is full."""
+    def push(self, id: int, data: bytes, *, own: bool = False) -> None:
+        """Queues a reply; ends the subscriber instead when its queue is full.
+
+        `own`: a reply to the stream's own request, queued even when full, since its request
+        waited for space (`wait_for_space`) and one stream has one request in hand at a time.
+        """
         if self._finished or self.ended.done():
             return
-        if len(self._queue) >= self._capacity:
+        if len(self._queue) >= self._capacity and not own:
             self.end(SlowConsumer(self.last_id, self._capacity))
             return
         self._queue.append((id, data))
         self._wake()
 
-    async def put(self, id: int, data: bytes) -> None:
-        """Queues a reply to the stream's own request, waiting while the queue is full.
+    async def wait_for_space(self) -> None:
+        """Waits while the queue is full, before the stream's own request is handled.
 
         Only the stream's own requests wait (and, through flow control, its client): a client
         that sends faster than it reads its ACKs is slowed down, not cut off.
@@ -56,7 +61,11 @@ class Subscriber:
                 await self._space
             finally:
                 self._space = None
-        self.push(id, data)
+
+    async def put(self, id: int, data: bytes) -> None:
+        """Queues a reply to the stream's own request, waiting while the queue is full."""
+        await self.wait_for_space()
+        self.push(id, data, own=True)
 
     @property
     def idle(self) -> bool:
@@ -141,12 +150,16 @@ class Rooms:
         self._everywhere.add(subscriber)
 
     def stored(self, message: Stored) -> None:
+        """Queues the message for its room and its ACK for its sender, in one id order: a
+        stream never sees its own ACK after a later message, so it can resume from any id."""
         data = None  # encoded once, and only when someone besides the sender listens
         for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
-            if subscriber.id != message.origin:
-                if data is None:
-                    data = wire.chat(message)
-                subscriber.push(message.id, data)
+            if subscriber.id == message.origin:
+                subscriber.push(message.id, wire.ack(message), own=True)
+                continue
+            if data is None:
+                data = wire.chat(message)
+            subscriber.push(message.id, data)
 
     def lost(self, error: StoreUnavailable) -> None:
         self.end_all(error)

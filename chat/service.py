@@ -20,6 +20,7 @@ from chat.errors import ShuttingDown
 from chat.model import Draft, Stored
 from chat.rooms import Rooms, Subscriber
 from chat.store import Store
+from chat.tasks import cancel_and_wait
 from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
 
 SERVICE = "/grpc.chat.ChatService/"
@@ -107,11 +108,23 @@ class ChatService:
         with self._rooms.subscribe(user=user) as subscriber:
             self._rooms.join(subscriber, room)
             history = self._store.history(room, after_id) if after_id else _nothing()
-            receiving = self._receive(call, subscriber, Draft(room, user, "", subscriber.id))
-            await _until_ended(subscriber, _replay_then_live(call, subscriber, history), receiving)
+            replayed = asyncio.Event()
+            sending = _replay_then_live(call, subscriber, history, replayed)
+            defaults = Draft(room, user, "", subscriber.id)
+            await _until_ended(
+                subscriber, sending, self._receive(call, subscriber, defaults, replayed)
+            )
 
-    async def _receive(self, call: Call, subscriber: Subscriber, defaults: Draft) -> None:
-        """Stores each request in turn and queues its ACK (or ERROR); finishes at half-close."""
+    async def _receive(
+        self, call: Call, subscriber: Subscriber, defaults: Draft, replayed: asyncio.Event
+    ) -> None:
+        """Stores each request in turn (the rooms queue its ACK), or answers ERROR; finishes at
+        half-close.
+
+        Requests are read only once the replay is sent: a message posted meanwhile would be in
+        the replay as well as ACKed, and shown to its sender twice.
+        """
+        await replayed.wait()
         while (request := await call.recv()) is not None:
             draft = Draft(
                 room=request.room or defaults.room,
@@ -126,14 +139,14 @@ class ChatService:
                 await _answer(call, subscriber, wire.error(problem, draft.room, draft.user))
                 continue
             self._rooms.join(subscriber, draft.room)
-            stored = await self._store.append(draft)
-            await _answer(call, subscriber, wire.ack(stored))
+            await subscriber.wait_for_space()
+            await self._store.append(draft)  # returns once the rooms have queued its ACK
         subscriber.finish()
 
 
 async def _answer(call: Call, subscriber: Subscriber, reply: bytes) -> None:
-    """Sends a reply to the stream's own request: at once when nothing is queued or being sent
-    (saving a hop through the sending task), else behind what is queued."""
+    """Sends an ERROR reply to the stream's own request: at once when nothing is queued or being
+    sent (saving a hop through the sending task), else behind what is queued."""
     if subscriber.idle and not call.sending.locked():
         async with call.sending:
             await call.send_all([reply])
@@ -184,15 +197,21 @@ async def _send_history(call: Call, history: AsyncIterator[Stored]) -> int:
 
 
 async def _replay_then_live(
-    call: Call, subscriber: Subscriber, history: AsyncIterator[Stored]
+    call: Call,
+    subscriber: Subscriber,
+    history: AsyncIterator[Stored],
+    replayed: asyncio.Event | None = None,
 ) -> None:
-    """History first, then the live queue without what the history already showed.
+    """History first (then `replayed` is set), then the live queue without what the history
+    already showed.
 
     The subscriber joined before the history was read, so a message stored meanwhile is in
     both; it is sent once, from the history.
     """
     async with call.sending:
         seen = await _send_history(call, history)
+    if replayed is not None:
+        replayed.set()
     while batch := await subscriber.batch():
         replies = [data for id, data in batch if not seen or id == 0 or id > seen]
         if replies:
@@ -219,6 +238,4 @@ async def _until_ended(
             for task in done:
                 task.result()  # a failed side ends the call with its error
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)

@@ -4,10 +4,12 @@ Each message gets its id and lands in two streams in one Lua script (atomic): it
 and the stream of all rooms, both with the entry id `<id>-0`. Every replica follows the
 all-rooms stream with XREAD BLOCK and tells its listener of each entry in order, its own
 included; the stream, not pub/sub, is the source of truth, so a replica that reconnects
-resumes where it stopped.
+resumes where it stopped. An append returns once its own entry has come round (as the other
+stores do, after the listener heard it), so the ACK takes its place among the room's messages.
 """
 
 import asyncio
+import heapq
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -89,6 +91,8 @@ class RedisStore:
         self._append = self._client.register_script(APPEND)
         self._listeners: list[Listener] = []
         self._last_entry = "0-0"
+        self._heard = 0  # the newest id the listeners were told of
+        self._appended: list[tuple[int, asyncio.Future[None]]] = []  # a heap, by id
         self._follower: asyncio.Task[None] | None = None
 
     @classmethod
@@ -105,6 +109,7 @@ class RedisStore:
             raise StoreUnavailable(f"Redis at {url} does not answer: {error}") from error
         if newest:
             store._last_entry = newest[0][0].decode()
+            store._heard = _entry_id(newest[0][0])
         store._follower = asyncio.create_task(store._follow(), name="redis-follower")
         return store
 
@@ -132,8 +137,13 @@ class RedisStore:
             )
         except RedisError as error:
             raise StoreUnavailable(f"Redis did not take the message: {error}") from error
+        id_ = int(id_)
+        if id_ > self._heard:
+            heard = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._appended, (id_, heard))
+            await heard
         sent_at = datetime.fromtimestamp(int(micros) / 1e6, UTC)
-        return Stored(int(id_), draft.room, draft.user, draft.text, sent_at, draft.origin)
+        return Stored(id_, draft.room, draft.user, draft.text, sent_at, draft.origin)
 
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0
@@ -174,6 +184,10 @@ class RedisStore:
             await asyncio.gather(self._follower, return_exceptions=True)
             self._follower = None
         self._listeners.clear()
+        for _, heard in self._appended:  # appends that will never come round now
+            if not heard.done():
+                heard.set_exception(StoreUnavailable("the Redis store is closed"))
+        self._appended.clear()
         await self._close_clients()
 
     async def _close_clients(self) -> None:
@@ -206,6 +220,11 @@ class RedisStore:
                     self._last_entry = entry.decode()
                     for listener in self._listeners:
                         listener.stored(message)
+                    self._heard = message.id
+                    while self._appended and self._appended[0][0] <= message.id:
+                        _, heard = heapq.heappop(self._appended)
+                        if not heard.done():
+                            heard.set_result(None)
 
     def _stored(self, entry: bytes, fields: dict[bytes, bytes]) -> Stored:
         ours = fields.get(b"replica", b"").decode() == self._replica
