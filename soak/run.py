@@ -63,6 +63,8 @@ class Report:
     plan: Plan
     results: list[check.Result] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    hang_ups: int = 0
 
     @property
     def ok(self) -> bool:
@@ -263,6 +265,7 @@ async def _chat(
     history = await servers.history()
     ledgers = [client.ledger for client in clients]
     report.facts += _facts(ledgers, history, tally, faults, seconds)
+    report.faults, report.hang_ups = faults.done, tally.hang_ups
     report.results += [
         check.acked_are_stored(ledgers, history),
         check.stored_once(ledgers, history),
