@@ -25,6 +25,7 @@ from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsRe
 
 SERVICE = "/grpc.chat.ChatService/"
 INT32_MAX = 2**31 - 1
+UINT64_MAX = 2**64 - 1
 
 
 class ChatService:
@@ -171,7 +172,8 @@ def _room_filter(room: str) -> str | None:
 
 
 def _after_id(raw: str) -> int:
-    if not raw.isdigit():
+    """A message id (uint64, as on the wire) from metadata; INVALID_ARGUMENT for anything else."""
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > UINT64_MAX:
         raise GRPCError(Status.INVALID_ARGUMENT, f"chat-after-id {raw!r} is not a message id")
     return int(raw)
 

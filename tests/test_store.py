@@ -128,3 +128,11 @@ async def test_sqlite_keeps_messages_and_ids_across_a_reopen(tmp_path: Path) -> 
         assert (await again.append(Draft("r", "u", "next"))).id == 1001
     finally:
         await again.close()
+
+
+async def test_history_after_the_largest_id_on_the_wire_is_empty(open_backend: Open) -> None:
+    store = await open_backend()
+    await store.append(Draft("r", "u", "only"))
+    for after_id in (2**63 - 1, 2**63, 2**64 - 1):  # beyond SQLite's INTEGER from 2**63 on
+        assert await texts(store.history("r", after_id)) == []
+        assert await texts(store.history(None, after_id, limit=5)) == []

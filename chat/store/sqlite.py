@@ -25,6 +25,8 @@ CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
 COLUMNS = "id, room, user, text, sent_at"
 
 Pending = tuple[Draft, "asyncio.Future[Stored]"]
+MAX_ID = 2**63 - 1
+"""The largest SQLite INTEGER: no message has an id beyond it (ids on the wire are uint64)."""
 MAX_BATCH = 1000
 """Messages per transaction at most: 5,000 parameters, well within SQLite's 32,766."""
 CLOSE = None  # queued by close(): the committer commits what came before it, then stops
@@ -145,6 +147,7 @@ class SqliteStore:
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0
     ) -> AsyncIterator[Stored]:
+        after_id = min(after_id, MAX_ID)  # SQLite cannot even compare with a larger number
         if limit:
             after_id = max(after_id, await self._id_before_newest(room, limit))
         where, args = ("room = ? AND id > ?", [room]) if room is not None else ("id > ?", [])
