@@ -43,7 +43,8 @@ class Faults:
     async def inject(self, tally: Tally, planned: int) -> None:
         """Fires each fault in turn once its share of `planned` ACKs is reached."""
         for fault in sorted(self.schedule, key=lambda f: f.at):
-            await tally.reach(math.ceil(fault.at * planned))
+            if not await tally.reach(math.ceil(fault.at * planned)):
+                return
             started = time.monotonic()
             await fault.act()
             took = time.monotonic() - started

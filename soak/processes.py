@@ -22,20 +22,33 @@ def free_port() -> int:
         return port
 
 
+class StartError(Exception):
+    """A process did not start: it exited, or its port stayed closed."""
+
+
 async def wait_accepting(name: str, port: int, proc: Child) -> None:
-    """Returns once the port accepts connections; raises if the process dies or is too slow."""
-    async with asyncio.timeout(START_SECONDS):
-        while True:
-            if proc.returncode is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode} before accepting")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
+    """Returns once the port accepts connections; raises StartError if the process dies first
+    or takes longer than START_SECONDS."""
+    try:
+        async with asyncio.timeout(START_SECONDS):
+            while not await _accepts(port):
+                if proc.returncode is not None:
+                    raise StartError(f"{name} exited with {proc.returncode} before accepting")
                 await asyncio.sleep(0.05)  # polling the port: nothing else says it is open
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return
+    except TimeoutError:
+        raise StartError(
+            f"{name} accepted nothing on port {port} in {START_SECONDS:.0f}s"
+        ) from None
+
+
+async def _accepts(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
 class Process:

@@ -12,10 +12,10 @@ import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from grpclib.client import Channel
 from grpclib.const import Status
@@ -26,9 +26,10 @@ from soak import check
 from soak.clients import ACK_SECONDS, Behaviour, SoakClient
 from soak.faults import Faults, Restartable, replica_and_redis_kills, server_kills
 from soak.ledger import Ledger
-from soak.processes import RedisProcess, ServerProcess
+from soak.processes import RedisProcess, ServerProcess, StartError
 from soak.tally import Tally
 
+T = TypeVar("T")
 SETTLE_SECONDS = 15.0
 """How long servers may take to notice that every client has gone."""
 
@@ -91,8 +92,8 @@ class Servers:
     async def connected(self) -> dict[str, int]:
         counts = {}
         for name, server in self.processes.items():
-            async with _stub(server) as stub:
-                counts[name] = (await stub.get_stats(StatsRequest())).num_connected
+            stats = await _retrying(server, lambda stub: stub.get_stats(StatsRequest()))
+            counts[name] = stats.num_connected
         return counts
 
     async def wait_connected(self, expected: int, seconds: float) -> dict[str, int]:
@@ -107,12 +108,13 @@ class Servers:
     async def last_id(self, room: str) -> int:
         """The id of the room's newest stored message (0: none)."""
         request = MessagesRequest(room=room, limit=1)
-        last = await _retrying(self.first, lambda stub: stub.get_messages(request))
+        last = await _retrying(self.first, lambda stub: _all(stub.get_messages(request)))
         return last[-1].id if last else 0
 
     async def history(self) -> list[check.Message]:
         """Every stored message, oldest first."""
-        replies = await _retrying(self.first, lambda stub: stub.get_messages(MessagesRequest()))
+        request = MessagesRequest()
+        replies = await _retrying(self.first, lambda stub: _all(stub.get_messages(request)))
         return [check.Message(r.id, r.room, r.user, r.message) for r in replies]
 
     @property
@@ -126,10 +128,12 @@ class Servers:
 READ_ATTEMPTS = 20
 
 
-async def _retrying(
-    server: ServerProcess, call: Callable[[ChatServiceStub], AsyncIterator[MessageReply]]
-) -> list[MessageReply]:
-    """Reads a whole GetMessages stream, again while the server answers UNAVAILABLE.
+async def _all(replies: AsyncIterator[MessageReply]) -> list[MessageReply]:
+    return [reply async for reply in replies]
+
+
+async def _retrying(server: ServerProcess, call: Callable[[ChatServiceStub], Awaitable[T]]) -> T:
+    """Makes a call, again while the server answers UNAVAILABLE.
 
     After a Redis restart each of a replica's pooled connections fails its first command (the
     server cannot know whether a command on a broken connection ran, so it does not retry).
@@ -137,7 +141,7 @@ async def _retrying(
     for attempt in range(1, READ_ATTEMPTS + 1):
         try:
             async with _stub(server) as stub:
-                return [reply async for reply in call(stub)]
+                return await call(stub)
         except GRPCError as error:
             if error.status is not Status.UNAVAILABLE or attempt == READ_ATTEMPTS:
                 raise
@@ -171,7 +175,10 @@ async def run(
         if shutil.which("redis-server") is None:
             raise SoakError("redis-server is not installed (apt-get install redis-server)")
         redis = own_redis = RedisProcess(workdir)
-        await own_redis.start()
+        try:
+            await own_redis.start()
+        except StartError as error:
+            raise SoakError(str(error)) from error
     servers, faults = _servers_and_faults(plan, workdir, redis)
     try:
         for server in servers.processes.values():
@@ -190,6 +197,8 @@ async def run(
         )
     except TimeoutError:
         report.results.append(check.Result("the run finished", False, "timed out"))
+    except StartError as error:
+        raise SoakError(str(error)) from error
     finally:
         for server in servers.processes.values():
             await server.stop(signal.SIGKILL)
@@ -250,13 +259,12 @@ async def _chat(
             *(_sent_or_ended(client, task) for client, task in zip(clients, tasks, strict=True))
         )
         seconds = time.monotonic() - started
+        tally.end()
+        await injecting  # a fault under way completes; one not due yet never fires
+        warm = await sampling
         for client in clients:
             client.finish_at(await servers.last_id(client.ledger.room))
         await asyncio.gather(*tasks)
-        await injecting
-        if not sampling.done():  # too few ACKs to reach the warm-up point: the checks tell why
-            sampling.cancel()
-        warm = sampling.result() if not sampling.cancelled() else servers.rss()
     finally:
         for task in (injecting, reporting, *tasks):
             task.cancel()
@@ -267,6 +275,11 @@ async def _chat(
     report.facts += _facts(ledgers, history, tally, faults, seconds)
     report.faults, report.hang_ups = faults.done, tally.hang_ups
     report.results += [
+        check.Result(
+            "every fault fired",
+            len(faults.done) == len(faults.schedule),
+            f"{len(faults.done)} of {len(faults.schedule)}",
+        ),
         check.acked_are_stored(ledgers, history),
         check.stored_once(ledgers, history),
         check.listeners_saw_their_rooms(ledgers, history),
@@ -283,6 +296,7 @@ async def _sent_or_ended(client: SoakClient, task: "asyncio.Task[None]") -> None
 
 
 async def _sample_after(tally: Tally, acked: int, servers: Servers) -> dict[str, int]:
+    """The servers' RSS after `acked` ACKs (or at the end of sending, if it came first)."""
     await tally.reach(acked)
     return servers.rss()
 

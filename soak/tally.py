@@ -13,6 +13,7 @@ class Tally:
         self.deliveries = 0
         self.hang_ups = 0
         self.failures = 0
+        self.over = False
         self._order = itertools.count()
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
 
@@ -23,10 +24,19 @@ class Tally:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def reach(self, acked: int) -> None:
-        """Returns once `acked` messages have been acknowledged, over all clients."""
-        if self.acked >= acked:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (acked, next(self._order), waiter))
-        await waiter
+    def end(self) -> None:
+        """Every client has sent all it had: waiters for more ACKs give up."""
+        self.over = True
+        for _, _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def reach(self, acked: int) -> bool:
+        """Waits until `acked` messages have been acknowledged, over all clients; False when the
+        run ended short of that."""
+        if self.acked < acked and not self.over:
+            waiter = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (acked, next(self._order), waiter))
+            await waiter
+        return self.acked >= acked
