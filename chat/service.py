@@ -105,10 +105,12 @@ class ChatService:
         for problem in (rules.name_problem("user", user), rules.name_problem("room", room)):
             if problem:
                 raise GRPCError(Status.INVALID_ARGUMENT, f"chat-{problem}")
-        after_id = _after_id(call.metadata("chat-after-id", "0"))
+        # Present (0 included: a client that has seen nothing yet), it asks for a replay.
+        resume = call.metadata("chat-after-id", "")
+        after_id = _after_id(resume) if resume else None
         with self._rooms.subscribe(user=user) as subscriber:
             self._rooms.join(subscriber, room)
-            history = self._store.history(room, after_id) if after_id else _nothing()
+            history = self._store.history(room, after_id) if after_id is not None else _nothing()
             replayed = asyncio.Event()
             sending = _replay_then_live(call, subscriber, history, replayed)
             defaults = Draft(room, user, "", subscriber.id)

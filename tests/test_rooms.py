@@ -178,3 +178,13 @@ async def test_a_message_posted_during_the_replay_reaches_its_sender_once(
             if reply.kind == MessageReplyKind.ACK:
                 break
     assert shown == list(range(2, backlog + 2)), "the sender's own message came twice"
+
+
+async def test_resuming_after_id_0_replays_the_whole_room(channel: Channel) -> None:
+    """A client that lost its stream before it was shown anything resumes with nothing missed."""
+    async with AsyncExitStack() as stack:
+        poster = await Chatter.open(stack, channel, user="poster")
+        acks = [await poster.say(str(n)) for n in range(3)]
+        back = await Chatter.open(stack, channel, user="back", after_id="0")
+        replayed = [(await back.recv_kind(CHAT)).id for _ in range(3)]
+        assert replayed == [a.id for a in acks]
