@@ -74,7 +74,8 @@ def listeners_saw_their_rooms(ledgers: Iterable[Ledger], history: list[Message])
         expected = [id for id in sorted(rooms[ledger.room]) if id <= ledger.last_seen]
         if seen != expected or ledger.last_seen != max(rooms[ledger.room], default=0):
             bad += 1
-            example = example or f"; e.g. {ledger.user}: {_difference(seen, expected)}"
+            if not example:
+                example = f"; e.g. {ledger.user}: {_difference(seen, expected)}; {_streams(ledger)}"
     return Result(
         "every listener saw its whole room in id order, no gap, no duplicate",
         listeners > 0 and bad == 0,
@@ -92,6 +93,14 @@ def _difference(seen: list[int], expected: list[int]) -> str:
         f"{duplicates} duplicates, {disorder} out of order, last seen {seen[-1:]} of "
         f"{expected[-1:]}"
     )
+
+
+def _streams(ledger: Ledger) -> str:
+    """The client's first streams: where each resumed, how many ids it showed, how it ended."""
+    shown = [
+        f"after {c.after_id}: {len(c.ids)} ids, {c.ended or 'open'}" for c in ledger.connections
+    ]
+    return "streams: " + "; ".join(shown[:4]) + ("; ..." if len(shown) > 4 else "")
 
 
 def clients_behaved(ledgers: Iterable[Ledger]) -> Result:
