@@ -4,6 +4,7 @@ transaction commits goes into the next one, and each is acknowledged only after 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aiosqlite
 
@@ -152,11 +153,11 @@ class SqliteStore:
             after_id = max(after_id, await self._id_before_newest(room, limit))
         where, args = ("room = ? AND id > ?", [room]) if room is not None else ("id > ?", [])
         while True:
-            async with self._reader.execute(
+            rows = await self._read(
                 f"SELECT {COLUMNS} FROM messages WHERE {where} ORDER BY id LIMIT {PAGE_SIZE}",
                 [*args, after_id],
-            ) as cursor:
-                page = [_row_to_stored(row) for row in await cursor.fetchall()]
+            )
+            page = [_row_to_stored(row) for row in rows]
             for message in page:
                 yield message
             if len(page) < PAGE_SIZE:
@@ -166,17 +167,25 @@ class SqliteStore:
     async def _id_before_newest(self, room: str | None, limit: int) -> int:
         """The id just before the newest `limit` messages (0 when there are fewer)."""
         where, args = ("WHERE room = ?", [room]) if room is not None else ("", [])
-        async with self._reader.execute(
+        rows = await self._read(
             f"SELECT id FROM messages {where} ORDER BY id DESC LIMIT 1 OFFSET ?", [*args, limit]
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def _read(self, sql: str, args: list[object]) -> list[Any]:
+        """All rows of one query, run and finished in one trip to the reader's thread.
+
+        A statement left open between trips (execute now, fetch later) holds the reader
+        connection's read transaction, and a query another task runs meanwhile sees that older
+        snapshot: a message stored before the query began would be missing from a replay.
+        """
+        return list(await self._reader.execute_fetchall(sql, args))
 
     async def check(self) -> None:
         if self._committer is None:
             raise StoreUnavailable("the SQLite store is closed")
         try:
-            await self._reader.execute("SELECT 1")
+            await self._read("SELECT 1", [])
         except Exception as error:
             raise StoreUnavailable(f"SQLite does not answer: {error}") from error
 
