@@ -31,10 +31,15 @@ bench *FLAGS:
 
 # lint and type-check
 lint:
-    ruff check chat tests tools bench
-    ruff format --check chat tests tools bench
-    mypy chat tests tools bench
+    ruff check chat tests tools bench soak
+    ruff format --check chat tests tools bench soak
+    mypy chat tests tools bench soak
 
 # lint, type-check, then the whole test suite
 test *ARGS: lint
     pytest {{ARGS}}
+
+# the full soak (minutes): 100 clients in 10 rooms through server and Redis kills, SQLite then Redis
+soak *FLAGS:
+    python -m soak --store sqlite {{FLAGS}}
+    python -m soak --store redis {{FLAGS}}

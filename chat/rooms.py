@@ -1,8 +1,9 @@
 """Live fan-out: who is in which room, and a bounded queue per listener.
 
 `Rooms` is the store's listener: every committed message is encoded once and queued for each
-subscriber of its room. A subscriber that falls `capacity` messages behind is ended, so neither
-the room nor the server's memory ever waits or grows for it.
+subscriber of its room, and its ACK for the stream that posted it, in the same id order. A
+subscriber that falls `capacity` messages behind is ended, so neither the room nor the server's
+memory ever waits or grows for it.
 """
 
 import asyncio
@@ -30,7 +31,7 @@ class Subscriber:
         self.rooms: set[str] = set()
         self.last_id = 0  # the newest stored id handed to the stream
         self.replayed = 0  # the newest id a history replay sent: the queue may repeat it
-        self.live = False  # the replay (if any) is done: queued replies may go out at once
+        self.live = asyncio.Event()  # the replay (if any) is sent: requests may be read now
         self._loop = asyncio.get_running_loop()
         self.ended: asyncio.Future[Exception] = self._loop.create_future()
         self._capacity = capacity
@@ -40,11 +41,15 @@ class Subscriber:
         self._space: asyncio.Future[None] | None = None
         self._finished = False
 
-    def push(self, id: int, data: bytes) -> None:
-        """Queues a reply; ends the subscriber instead when its queue is full."""
+    def push(self, id: int, data: bytes, *, own: bool = False) -> None:
+        """Queues a reply; ends the subscriber instead when its queue is full.
+
+        `own`: a reply to the stream's own request, queued even when full, since its request
+        waited for space (`room_to_spare`) and one stream has one request in hand at a time.
+        """
         if self._finished or self.ended.done():
             return
-        if len(self._queue) >= self._capacity:
+        if len(self._queue) >= self._capacity and not own:
             self.end(SlowConsumer(self.last_id, self._capacity))
             self._on_cut_off()
             return
@@ -65,7 +70,7 @@ class Subscriber:
     async def put(self, id: int, data: bytes) -> None:
         """Queues a reply to the stream's own request, waiting while the queue is full."""
         await self.room_to_spare()
-        self.push(id, data)
+        self.push(id, data, own=True)
 
     async def room_to_spare(self) -> None:
         """Waits while the queue is full: a client that sends faster than it reads its

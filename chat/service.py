@@ -21,10 +21,12 @@ from chat.errors import ShuttingDown
 from chat.model import Draft, Stored
 from chat.rooms import Delivery, Rooms, Subscriber
 from chat.store import Store
+from chat.tasks import cancel_and_wait
 from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
 
 SERVICE = "/grpc.chat.ChatService/"
 INT32_MAX = 2**31 - 1
+UINT64_MAX = 2**64 - 1
 
 
 class ChatService:
@@ -116,15 +118,24 @@ class ChatService:
         for problem in (rules.name_problem("user", user), rules.name_problem("room", room)):
             if problem:
                 raise GRPCError(Status.INVALID_ARGUMENT, f"chat-{problem}")
-        after_id = _after_id(call.metadata("chat-after-id", "0"))
+        # Present (0 included: a client that has seen nothing yet), it asks for a replay.
+        resume = call.metadata("chat-after-id", "")
+        after_id = _after_id(resume) if resume else None
         with self._rooms.subscribe(user=user) as subscriber:
             self._rooms.join(subscriber, room)
-            history = self._store.history(room, after_id) if after_id else _nothing()
+            history = self._store.history(room, after_id) if after_id is not None else _nothing()
+            sending = _replay_then_live(call, subscriber, history)
             receiving = self._receive(call, subscriber, Draft(room, user, "", subscriber.id))
-            await _until_ended(subscriber, _replay_then_live(call, subscriber, history), receiving)
+            await _until_ended(subscriber, sending, receiving)
 
     async def _receive(self, call: Call, subscriber: Subscriber, defaults: Draft) -> None:
-        """Stores each request in turn and queues its ACK (or ERROR); finishes at half-close."""
+        """Stores each request in turn (the rooms queue its ACK), or answers ERROR; finishes at
+        half-close.
+
+        Requests are read only once the replay is sent: a message posted meanwhile would be in
+        the replay as well as ACKed, and shown to its sender twice.
+        """
+        await subscriber.live.wait()
         while (request := await call.recv()) is not None:
             draft = Draft(
                 room=request.room or defaults.room,
@@ -141,7 +152,7 @@ class ChatService:
             self._rooms.join(subscriber, draft.room)
             await self._store.append(draft)  # the rooms queue its ACK, in order with the room
             self.messages_stored += 1
-            if subscriber.live and not call.sending.locked():
+            if not call.sending.locked():
                 await _send_queued(call, subscriber.take())  # saves a hop to the sending task
             await subscriber.room_to_spare()
         subscriber.finish()
@@ -164,7 +175,8 @@ def _room_filter(room: str) -> str | None:
 
 
 def _after_id(raw: str) -> int:
-    if not raw.isdigit():
+    """A message id (uint64, as on the wire) from metadata; INVALID_ARGUMENT for anything else."""
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > UINT64_MAX:
         raise GRPCError(Status.INVALID_ARGUMENT, f"chat-after-id {raw!r} is not a message id")
     return int(raw)
 
@@ -192,14 +204,15 @@ async def _send_history(call: Call, history: AsyncIterator[Stored]) -> int:
 async def _replay_then_live(
     call: Call, subscriber: Subscriber, history: AsyncIterator[Stored]
 ) -> None:
-    """History first, then the live queue without what the history already showed.
+    """History first (then the subscriber is `live`), then the live queue without what the
+    history already showed.
 
     The subscriber joined before the history was read, so a message stored meanwhile is in
     both; it is sent once, from the history.
     """
     async with call.sending:
         subscriber.replayed = await _send_history(call, history)
-        subscriber.live = True
+    subscriber.live.set()
     while batch := await subscriber.batch():
         await _send_queued(call, batch)
 
@@ -229,6 +242,4 @@ async def _until_ended(
             for task in done:
                 task.result()  # a failed side ends the call with its error
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)

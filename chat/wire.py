@@ -127,6 +127,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise DecodeError("varint too long")
 
 
+MAX_FIELD_NUMBER = 2**29 - 1
 MESSAGE_REQUEST = {1: "message", 2: "user", 3: "room"}
 STATS_REQUEST = {1: "room"}
 
@@ -142,8 +143,8 @@ def parse_request(data: bytes, fields: dict[int, str] = MESSAGE_REQUEST) -> Requ
     while pos < end:
         key, pos = _read_varint(data, pos)
         number, wire_type = key >> 3, key & 7
-        if number == 0:
-            raise DecodeError("field number 0")
+        if not 0 < number <= MAX_FIELD_NUMBER:
+            raise DecodeError(f"field number {number} is out of range")
         if wire_type == 2:
             size, pos = _read_varint(data, pos)
             if pos + size > end:

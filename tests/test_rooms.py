@@ -1,11 +1,18 @@
 """Live rooms over ChannelFor: broadcast, presence, ordering, the seam between history and live."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 
+import pytest
 from chatting import Chatter
 from grpclib.client import Channel
+from grpclib.testing import ChannelFor
 
+from chat.config import Settings
+from chat.service import ChatService
+from chat.store import open_store
 from gen.grpc.chat import ChatServiceStub, MessageReplyKind, MessagesRequest
 
 CHAT, JOIN, LEAVE = MessageReplyKind.CHAT, MessageReplyKind.JOIN, MessageReplyKind.LEAVE
@@ -106,3 +113,78 @@ async def test_resuming_a_stream_after_an_id_replays_what_was_missed(channel: Ch
         assert replayed == [a.id for a in acks[2:]]
         live = await poster.say("live")
         assert (await back.recv_kind(CHAT)).id == live.id
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def durable_channel(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Channel]:
+    """The service over ChannelFor on a store that commits in batches (SQLite) or that tells
+    its listeners later than the writer hears back (Redis, through its stream follower)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'chat.db'}"
+    else:
+        url = request.getfixturevalue("redis_server").url
+    store = await open_store(url)
+    service = ChatService(store, Settings(store=url))
+    try:
+        async with ChannelFor([service], codec=service.codec) as channel:
+            yield channel
+    finally:
+        await store.close()
+
+
+async def test_a_senders_ack_takes_its_place_among_the_rooms_messages(
+    durable_channel: Channel,
+) -> None:
+    """A stream that resumes after the newest id it has seen must have seen everything before
+    it: its own ACK may never come after a later message of the room."""
+    senders, each = 6, 30
+    async with AsyncExitStack() as stack:
+        chatters = [
+            await Chatter.open(stack, durable_channel, user=f"u{n}", room="busy")
+            for n in range(senders)
+        ]
+
+        async def post(chatter: Chatter) -> list[int]:
+            shown: list[int] = []
+            for number in range(each):
+                await chatter.send(str(number))
+                while (reply := await chatter.recv()) is not None:
+                    if reply.kind in (CHAT, MessageReplyKind.ACK):
+                        shown.append(reply.id)
+                    if reply.kind == MessageReplyKind.ACK:
+                        break
+            return shown
+
+        for shown in await asyncio.gather(*map(post, chatters)):
+            assert shown == sorted(shown), "an ACK came after a later message"
+
+
+async def test_a_message_posted_during_the_replay_reaches_its_sender_once(
+    durable_channel: Channel,
+) -> None:
+    backlog = 3000
+    async with AsyncExitStack() as stack:
+        poster = await Chatter.open(stack, durable_channel, user="poster")
+        for number in range(backlog):
+            await poster.send(str(number))
+        last = 0
+        while last < backlog:
+            last = (await poster.recv_kind(MessageReplyKind.ACK)).id
+        back = await Chatter.open(stack, durable_channel, user="back", after_id="1")
+        await back.send("mine")  # sent while the server replays 2,999 messages
+        shown: list[int] = []
+        while (reply := await back.recv()) is not None:
+            shown.append(reply.id)
+            if reply.kind == MessageReplyKind.ACK:
+                break
+    assert shown == list(range(2, backlog + 2)), "the sender's own message came twice"
+
+
+async def test_resuming_after_id_0_replays_the_whole_room(channel: Channel) -> None:
+    """A client that lost its stream before it was shown anything resumes with nothing missed."""
+    async with AsyncExitStack() as stack:
+        poster = await Chatter.open(stack, channel, user="poster")
+        acks = [await poster.say(str(n)) for n in range(3)]
+        back = await Chatter.open(stack, channel, user="back", after_id="0")
+        replayed = [(await back.recv_kind(CHAT)).id for _ in range(3)]
+        assert replayed == [a.id for a in acks]

@@ -93,3 +93,15 @@ async def test_a_bad_room_filter_is_invalid_argument(
         await ChatServiceStub(channel).get_stats(StatsRequest(**field))
     assert error.value.status is Status.INVALID_ARGUMENT
     assert "room name" in (error.value.message or "")
+
+
+@pytest.mark.parametrize("after_id", ["-1", "12a", str(2**64)])
+async def test_a_chat_after_id_that_is_no_message_id_is_invalid_argument(
+    channel: Channel, after_id: str
+) -> None:
+    async with AsyncExitStack() as stack:
+        chatter = await Chatter.open(stack, channel, after_id=after_id)
+        with pytest.raises(GRPCError) as error:
+            await chatter.recv()
+    assert error.value.status is Status.INVALID_ARGUMENT
+    assert "is not a message id" in (error.value.message or "")

@@ -146,3 +146,31 @@ async def test_sqlite_checkpoints_keep_the_write_ahead_log_small(tmp_path: Path)
         assert [m.id async for m in store.history("r")] == list(range(1, 2001))
     finally:
         await store.close()
+
+
+async def test_history_after_the_largest_id_on_the_wire_is_empty(open_backend: Open) -> None:
+    store = await open_backend()
+    await store.append(Draft("r", "u", "only"))
+    for after_id in (2**63 - 1, 2**63, 2**64 - 1):  # beyond SQLite's INTEGER from 2**63 on
+        assert await texts(store.history("r", after_id)) == []
+        assert await texts(store.history(None, after_id, limit=5)) == []
+
+
+async def test_a_history_read_sees_every_message_stored_before_it_began(
+    open_backend: Open,
+) -> None:
+    """The seam between a replay and live delivery rests on this, with many readers at once
+    (as when every client resumes after a restart)."""
+    store = await open_backend()
+
+    async def write_then_read(writer: int) -> list[int]:
+        missed = []
+        for number in range(20):
+            stored = await store.append(Draft("seam", f"w{writer}", str(number)))
+            seen = [m.id async for m in store.history("seam", stored.id - 1)]
+            if not seen or seen[0] != stored.id:
+                missed.append(stored.id)
+        return missed
+
+    missed = await asyncio.gather(*(write_then_read(n) for n in range(40)))
+    assert not [id for ids in missed for id in ids], "a reader saw an older snapshot"

@@ -57,7 +57,15 @@ def test_random_bytes_parse_only_where_betterproto_agrees(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x0a\x02\xc3\x28", b"\x08\x01", b"\x00", b"\x0b"],
+    [
+        b"\xff\xff\xff\xff",
+        b"\x0a\x05ab",
+        b"\x0a\x02\xc3\x28",
+        b"\x08\x01",
+        b"\x00",
+        b"\x0b",
+        b"\x80\x80\x80\x80\x10\x00",  # field number 2**29: beyond protobuf's largest
+    ],
 )
 def test_malformed_requests_are_refused(data: bytes) -> None:
     with pytest.raises(wire.DecodeError):

@@ -37,7 +37,8 @@ class Store(Protocol):
         ...
 
     async def append(self, draft: Draft) -> Stored:
-        """Stores the draft; returns only once it is durable (the caller may then ACK it)."""
+        """Stores the draft; returns only once it is durable and the listeners have heard of it
+        (so its ACK, queued by the listener, comes in id order among the room's messages)."""
         ...
 
     def history(self, room: str | None, after_id: int = 0, limit: int = 0) -> AsyncIterator[Stored]:

@@ -4,7 +4,8 @@ Each message gets its id and lands in two streams in one Lua script (atomic): it
 and the stream of all rooms, both with the entry id `<id>-0`. Every replica follows the
 all-rooms stream with XREAD BLOCK and tells its listener of each entry in order, its own
 included; the stream, not pub/sub, is the source of truth, so a replica that reconnects
-resumes where it stopped.
+resumes where it stopped. An append returns once its own entry has come round (as the other
+stores do, after the listener heard it), so the ACK takes its place among the room's messages.
 """
 
 import asyncio
@@ -140,9 +141,10 @@ class RedisStore:
             )
         except RedisError as error:
             raise StoreUnavailable(f"Redis did not take the message: {error}") from error
-        await self._delivery_of(int(id_))
+        id_ = int(id_)
+        await self._delivery_of(id_)
         sent_at = datetime.fromtimestamp(int(micros) / 1e6, UTC)
-        return Stored(int(id_), draft.room, draft.user, draft.text, sent_at, draft.origin)
+        return Stored(id_, draft.room, draft.user, draft.text, sent_at, draft.origin)
 
     async def _delivery_of(self, id_: int) -> None:
         """Waits until the listeners were told of message `id_` and of every one before it.
@@ -204,6 +206,10 @@ class RedisStore:
             await asyncio.gather(self._follower, return_exceptions=True)
             self._follower = None
         self._listeners.clear()
+        for _, heard in self._waiting:  # appends that will never come round now
+            if not heard.done():
+                heard.set_exception(StoreUnavailable("the Redis store is closed"))
+        self._waiting.clear()
         await self._close_clients()
 
     async def _close_clients(self) -> None:

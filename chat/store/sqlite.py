@@ -12,6 +12,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aiosqlite
 
@@ -33,6 +34,8 @@ CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
 COLUMNS = "id, room, user, text, sent_at"
 
 Pending = tuple[Draft, "asyncio.Future[Stored]"]
+MAX_ID = 2**63 - 1
+"""The largest SQLite INTEGER: no message has an id beyond it (ids on the wire are uint64)."""
 MAX_BATCH = 1000
 """Messages per transaction at most: 5,000 parameters, well within SQLite's 32,766."""
 CHECKPOINT_EVERY = 200
@@ -152,7 +155,7 @@ class SqliteStore:
         whole log lets the next commit start it again from the beginning, so it stays small.
         """
         try:
-            await self._reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            await self._read("PRAGMA wal_checkpoint(PASSIVE)", [])
         except Exception:  # a checkpoint is housekeeping: the next one catches up
             pass
         finally:
@@ -178,15 +181,16 @@ class SqliteStore:
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0
     ) -> AsyncIterator[Stored]:
+        after_id = min(after_id, MAX_ID)  # SQLite cannot even compare with a larger number
         if limit:
             after_id = max(after_id, await self._id_before_newest(room, limit))
         where, args = ("room = ? AND id > ?", [room]) if room is not None else ("id > ?", [])
         while True:
-            async with self._reader.execute(
+            rows = await self._read(
                 f"SELECT {COLUMNS} FROM messages WHERE {where} ORDER BY id LIMIT {PAGE_SIZE}",
                 [*args, after_id],
-            ) as cursor:
-                page = [_row_to_stored(row) for row in await cursor.fetchall()]
+            )
+            page = [_row_to_stored(row) for row in rows]
             for message in page:
                 yield message
             if len(page) < PAGE_SIZE:
@@ -196,17 +200,25 @@ class SqliteStore:
     async def _id_before_newest(self, room: str | None, limit: int) -> int:
         """The id just before the newest `limit` messages (0 when there are fewer)."""
         where, args = ("WHERE room = ?", [room]) if room is not None else ("", [])
-        async with self._reader.execute(
+        rows = await self._read(
             f"SELECT id FROM messages {where} ORDER BY id DESC LIMIT 1 OFFSET ?", [*args, limit]
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def _read(self, sql: str, args: list[object]) -> list[Any]:
+        """All rows of one query, run and finished in one trip to the reader's thread.
+
+        A statement left open between trips (execute now, fetch later) holds the reader
+        connection's read transaction, and a query another task runs meanwhile sees that older
+        snapshot: a message stored before the query began would be missing from a replay.
+        """
+        return list(await self._reader.execute_fetchall(sql, args))
 
     async def check(self) -> None:
         if self._writer is None:
             raise StoreUnavailable("the SQLite store is closed")
         try:
-            await self._reader.execute("SELECT 1")
+            await self._read("SELECT 1", [])
         except Exception as error:
             raise StoreUnavailable(f"SQLite does not answer: {error}") from error
 

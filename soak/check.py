@@ -1,0 +1,142 @@
+"""The end-of-run checks: what the clients recorded against what the servers stored and report."""
+
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from soak.ledger import Ledger
+
+KiB_PER_MiB = 1024
+
+
+class Message(NamedTuple):
+    """One stored message, as the whole history read at the end shows it."""
+
+    id: int
+    room: str
+    user: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One check: passed or not, and the figures that say so."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def acked_are_stored(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
+    """No ACK without storage: every ACKed id is stored, with its sender, room and text."""
+    by_id = {message.id: message for message in history}
+    acked = wrong = 0
+    example = ""
+    for ledger in ledgers:
+        for id, text in ledger.acked.items():
+            acked += 1
+            if by_id.get(id) != Message(id, ledger.room, ledger.user, text):
+                wrong += 1
+                example = example or f"; e.g. id {id} {text!r}: stored {by_id.get(id)}"
+    return Result(
+        "every ACKed message is stored with its text",
+        acked > 0 and wrong == 0,
+        f"{acked - wrong:,} of {acked:,} found{example}",
+    )
+
+
+def stored_once(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
+    """No message stored twice, and none that its user did not send."""
+    sent = {(ledger.user, text) for ledger in ledgers for text in ledger.sent}
+    counts = Counter((message.user, message.text) for message in history)
+    twice = [key for key, count in counts.items() if count > 1]
+    unsent = [key for key in counts if key not in sent]
+    detail = f"{len(history):,} stored, {len(twice)} stored twice, {len(unsent)} never sent"
+    if twice or unsent:
+        detail += f"; e.g. {(twice or unsent)[0]}"
+    return Result("no message stored twice or unsent", not twice and not unsent, detail)
+
+
+def listeners_saw_their_rooms(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
+    """Each client saw its room's stored messages up to the last it saw, all of them, each once,
+    in id order, across its reconnects (every client was listening before the first message)."""
+    rooms: dict[str, list[int]] = defaultdict(list)
+    for message in history:
+        rooms[message.room].append(message.id)
+    listeners = shown = bad = 0
+    example = ""
+    for ledger in ledgers:
+        listeners += 1
+        seen = ledger.seen()
+        shown += len(seen)
+        expected = [id for id in sorted(rooms[ledger.room]) if id <= ledger.last_seen]
+        if seen != expected or ledger.last_seen != max(rooms[ledger.room], default=0):
+            bad += 1
+            if not example:
+                example = f"; e.g. {ledger.user}: {_difference(seen, expected)}; {_streams(ledger)}"
+    return Result(
+        "every listener saw its whole room in id order, no gap, no duplicate",
+        listeners > 0 and bad == 0,
+        f"{listeners - bad} of {listeners} listeners, {shown:,} ids shown{example}",
+    )
+
+
+def _difference(seen: list[int], expected: list[int]) -> str:
+    missing = sorted(set(expected) - set(seen))
+    extra = sorted(set(seen) - set(expected))
+    duplicates = len(seen) - len(set(seen))
+    disorder = sum(1 for a, b in itertools.pairwise(seen) if b <= a)
+    return (
+        f"{len(missing)} missing {missing[:3]}, {len(extra)} not in the room {extra[:3]}, "
+        f"{duplicates} duplicates, {disorder} out of order, last seen {seen[-1:]} of "
+        f"{expected[-1:]}"
+    )
+
+
+def _streams(ledger: Ledger) -> str:
+    """The client's first streams: where each resumed, how many ids it showed, how it ended."""
+    shown = [
+        f"after {c.after_id}: {len(c.ids)} ids, {c.ended or 'open'}" for c in ledger.connections
+    ]
+    return "streams: " + "; ".join(shown[:4]) + ("; ..." if len(shown) > 4 else "")
+
+
+def clients_behaved(ledgers: Iterable[Ledger]) -> Result:
+    """Nothing unexpected reached a client: no ERROR, no stray ACK, no hang, no odd status."""
+    problems = [f"{ledger.user}: {problem}" for ledger in ledgers for problem in ledger.problems]
+    detail = f"{len(problems)} problems" + (f"; e.g. {problems[0]}" if problems else "")
+    return Result("no client saw an error, a hang or a stray reply", not problems, detail)
+
+
+def memory_is_flat(samples: dict[str, tuple[int, int]], limit_mib: float) -> Result:
+    """Each server's RSS at the end is within `limit_mib` of its RSS after warm-up."""
+    parts, ok = [], True
+    for name, (warm, end) in samples.items():
+        growth = (end - warm) / KiB_PER_MiB
+        ok = ok and growth <= limit_mib
+        parts.append(
+            f"{name} {warm / KiB_PER_MiB:.1f} -> {end / KiB_PER_MiB:.1f} MiB ({growth:+.1f})"
+        )
+    return Result(
+        f"server memory flat after warm-up (within {limit_mib:g} MiB)",
+        bool(samples) and ok,
+        ", ".join(parts),
+    )
+
+
+def streams_closed(connected: dict[str, int]) -> Result:
+    """Every server reports no open stream once the clients have left."""
+    detail = ", ".join(f"{name} {count}" for name, count in connected.items())
+    return Result("open streams back to 0", all(count == 0 for count in connected.values()), detail)
+
+
+def logs_clean(logs: dict[str, str]) -> Result:
+    """No server logged a traceback (a failure the status mapping did not expect)."""
+    dirty = [name for name, text in logs.items() if "Traceback" in text]
+    return Result(
+        "no traceback in the server logs",
+        not dirty,
+        "tracebacks in " + ", ".join(dirty) if dirty else f"{len(logs)} logs read",
+    )

@@ -1,0 +1,94 @@
+"""The chat servers of a soak run, asked for stats and history the way any client would."""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest, StatsRequest
+from soak.check import Message
+from soak.processes import ServerProcess
+
+T = TypeVar("T")
+
+
+class Servers:
+    """The chat servers of a run, by name, and how to ask them for stats and history."""
+
+    def __init__(self, processes: dict[str, ServerProcess]) -> None:
+        self.processes = processes
+
+    async def connected(self) -> dict[str, int]:
+        counts = {}
+        for name, server in self.processes.items():
+            stats = await _retrying(server, lambda stub: stub.get_stats(StatsRequest()))
+            counts[name] = stats.num_connected
+        return counts
+
+    async def wait_connected(self, expected: int, seconds: float) -> dict[str, int]:
+        """Polls until the servers count `expected` open streams in all (or time runs out)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            counts = await self.connected()
+            if sum(counts.values()) == expected or time.monotonic() > deadline:
+                return counts
+            await asyncio.sleep(0.05)  # the servers notice hang-ups in their own time
+
+    async def last_id(self, room: str) -> int:
+        """The id of the room's newest stored message (0: none)."""
+        request = MessagesRequest(room=room, limit=1)
+        last = await _retrying(self.first, lambda stub: _all(stub.get_messages(request)))
+        return last[-1].id if last else 0
+
+    async def history(self) -> list[Message]:
+        """Every stored message, oldest first."""
+        request = MessagesRequest()
+        replies = await _retrying(self.first, lambda stub: _all(stub.get_messages(request)))
+        return [Message(r.id, r.room, r.user, r.message) for r in replies]
+
+    @property
+    def first(self) -> ServerProcess:
+        return next(iter(self.processes.values()))
+
+    def rss(self) -> dict[str, int]:
+        return {name: server.rss_kib() for name, server in self.processes.items()}
+
+
+READ_ATTEMPTS = 20
+
+
+async def _all(replies: AsyncIterator[MessageReply]) -> list[MessageReply]:
+    return [reply async for reply in replies]
+
+
+async def _retrying(server: ServerProcess, call: Callable[[ChatServiceStub], Awaitable[T]]) -> T:
+    """Makes a call, again while the server answers UNAVAILABLE.
+
+    After a Redis restart each of a replica's pooled connections fails its first command (the
+    server cannot know whether a command on a broken connection ran, so it does not retry).
+    """
+    attempt = 1
+    while True:
+        try:
+            async with _stub(server) as stub:
+                return await call(stub)
+        except GRPCError as error:
+            if error.status is not Status.UNAVAILABLE or attempt == READ_ATTEMPTS:
+                raise
+        await asyncio.sleep(0.05 * attempt)  # backoff before asking again
+        attempt += 1
+
+
+@contextlib.asynccontextmanager
+async def _stub(server: ServerProcess) -> AsyncIterator[ChatServiceStub]:
+    """A ChatServiceStub on a fresh channel to one server, closed on leaving."""
+    channel = Channel("127.0.0.1", server.port)
+    try:
+        yield ChatServiceStub(channel, timeout=60)
+    finally:
+        channel.close()
