@@ -110,7 +110,8 @@ class ChatService:
                 self._rooms.follow_everything(subscriber)
             else:
                 self._rooms.join(subscriber, room)
-            await _until_ended(subscriber, _replay_then_live(call, subscriber, history))
+            replay = _replay_then_live(call, subscriber, history, request.after_id)
+            await _until_ended(subscriber, replay)
 
     async def send_and_receive_message(self, call: Call) -> None:
         user = call.metadata("chat-user", "anonymous")
@@ -124,7 +125,7 @@ class ChatService:
         with self._rooms.subscribe(user=user) as subscriber:
             self._rooms.join(subscriber, room)
             history = self._store.history(room, after_id) if after_id is not None else _nothing()
-            sending = _replay_then_live(call, subscriber, history)
+            sending = _replay_then_live(call, subscriber, history, after_id or 0)
             receiving = self._receive(call, subscriber, Draft(room, user, "", subscriber.id))
             await _until_ended(subscriber, sending, receiving)
 
@@ -202,16 +203,17 @@ async def _send_history(call: Call, history: AsyncIterator[Stored]) -> int:
 
 
 async def _replay_then_live(
-    call: Call, subscriber: Subscriber, history: AsyncIterator[Stored]
+    call: Call, subscriber: Subscriber, history: AsyncIterator[Stored], after_id: int = 0
 ) -> None:
     """History first (then the subscriber is `live`), then the live queue without what the
-    history already showed.
+    history already showed or the client had seen (`after_id`).
 
     The subscriber joined before the history was read, so a message stored meanwhile is in
-    both; it is sent once, from the history.
+    both; it is sent once, from the history. A replica still catching up with Redis may queue
+    messages the client saw before it resumed; they are not sent again.
     """
     async with call.sending:
-        subscriber.replayed = await _send_history(call, history)
+        subscriber.replayed = max(after_id, await _send_history(call, history))
     subscriber.live.set()
     while batch := await subscriber.batch():
         await _send_queued(call, batch)

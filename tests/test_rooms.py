@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from grpclib.client import Channel
 from grpclib.testing import ChannelFor
 
 from chat.config import Settings
+from chat.model import Stored
 from chat.service import ChatService
 from chat.store import open_store
 from gen.grpc.chat import ChatServiceStub, MessageReplyKind, MessagesRequest
@@ -188,3 +190,19 @@ async def test_resuming_after_id_0_replays_the_whole_room(channel: Channel) -> N
         back = await Chatter.open(stack, channel, user="back", after_id="0")
         replayed = [(await back.recv_kind(CHAT)).id for _ in range(3)]
         assert replayed == [a.id for a in acks]
+
+
+async def test_a_resumed_stream_is_not_sent_again_what_a_lagging_replica_delivers_late(
+    channel: Channel, service: ChatService
+) -> None:
+    """A Redis replica catching up after an outage hands its rooms messages the resuming
+    client saw elsewhere; the stream must go on from its `after_id`, not repeat them."""
+    async with AsyncExitStack() as stack:
+        writer = await Chatter.open(stack, channel, user="ann")
+        acks = [await writer.say(f"m{n}") for n in range(3)]
+        back = await Chatter.open(stack, channel, user="back", after_id=str(acks[-1].id))
+        await back.say("here")  # requests are read after the replay: it is done (and empty)
+        late = Stored(acks[1].id, "general", "ann", "m1", datetime.now(UTC))
+        service._rooms.stored(late)  # what a lagging follower would deliver
+        newest = await writer.say("after")
+        assert (await back.recv_kind(CHAT)).id == newest.id
