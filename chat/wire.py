@@ -34,7 +34,7 @@ class Request:
         self.room = room
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     if value < 0x80:
         return bytes((value,))
     out = bytearray()
@@ -49,16 +49,16 @@ def _string(tag: bytes, value: str) -> bytes:
     if not value:
         return b""
     data = value.encode()
-    return tag + _varint(len(data)) + data
+    return tag + varint(len(data)) + data
 
 
 def _timestamp(moment: datetime) -> bytes:
     delta = moment - EPOCH
     seconds = delta.days * 86400 + delta.seconds
-    body = (b"\x08" + _varint(seconds) if seconds else b"") + (
-        b"\x10" + _varint(delta.microseconds * 1000) if delta.microseconds else b""
+    body = (b"\x08" + varint(seconds) if seconds else b"") + (
+        b"\x10" + varint(delta.microseconds * 1000) if delta.microseconds else b""
     )
-    return b"\x2a" + _varint(len(body)) + body
+    return b"\x2a" + varint(len(body)) + body
 
 
 def reply(kind: int, text: str, user: str, room: str, id: int, sent_at: datetime) -> bytes:
@@ -68,9 +68,9 @@ def reply(kind: int, text: str, user: str, room: str, id: int, sent_at: datetime
             _string(b"\x0a", text),
             _string(b"\x12", user),
             _string(b"\x1a", room),
-            b"\x20" + _varint(id) if id else b"",
+            b"\x20" + varint(id) if id else b"",
             _timestamp(sent_at),
-            b"\x30" + _varint(kind) if kind else b"",
+            b"\x30" + varint(kind) if kind else b"",
         )
     )
 
@@ -103,10 +103,10 @@ def stats(
     """One StatsReply, serialised as protobuf (int32 counts, repeated names, a double)."""
     return b"".join(
         (
-            b"\x08" + _varint(messages) if messages else b"",
-            b"\x10" + _varint(rooms) if rooms else b"",
-            b"\x18" + _varint(connected) if connected else b"",
-            *(b"\x22" + _varint(len(data)) + data for data in map(str.encode, online)),
+            b"\x08" + varint(messages) if messages else b"",
+            b"\x10" + varint(rooms) if rooms else b"",
+            b"\x18" + varint(connected) if connected else b"",
+            *(b"\x22" + varint(len(data)) + data for data in map(str.encode, online)),
             b"\x29" + struct.pack("<d", uptime_seconds) if uptime_seconds else b"",
         )
     )

@@ -50,15 +50,6 @@ unsigned = st.one_of(
 )
 
 
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 @st.composite
 def mutated(draw: st.DrawFn, valid: st.SearchStrategy[bytes]) -> bytes:
     """A valid encoding, then one to four mutations of the kinds a broken client produces."""
@@ -79,15 +70,15 @@ def mutated(draw: st.DrawFn, valid: st.SearchStrategy[bytes]) -> bytes:
         elif kind == "delete":
             del data[at : at + draw(st.integers(1, 8))]
         elif kind == "key":  # a field key with any number and wire type, e.g. a wrong one
-            data[at:at] = varint(draw(st.integers(0, 8)) << 3 | draw(st.integers(0, 7)))
+            data[at:at] = wire.varint(draw(st.integers(0, 8)) << 3 | draw(st.integers(0, 7)))
         elif kind == "huge":  # a length-delimited field announcing far more than there is
             length = draw(st.integers(2**20, UINT64_MAX))
-            data[at:at] = varint(draw(st.integers(1, 5)) << 3 | 2) + varint(length) + b"x"
+            data[at:at] = wire.varint(draw(st.integers(1, 5)) << 3 | 2) + wire.varint(length) + b"x"
         elif kind == "repeat":
             data.extend(bytes(data))
         else:  # a well-formed field from a newer client
             number = draw(st.integers(5, 2**29 - 1))
-            data += varint(number << 3) + varint(draw(unsigned))
+            data += wire.varint(number << 3) + wire.varint(draw(unsigned))
     return bytes(data)
 
 

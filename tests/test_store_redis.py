@@ -58,29 +58,34 @@ async def test_history_and_counts_are_the_same_seen_from_either_replica(
         assert (await store.count(), await store.rooms()) == (2, {"a"})
 
 
-async def test_redis_going_away_fails_appends_and_recovery_needs_no_restart(
-    redis_server: RedisProcess,
-) -> None:
+@pytest.fixture
+async def heard(redis_server: RedisProcess) -> AsyncIterator[tuple[RedisStore, Recorder]]:
+    """One store on the test's redis-server, and a recorder of what its listener hears."""
     store = await RedisStore.open(redis_server.url)
     recorder = Recorder()
     store.listen(recorder)
-    try:
-        assert (await store.append(Draft("r", "u", "before"))).id == 1
-        redis_server.stop()
-        with pytest.raises(StoreUnavailable):
-            await store.append(Draft("r", "u", "while away"))
-        with pytest.raises(StoreUnavailable):
-            await store.check()
-        await recorder.wait_for_loss()
-        redis_server.start()  # returns once it accepts connections
+    yield store, recorder
+    await store.close()
+
+
+async def test_redis_going_away_fails_appends_and_recovery_needs_no_restart(
+    redis_server: RedisProcess, heard: tuple[RedisStore, Recorder]
+) -> None:
+    store, recorder = heard
+    assert (await store.append(Draft("r", "u", "before"))).id == 1
+    redis_server.stop()
+    with pytest.raises(StoreUnavailable):
+        await store.append(Draft("r", "u", "while away"))
+    with pytest.raises(StoreUnavailable):
         await store.check()
-        after = await store.append(Draft("r", "u", "after"))
-        assert after.id == 2  # the append-only file kept the id sequence
-        heard = await recorder.wait_for(2)
-        assert [m.text for m in heard] == ["before", "after"]
-        assert len(recorder.losses) == 1
-    finally:
-        await store.close()
+    await recorder.wait_for_loss()
+    redis_server.start()  # returns once it accepts connections
+    await store.check()
+    after = await store.append(Draft("r", "u", "after"))
+    assert after.id == 2  # the append-only file kept the id sequence
+    messages = await recorder.wait_for(2)
+    assert [m.text for m in messages] == ["before", "after"]
+    assert len(recorder.losses) == 1
 
 
 async def test_a_redis_url_nobody_answers_at_is_store_unavailable() -> None:
@@ -89,22 +94,17 @@ async def test_a_redis_url_nobody_answers_at_is_store_unavailable() -> None:
 
 
 async def test_a_redis_that_comes_back_empty_is_followed_anew(
-    redis_server: RedisProcess,
+    redis_server: RedisProcess, heard: tuple[RedisStore, Recorder]
 ) -> None:
-    store = await RedisStore.open(redis_server.url)
-    recorder = Recorder()
-    store.listen(recorder)
-    try:
-        for text in ("one", "two", "three"):
-            await store.append(Draft("r", "u", text))
-        redis_server.stop()
-        redis_server.wipe()
-        await recorder.wait_for_loss()
-        redis_server.start()
-        await store.check()
-        again = await store.append(Draft("r", "u", "after the loss"))
-        assert again.id == 1
-        heard = await recorder.wait_for(4)
-        assert [m.text for m in heard] == ["one", "two", "three", "after the loss"]
-    finally:
-        await store.close()
+    store, recorder = heard
+    for text in ("one", "two", "three"):
+        await store.append(Draft("r", "u", text))
+    redis_server.stop()
+    redis_server.wipe()
+    await recorder.wait_for_loss()
+    redis_server.start()
+    await store.check()
+    again = await store.append(Draft("r", "u", "after the loss"))
+    assert again.id == 1
+    messages = await recorder.wait_for(4)
+    assert [m.text for m in messages] == ["one", "two", "three", "after the loss"]
