@@ -172,6 +172,22 @@ def run_client(
     )
 
 
+def refused_server_start(*flags: str) -> str:
+    """Runs `python -m chat.server FLAGS --store memory://` expecting it to refuse to start;
+    asserts it says why in one line with exit code 1, and returns that line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "chat.server", "--store", "memory://", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("chat-server: "), result.stderr
+    return result.stderr
+
+
 class RedisProcess:
     """A real redis-server on a free port; its append-only file keeps the data across a restart."""
 

@@ -2,14 +2,12 @@
 
 import asyncio
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import pytest
-from chatting import ROOT, Chatter, ServerProcess, free_port, run_client
+from chatting import Chatter, ServerProcess, free_port, refused_server_start, run_client
 from grpclib.client import Channel
 from grpclib.config import Configuration
 from grpclib.const import Status
@@ -98,15 +96,6 @@ def test_a_metrics_port_that_is_taken_is_one_line_and_exit_code_1() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = [sys.executable, "-m", "chat.server", "--host", "127.0.0.1"]
-        flags = ["--store", "memory://", "--port", str(free_port()), "--metrics-port", str(port)]
-        result = subprocess.run(
-            [*server, *flags],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            cwd=ROOT,
-        )
-    assert result.returncode == 1
-    assert result.stderr.startswith(f"chat-server: cannot serve metrics on 127.0.0.1:{port}: ")
-    assert len(result.stderr.splitlines()) == 1
+        flags = ["--host", "127.0.0.1", "--port", str(free_port()), "--metrics-port", str(port)]
+        reason = refused_server_start(*flags)
+    assert reason.startswith(f"chat-server: cannot serve metrics on 127.0.0.1:{port}: ")

@@ -1,7 +1,5 @@
 """TLS end to end: certificates made here (trustme), our client and a grpcio client over TCP."""
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +7,7 @@ from typing import Any
 import grpc
 import pytest
 import trustme
-from chatting import ROOT, ServerProcess, free_port, run_client
+from chatting import ServerProcess, free_port, refused_server_start, run_client
 
 from bench.tutorial import generate
 
@@ -99,23 +97,4 @@ def test_a_server_with_unusable_tls_files_exits_1_saying_why(
     certificates: Certificates, tmp_path: Path, flags: list[str], reason: str
 ) -> None:
     paths = [str(tmp_path / flag) if flag.endswith((".pem", ".key")) else flag for flag in flags]
-    server = [
-        sys.executable,
-        "-m",
-        "chat.server",
-        "--port",
-        str(free_port()),
-        "--store",
-        "memory://",
-    ]
-    result = subprocess.run(
-        [*server, *paths],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
-    assert result.returncode == 1
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("chat-server: ")
-    assert reason in result.stderr
+    assert reason in refused_server_start("--port", str(free_port()), *paths)

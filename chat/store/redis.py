@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from chat.errors import ConfigError, StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store import PAGE_SIZE, Listener
+from chat.tasks import cancel_and_wait
 
 log = logging.getLogger("chat.store.redis")
 
@@ -97,7 +98,6 @@ class RedisStore:
         self._delivered = 0  # the newest id this replica's listeners have been told of
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []  # a heap by id
         self._follower: asyncio.Task[None] | None = None
-        self._closing = False
 
     @classmethod
     async def open(cls, url: str, max_history: int = 0) -> "RedisStore":
@@ -199,11 +199,7 @@ class RedisStore:
 
     async def close(self) -> None:
         if self._follower is not None:
-            # redis-py can swallow a cancel that lands mid-read; the flag ends the loop anyway,
-            # at the latest when the blocking read returns.
-            self._closing = True
-            self._follower.cancel()
-            await asyncio.gather(self._follower, return_exceptions=True)
+            await cancel_and_wait([self._follower])  # redis-py can swallow a cancel mid-read
             self._follower = None
         self._listeners.clear()
         for _, heard in self._waiting:  # appends that will never come round now
@@ -219,7 +215,7 @@ class RedisStore:
     async def _follow(self) -> None:
         """Tells listeners of every entry of the all-rooms stream, in order, across outages."""
         failures = 0
-        while not self._closing:
+        while True:
             try:
                 if failures:
                     await self._notice_lost_data()
