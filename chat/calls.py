@@ -20,6 +20,7 @@ from grpclib.server import Stream
 from chat.auth import TokenAuth
 from chat.codec import ChatCodec, receive
 from chat.errors import to_grpc_error
+from chat.frames import write_data
 from chat.logs import CALL_LINE
 
 log = logging.getLogger("chat.calls")
@@ -69,7 +70,8 @@ class Call:
         for start in range(0, len(replies), WRITE_BATCH):
             chunk = replies[start : start + WRITE_BATCH]
             payload = b"".join([b"\0" + len(r).to_bytes(4, "big") + r for r in chunk])
-            await self.stream._stream.send_data(payload)
+            if not write_data(self.stream._stream, payload):
+                await self.stream._stream.send_data(payload)
             self.sent += len(chunk)
 
 

@@ -6,11 +6,10 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from grpclib.server import Server
-
 from chat import config, logs
 from chat.config import Settings
 from chat.errors import ConfigError, StoreUnavailable
+from chat.frames import LeanServer
 from chat.health import HealthChecks
 from chat.metrics import Metrics
 from chat.reflection import with_reflection
@@ -28,7 +27,7 @@ async def serve(settings: Settings) -> None:
     service = ChatService(store, settings)
     health = HealthChecks(store, service)
     stop_metrics: Callable[[], None] | None = None
-    server = Server(with_reflection([service, health.service]), codec=service.codec)
+    server = LeanServer(with_reflection([service, health.service]), codec=service.codec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
