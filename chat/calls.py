@@ -69,10 +69,29 @@ class Call:
             await self.stream.send_initial_metadata()
         for start in range(0, len(replies), WRITE_BATCH):
             chunk = replies[start : start + WRITE_BATCH]
-            payload = b"".join([b"\0" + len(r).to_bytes(4, "big") + r for r in chunk])
+            payload = _framed(chunk)
             if not write_data(self.stream._stream, payload):
                 await self.stream._stream.send_data(payload)
             self.sent += len(chunk)
+
+    def send_now(self, replies: list[bytes]) -> bool:
+        """Sends replies of a streaming call without waiting, when nothing has to wait: no one
+        else is sending, the headers are out, flow control lets them through. False: nothing
+        was sent, and `send_all` (holding `sending`) is the way."""
+        if (
+            self.sending.locked()
+            or not self.stream._send_initial_metadata_done
+            or len(replies) > WRITE_BATCH
+            or not write_data(self.stream._stream, _framed(replies))
+        ):
+            return False
+        self.sent += len(replies)
+        return True
+
+
+def _framed(replies: list[bytes]) -> bytes:
+    """Encoded replies as gRPC messages: each behind its flag byte and length."""
+    return b"".join([b"\0" + len(reply).to_bytes(4, "big") + reply for reply in replies])
 
 
 Handler = Callable[[Call], Awaitable[None]]
@@ -162,12 +181,13 @@ class Calls:
 
 async def _end(call: Call, status: Status, message: str | None) -> None:
     stream = call.stream
+    reply = call.reply if status is Status.OK else None
     try:
+        if reply is not None and _reply_in_one_write(stream, reply):
+            return
         async with asyncio.timeout(TRAILERS_TIMEOUT):
-            if call.reply is not None and status is Status.OK:
-                if _reply_in_one_write(stream, call.reply):
-                    return
-                await stream.send_message(call.reply)
+            if reply is not None:
+                await stream.send_message(reply)
             await stream.send_trailing_metadata(status=status, status_message=message)
     except (StreamTerminatedError, h2.exceptions.StreamClosedError, TimeoutError, ConnectionError):
         pass  # the client is gone; there is no one left to tell

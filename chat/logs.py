@@ -37,6 +37,12 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str, format: str) -> None:
     """Sends the server's log to stderr at `level` in `format` ("text" or "json")."""
+    # Neither format shows the source line, thread or process of a record; not looking them
+    # up takes about a third off every call's line (the logging HOWTO, "Optimization").
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if format == "json" else logging.Formatter(TEXT))
     logging.basicConfig(level=level.upper(), handlers=[handler])

@@ -221,8 +221,10 @@ async def _replay_then_live(
 
 async def _send_queued(call: Call, replies: list[Delivery]) -> None:
     if replies:
-        async with call.sending:
-            await call.send_all([data for _, data in replies])
+        encoded = [data for _, data in replies]
+        if not call.send_now(encoded):
+            async with call.sending:
+                await call.send_all(encoded)
 
 
 async def _until_ended(
