@@ -20,7 +20,7 @@ from grpclib.server import Stream
 from chat.auth import TokenAuth
 from chat.codec import ChatCodec, receive
 from chat.errors import to_grpc_error
-from chat.frames import write_data
+from chat.frames import can_send_now, unary_reply, write_data
 from chat.logs import CALL_LINE
 
 log = logging.getLogger("chat.calls")
@@ -196,26 +196,16 @@ async def _end(call: Call, status: Status, message: str | None) -> None:
 def _reply_in_one_write(stream: Stream[Any, Any], reply: bytes) -> bool:
     """Headers, the one message and the OK trailers of a unary call in one socket write.
 
-    grpclib writes them one by one, a syscall each; a unary call costs about a quarter less
-    this way. Done only when nothing would have to wait (the transport takes writes, the flow
-    control window and frame size fit the message); False leaves it to grpclib.
+    grpclib writes them one by one, a syscall each, and h2 builds and compresses each header
+    block; a unary call costs about a third less this way. Done only when nothing would have
+    to wait (the transport takes writes, the flow-control windows and frame size fit the
+    message); False leaves it to grpclib.
     """
     h2_stream = stream._stream
-    connection = h2_stream._h2_connection
     framed = b"\0" + len(reply).to_bytes(4, "big") + reply
-    if (
-        stream._send_initial_metadata_done
-        or not h2_stream.connection.write_ready.is_set()
-        or h2_stream.id not in connection.streams
-        or connection.local_flow_control_window(h2_stream.id) < len(framed)
-        or connection.max_outbound_frame_size < len(framed)
-    ):
+    if stream._send_initial_metadata_done or not can_send_now(h2_stream, len(framed)):
         return False
-    headers = [(":status", "200"), ("content-type", stream._content_type)]
-    connection.send_headers(h2_stream.id, headers)
-    connection.send_data(h2_stream.id, framed)
-    connection.send_headers(h2_stream.id, [("grpc-status", "0")], end_stream=True)
-    h2_stream._transport.write(connection.data_to_send())
+    h2_stream._transport.write(unary_reply(h2_stream, stream._content_type, framed))
     stream._send_initial_metadata_done = True
     stream._send_message_done = True
     stream._send_trailing_metadata_done = True

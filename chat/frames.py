@@ -8,6 +8,7 @@ windows) is parsed or written here with the bookkeeping h2 and grpclib would hav
 other bytes go through h2 as before, untouched.
 """
 
+import functools
 import struct
 import time
 from typing import Any
@@ -17,11 +18,20 @@ from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Server
 from h2.connection import ConnectionState, H2Connection
 from h2.stream import H2Stream as H2StreamState
-from h2.stream import StreamState
+from h2.stream import StreamInputs, StreamState
+from hpack.hpack import encode_integer
 
 FRAME_HEADER = struct.Struct(">BHBBL")
 """Length (high byte, low 16 bits), type, flags, stream id."""
-DATA = 0
+DATA, HEADERS = 0, 1
+END_STREAM, END_HEADERS = 0x1, 0x4
+
+STATUS_200 = b"\x88"
+"""`:status: 200`, entry 8 of HPACK's static table."""
+CONTENT_TYPE_NAME = 31
+"""`content-type` in HPACK's static table."""
+GRPC_STATUS_OK = b"\x00" + bytes(encode_integer(11, 7)) + b"grpc-status" + b"\x01" + b"0"
+"""`grpc-status: 0` as a literal without indexing: no HPACK table changes on either side."""
 
 RECEIVING = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL})
 SENDING = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE})
@@ -100,29 +110,79 @@ def _plain_data_frames(
     return frames
 
 
+def can_send_now(stream: H2Stream, size: int) -> bool:
+    """Whether `size` bytes of DATA may go out on `stream` at once: the transport takes writes,
+    the stream is open for sending, and one frame within both flow-control windows holds them."""
+    h2 = stream._h2_connection
+    h2_stream = h2.streams.get(stream.id) if stream.id is not None else None
+    return (
+        h2_stream is not None
+        and stream.connection.write_ready.is_set()
+        and h2.state_machine.state is ConnectionState.SERVER_OPEN
+        and h2_stream.state_machine.state in SENDING
+        and 0 < size <= h2.max_outbound_frame_size
+        and size <= h2.outbound_flow_control_window
+        and size <= h2_stream.outbound_flow_control_window
+    )
+
+
+def data_frame(stream: H2Stream, payload: bytes) -> bytes:
+    """`payload` as one DATA frame, both flow-control windows charged for it. Only when
+    `can_send_now` said so, and after what h2 has queued to send."""
+    h2 = stream._h2_connection
+    assert stream.id is not None
+    size = len(payload)
+    h2.outbound_flow_control_window -= size
+    h2.streams[stream.id].outbound_flow_control_window -= size
+    stream.data_sent += size
+    stream.connection.data_sent += size
+    return FRAME_HEADER.pack(size >> 16, size & 0xFFFF, DATA, 0, stream.id) + payload
+
+
 def write_data(stream: H2Stream, payload: bytes) -> bool:
     """Writes `payload` as one DATA frame now; False when it is h2's to do (it would have to
     wait for the transport or the flow-control windows, or the stream cannot send)."""
-    h2 = stream._h2_connection
-    h2_stream = h2.streams.get(stream.id) if stream.id is not None else None
-    size = len(payload)
-    if (
-        h2_stream is None
-        or not stream.connection.write_ready.is_set()
-        or h2.state_machine.state is not ConnectionState.SERVER_OPEN
-        or h2_stream.state_machine.state not in SENDING
-        or not 0 < size <= h2.max_outbound_frame_size
-        or size > h2.outbound_flow_control_window
-        or size > h2_stream.outbound_flow_control_window
-    ):
+    if not can_send_now(stream, len(payload)):
         return False
-    header = FRAME_HEADER.pack(size >> 16, size & 0xFFFF, DATA, 0, stream.id)
-    pending = h2.data_to_send()  # frames h2 queued (a WINDOW_UPDATE, say) go first
+    pending = stream._h2_connection.data_to_send()  # a WINDOW_UPDATE h2 queued, say: it goes first
     transport: Any = stream._transport
-    transport.write(b"".join((pending, header, payload)))
-    h2.outbound_flow_control_window -= size
-    h2_stream.outbound_flow_control_window -= size
-    stream.data_sent += size
-    stream.connection.data_sent += size
+    transport.write(pending + data_frame(stream, payload))
     stream.connection.data_send_process()
     return True
+
+
+def unary_reply(stream: H2Stream, content_type: str, message: bytes) -> bytes:
+    """A unary call's whole answer as bytes to write: response headers, the one gRPC message
+    and the OK status, the stream closed as h2 would close it. Only when `can_send_now` said
+    so for the message.
+
+    The header blocks are HPACK literals without indexing, which leave both sides' header
+    tables as they were: nothing shared with h2's own encoder changes.
+    """
+    assert stream.id is not None
+    h2 = stream._h2_connection
+    states = h2.streams[stream.id].state_machine
+    pending = h2.data_to_send()
+    states.process_input(StreamInputs.SEND_HEADERS)
+    headers = _headers_frame(stream.id, STATUS_200 + _content_type(content_type), 0)
+    data = data_frame(stream, message)
+    states.process_input(StreamInputs.SEND_HEADERS)
+    states.process_input(StreamInputs.SEND_END_STREAM)
+    trailers = _headers_frame(stream.id, GRPC_STATUS_OK, END_STREAM)
+    return b"".join((pending, headers, data, trailers))
+
+
+@functools.cache
+def _content_type(value: str) -> bytes:
+    encoded = value.encode()
+    return (
+        bytes(encode_integer(CONTENT_TYPE_NAME, 4))
+        + bytes(encode_integer(len(encoded), 7))
+        + encoded
+    )
+
+
+def _headers_frame(stream_id: int, block: bytes, flags: int) -> bytes:
+    size = len(block)
+    header = FRAME_HEADER.pack(size >> 16, size & 0xFFFF, HEADERS, flags | END_HEADERS, stream_id)
+    return header + block

@@ -1,5 +1,5 @@
-"""The lean DATA-frame path over real TCP: whatever way the bytes arrive, the service sees the
-same messages; replies wait for the client's flow-control window."""
+"""The lean frame paths over real TCP: whatever way the bytes arrive, the service sees the same
+messages; replies wait for the client's flow-control window; unary answers close their streams."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -10,7 +10,7 @@ import h2.connection
 import h2.events
 import pytest
 from chatting import Chatter, free_port
-from grpclib.client import Channel, UnaryStreamMethod
+from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.config import Configuration
 from h2.settings import SettingCodes
 
@@ -18,10 +18,18 @@ from chat.config import Settings
 from chat.frames import LeanServer
 from chat.service import ChatService
 from chat.store.memory import MemoryStore
-from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest, MessagesRequest
+from gen.grpc.chat import (
+    MessageReply,
+    MessageReplyKind,
+    MessageRequest,
+    MessagesRequest,
+    StatsReply,
+    StatsRequest,
+)
 
 BIDI = "/grpc.chat.ChatService/SendAndReceiveMessage"
 HISTORY = "/grpc.chat.ChatService/GetMessages"
+STATS = "/grpc.chat.ChatService/GetStats"
 
 
 @pytest.fixture
@@ -200,3 +208,14 @@ async def test_a_history_over_the_client_window_arrives_whole(
     async with Channel("127.0.0.1", port, config=config) as channel:
         history = await read_history(channel)
     assert history == texts
+
+
+async def test_unary_answers_close_their_streams_so_a_connection_serves_many(port: int) -> None:
+    async with Channel("127.0.0.1", port) as channel:
+        get_stats = UnaryUnaryMethod(channel, STATS, StatsRequest, StatsReply)
+        # Three times the 100 streams a connection may have open at once.
+        for _ in range(300):
+            reply = await get_stats(StatsRequest())
+            assert reply.uptime_seconds > 0
+        replies = await asyncio.gather(*(get_stats(StatsRequest()) for _ in range(50)))
+        assert len(replies) == 50
