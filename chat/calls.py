@@ -197,7 +197,7 @@ def _reply_in_one_write(stream: Stream[Any, Any], reply: bytes) -> bool:
     """Headers, the one message and the OK trailers of a unary call in one socket write.
 
     grpclib writes them one by one, a syscall each, and h2 builds and compresses each header
-    block; a unary call costs about a third less this way. Done only when nothing would have
+    block; a unary call costs about a quarter less this way. Done only when nothing would have
     to wait (the transport takes writes, the flow-control windows and frame size fit the
     message); False leaves it to grpclib.
     """

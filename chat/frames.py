@@ -1,11 +1,12 @@
-"""Plain DATA frames read and written without h2's per-frame objects.
+"""Chat messages and unary answers as plain frames, without h2's per-frame objects.
 
 A chat message crosses the connection as one small DATA frame each way. For each one, h2 builds
 frame, flag and event objects, walks two state machines and formats the frame for a trace log
 nobody reads: about a third of the Python a message cost the server. A DATA frame that needs
 none of that (no padding, no END_STREAM, on a stream open that way, inside the flow-control
 windows) is parsed or written here with the bookkeeping h2 and grpclib would have done; any
-other bytes go through h2 as before, untouched.
+other bytes go through h2 as before, untouched. A unary call's answer, headers and status
+included, is written here the same way.
 """
 
 import functools
@@ -174,6 +175,7 @@ def unary_reply(stream: H2Stream, content_type: str, message: bytes) -> bytes:
 
 @functools.cache
 def _content_type(value: str) -> bytes:
+    """`content-type: value` as a literal without indexing, its name from the static table."""
     encoded = value.encode()
     return (
         bytes(encode_integer(CONTENT_TYPE_NAME, 4))
