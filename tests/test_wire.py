@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+import betterproto
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -109,3 +110,10 @@ def test_stats_are_byte_for_byte_what_betterproto_writes(
 @given(room=texts)
 def test_a_stats_request_parses_to_its_room(room: str) -> None:
     assert wire.parse_request(bytes(StatsRequest(room=room)), wire.STATS_REQUEST).room == room
+
+
+@pytest.mark.parametrize("bits", range(65))
+def test_varints_match_betterproto_at_every_length_boundary(bits: int) -> None:
+    for value in (2**bits - 2, 2**bits - 1, 2**bits, 2**bits + 1):
+        if 0 <= value < 2**64:
+            assert wire.varint(value) == betterproto.encode_varint(value), value
