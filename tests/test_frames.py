@@ -2,17 +2,21 @@
 messages; replies wait for the client's flow-control window; unary answers close their streams."""
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import h2.config
 import h2.connection
 import h2.events
 import pytest
-from chatting import Chatter, free_port
+from chatting import Chatter, ServerProcess, free_port
 from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.config import Configuration
 from h2.settings import SettingCodes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chat.config import Settings
 from chat.frames import LeanServer
@@ -219,3 +223,73 @@ async def test_unary_answers_close_their_streams_so_a_connection_serves_many(por
             assert reply.uptime_seconds > 0
         replies = await asyncio.gather(*(get_stats(StatsRequest()) for _ in range(50)))
         assert len(replies) == 50
+
+
+@st.composite
+def frame_mixes(draw: st.DrawFn) -> tuple[list[tuple[str, str, int]], bool, list[int]]:
+    """Steps a client may take on one stream, whether it half-closes, and where its bytes are
+    cut: ("message", text, pad length or -1), ("split", text, where), ("ping"), ("window")."""
+    steps: list[tuple[str, str, int]] = []
+    for _ in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["message", "message", "split", "ping", "window"]))
+        text = draw(st.text(min_size=1, max_size=40))
+        if kind == "message":
+            steps.append((kind, text, draw(st.sampled_from([-1, -1, 0, 5]))))
+        elif kind == "split":
+            steps.append((kind, text, draw(st.integers(1, len(grpc_message(text)) - 1))))
+        else:
+            steps.append((kind, "", 0))
+    cuts = draw(st.lists(st.integers(1, 120), min_size=1, max_size=40))
+    return steps, draw(st.booleans()), cuts
+
+
+async def run_mix(port: int, steps: list[tuple[str, str, int]], end: bool, cuts: list[int]) -> None:
+    client = await RawClient.open(port)
+    try:
+        texts = []
+        for kind, text, detail in steps:
+            if kind == "message":
+                client.h2.send_data(
+                    1, grpc_message(text), pad_length=None if detail < 0 else detail
+                )
+            elif kind == "split":  # one gRPC message across two DATA frames
+                message = grpc_message(text)
+                client.h2.send_data(1, message[:detail])
+                client.h2.send_data(1, message[detail:])
+            elif kind == "ping":
+                client.h2.ping(b"01234567")
+            else:
+                client.h2.increment_flow_control_window(1000)
+            if kind in ("message", "split"):
+                texts.append(text)
+        if end:
+            client.h2.end_stream(1)
+        data = client.h2.data_to_send()
+        position = 0
+        for cut in itertools.cycle(cuts):
+            if position >= len(data):
+                break
+            await client.write(data[position : position + cut])
+            position += cut
+        replies = await client.replies(len(texts) + 1 if end else len(texts))
+        assert ack_texts(replies) == [f"Server Responding to {text}" for text in texts]
+        assert client.ended is end
+    finally:
+        client.close()
+
+
+def test_any_mix_of_frames_cut_anywhere_is_read_as_h2_would(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "server.log", "memory://").start()
+    loop = asyncio.new_event_loop()
+    try:
+
+        @settings(max_examples=300, deadline=None, database=None)
+        @given(mix=frame_mixes())
+        def one(mix: tuple[list[tuple[str, str, int]], bool, list[int]]) -> None:
+            loop.run_until_complete(asyncio.wait_for(run_mix(server.port, *mix), 30))
+
+        one()
+        assert "Traceback" not in server.log()
+    finally:
+        loop.close()
+        server.stop()
