@@ -10,7 +10,6 @@ from typing import Any, TypeVar, cast
 from grpclib.const import Status
 from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
-from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Stream
 
 from chat import wire
@@ -42,27 +41,26 @@ class ChatCodec(ProtoCodec):
 
 
 async def receive(stream: Stream[Request, Any], codec: ChatCodec, limit: int) -> Request | None:
-    """The next request, or None at end of stream; refuses one over `limit` bytes unread."""
-    h2_stream = stream._stream  # grpclib offers no hook between the length prefix and the body
-    prefix = await _read(h2_stream, 5, "the stream ended inside a message prefix")
-    if not prefix:
-        return None
-    if prefix[0]:
-        raise GRPCError(Status.UNIMPLEMENTED, "compressed messages are not supported")
-    size = int.from_bytes(prefix[1:5], "big")
-    if size > limit:
-        raise GRPCError(
-            Status.RESOURCE_EXHAUSTED,
-            f"a message of {size} bytes is over the server's limit of {limit} bytes",
-        )
-    body = await _read(h2_stream, size, "the stream ended inside a message") if size else b""
-    return cast(Request, codec.decode(body, stream._recv_type))
+    """The next request, or None at end of stream; refuses one over `limit` bytes unread.
 
-
-async def _read(h2_stream: H2Stream, size: int, cut_short: str) -> bytes:
-    """`size` bytes of the request stream, or b"" at its end; INVALID_ARGUMENT when it ends
-    part way (grpclib's buffer raises AssertionError for that, which would be INTERNAL)."""
+    Read from grpclib's stream buffer, which offers no hook between the length prefix and the
+    body; it raises AssertionError for a stream that ends part way, INVALID_ARGUMENT here (it
+    would be INTERNAL).
+    """
+    buffer = stream._stream.buffer
     try:
-        return await h2_stream.recv_data(size)
+        prefix = await buffer.read(5)
+        if not prefix:
+            return None
+        if prefix[0]:
+            raise GRPCError(Status.UNIMPLEMENTED, "compressed messages are not supported")
+        size = int.from_bytes(prefix[1:5], "big")
+        if size > limit:
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED,
+                f"a message of {size} bytes is over the server's limit of {limit} bytes",
+            )
+        body = await buffer.read(size) if size else b""
     except AssertionError:
-        raise GRPCError(Status.INVALID_ARGUMENT, cut_short) from None
+        raise GRPCError(Status.INVALID_ARGUMENT, "the stream ended inside a message") from None
+    return cast(Request, codec.decode(body, stream._recv_type))

@@ -110,11 +110,13 @@ class Subscriber:
     def take(self) -> list[Delivery]:
         """Everything queued right now, maybe nothing, without waiting; only what a replayed
         history did not already show."""
-        items = [item for item in self._queue if not item[0] or item[0] > self.replayed]
-        if self._queue:
-            self.last_id = max(self.last_id, max(id for id, _ in self._queue))
-            self._queue.clear()
-            self._make_space()
+        queue = self._queue
+        if not queue:
+            return []
+        items = [item for item in queue if not item[0] or item[0] > self.replayed]
+        self.last_id = max(self.last_id, *(id for id, _ in queue))
+        queue.clear()
+        self._make_space()
         return items
 
     def _wake(self) -> None:
