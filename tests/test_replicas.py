@@ -11,7 +11,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from chat.client import split_address
-from gen.grpc.chat import MessageReplyKind
+from gen.grpc.chat import ChatServiceStub, MessageReplyKind, StatsRequest
 
 Start = Callable[..., ServerProcess]
 DELIVERED = (MessageReplyKind.CHAT, MessageReplyKind.ACK)
@@ -29,6 +29,14 @@ async def channels() -> AsyncIterator[Callable[[ServerProcess], Channel]]:
     yield connect
     for channel in opened:
         channel.close()
+
+
+async def until_connected(channel: Channel, room: str, streams: int) -> None:
+    """Returns once the server behind `channel` counts `streams` open streams in `room`: a
+    stream opened is not yet joined until the server has taken it."""
+    stub = ChatServiceStub(channel)
+    while (await stub.get_stats(StatsRequest(room=room))).num_connected < streams:
+        pass  # each round trip gives the server time to take the streams
 
 
 async def delivered_ids(chatter: Chatter, count: int) -> list[int]:
@@ -56,6 +64,8 @@ async def test_replicas_share_rooms_ids_and_live_delivery(
             await Chatter.open(stack, channels(server), user="lis", room="r")
             for server in (first, second)
         ]
+        for server in (first, second):  # every stream has joined before the first message
+            await until_connected(channels(server), "r", 2)
 
         async def write(chatter: Chatter) -> None:
             for number in range(per_writer):
