@@ -202,7 +202,7 @@ def _reply_in_one_write(stream: Stream[Any, Any], reply: bytes) -> bool:
     message); False leaves it to grpclib.
     """
     h2_stream = stream._stream
-    framed = b"\0" + len(reply).to_bytes(4, "big") + reply
+    framed = _framed([reply])
     if stream._send_initial_metadata_done or not can_send_now(h2_stream, len(framed)):
         return False
     h2_stream._transport.write(unary_reply(h2_stream, stream._content_type, framed))

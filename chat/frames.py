@@ -127,7 +127,7 @@ def can_send_now(stream: H2Stream, size: int) -> bool:
     )
 
 
-def data_frame(stream: H2Stream, payload: bytes) -> bytes:
+def _data_frame(stream: H2Stream, payload: bytes) -> bytes:
     """`payload` as one DATA frame, both flow-control windows charged for it. Only when
     `can_send_now` said so, and after what h2 has queued to send."""
     h2 = stream._h2_connection
@@ -147,7 +147,7 @@ def write_data(stream: H2Stream, payload: bytes) -> bool:
         return False
     pending = stream._h2_connection.data_to_send()  # a WINDOW_UPDATE h2 queued, say: it goes first
     transport: Any = stream._transport
-    transport.write(pending + data_frame(stream, payload))
+    transport.write(pending + _data_frame(stream, payload))
     stream.connection.data_send_process()
     return True
 
@@ -166,7 +166,7 @@ def unary_reply(stream: H2Stream, content_type: str, message: bytes) -> bytes:
     pending = h2.data_to_send()
     states.process_input(StreamInputs.SEND_HEADERS)
     headers = _headers_frame(stream.id, STATUS_200 + _content_type(content_type), 0)
-    data = data_frame(stream, message)
+    data = _data_frame(stream, message)
     states.process_input(StreamInputs.SEND_HEADERS)
     states.process_input(StreamInputs.SEND_END_STREAM)
     trailers = _headers_frame(stream.id, GRPC_STATUS_OK, END_STREAM)
