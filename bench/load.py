@@ -20,6 +20,7 @@ from grpclib.client import Channel, Stream, StreamStreamMethod, UnaryStreamMetho
 from grpclib.encoding.proto import ProtoCodec
 
 from bench.meter import Meter, Sample
+from chat import contract
 from gen.grpc.chat import (
     MessageReply,
     MessageRequest,
@@ -28,7 +29,7 @@ from gen.grpc.chat import (
     StatsRequest,
 )
 
-SERVICE = "/grpc.chat.ChatService/"
+SERVICE = f"/{contract.SERVICE}/"
 CONCURRENCY = 32  # unary calls in flight at once
 STREAMS_PER_CHANNEL = 50  # h2 allows a peer 100 open streams per connection by default
 

@@ -3,7 +3,8 @@
 import time
 from dataclasses import dataclass, field
 
-from bench.procstat import cpu_seconds, rss_kib
+from bench.procstat import cpu_seconds
+from chat.testing import rss_kib
 
 
 @dataclass(frozen=True)

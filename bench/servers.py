@@ -1,7 +1,6 @@
 """The servers under test, each its own process on a free port, started and stopped per round."""
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.load import Endpoint
+from chat.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -27,13 +27,6 @@ def command(target: str, port: int, workdir: Path) -> list[str]:
         return [sys.executable, "-m", "bench.reference", *address]
     store = "memory://" if target == OURS_MEMORY else f"sqlite:///{workdir / 'bench.db'}"
     return [sys.executable, "-m", "chat.server", *address, "--store", store]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServerProcess:

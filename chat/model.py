@@ -1,6 +1,7 @@
 """The server's own values: a message before and after it is stored.
 
-Plain frozen dataclasses; betterproto classes appear only at the wire boundary (chat/wire.py).
+Plain frozen dataclasses; betterproto classes appear only at the wire boundary
+(chat/server/encoding/).
 """
 
 from dataclasses import dataclass, field

@@ -18,13 +18,12 @@ from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
-from chat.streams import raise_status
-from chat.wire import ACK_PREFIX
+from chat.client.status import raise_status
+from chat.contract import ACK_PREFIX, SEND_AND_RECEIVE
 from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
 from soak.ledger import Connection, Ledger
 from soak.tally import Tally
 
-BIDI = "/grpc.chat.ChatService/SendAndReceiveMessage"
 ACK_SECONDS = 30.0
 """Longest wait for an ACK, or for the room's last message at the end: beyond it is a hang."""
 GIVE_UP = 100
@@ -126,7 +125,11 @@ class SoakClient:
             host, port = address.rsplit(":", 1)
             self._channel = Channel(host, int(port))
         stream = self._channel.request(
-            BIDI, Cardinality.STREAM_STREAM, MessageRequest, MessageReply, metadata=metadata
+            SEND_AND_RECEIVE,
+            Cardinality.STREAM_STREAM,
+            MessageRequest,
+            MessageReply,
+            metadata=metadata,
         )
         await stream.__aenter__()
         error: BaseException | None = None

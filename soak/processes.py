@@ -5,21 +5,15 @@ Each keeps its port across restarts, so clients find a restarted process where t
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 from asyncio.subprocess import Process as Child
 from pathlib import Path
 
+from chat.testing import free_port, rss_kib
+
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class StartError(Exception):
@@ -91,10 +85,7 @@ class Process:
     def rss_kib(self) -> int:
         """Resident memory of the process now, from /proc (Linux)."""
         assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no VmRSS for {self.name}")
+        return rss_kib(self.proc.pid)
 
 
 class ServerProcess(Process):

@@ -6,20 +6,29 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from chatting import RedisProcess, ServerProcess
 from grpclib.client import Channel
 from grpclib.config import Configuration
 from grpclib.testing import ChannelFor
 
 from chat.client import split_address
-from chat.config import Settings
-from chat.service import ChatService
+from chat.server.config import Settings
+from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
+from chat.testing import PATHS, RedisProcess, ServerProcess, path_flags
+
+
+@pytest.fixture(params=sorted(PATHS))
+def path(request: pytest.FixtureRequest) -> str:
+    """The server path under test: every test that starts a service or a server runs on the
+    reference path (betterproto on grpclib's API) and on the fast one."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(store="memory://")
+def settings(path: str) -> Settings:
+    encoding, http2 = PATHS[path]
+    return Settings(store="memory://", encoding=encoding, http2=http2)
 
 
 @pytest.fixture
@@ -34,13 +43,14 @@ async def channel(service: ChatService) -> AsyncIterator[Channel]:
 
 
 @pytest.fixture
-def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Starts `python -m chat.server` processes; every one is stopped at the end of the test."""
+def server_process(tmp_path: Path, path: str) -> Iterator[Callable[..., ServerProcess]]:
+    """Starts `python -m chat.server` processes on the path under test; every one is stopped
+    at the end of the test."""
     started: list[ServerProcess] = []
 
     def start(store: str = "memory://", *flags: str, port: int | None = None) -> ServerProcess:
         log = tmp_path / f"server-{len(started)}.log"
-        server = ServerProcess(log, store, *flags, port=port).start()
+        server = ServerProcess(log, store, *path_flags(path), *flags, port=port).start()
         started.append(server)
         return server
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chatting import ROOT
+from chat.testing import ROOT
 
 TARGETS = {"reference", "ours-memory", "ours-sqlite"}
 BOTH = ("bidi", "history", "unary", "unary-32", "idle")

@@ -5,10 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chatting import ROOT
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
-from chat.reflection import PROTOSET
+from chat.server.reflection import PROTOSET
+from chat.testing import ROOT
 
 
 def differences(left: Path, right: Path) -> list[str]:

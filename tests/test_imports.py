@@ -1,21 +1,23 @@
-"""The server and the client run on grpclib alone: the grpcio runtime is never imported."""
+"""The server (on both paths) and the client run on grpclib alone: grpcio is never imported."""
 
 import subprocess
 import sys
 
-from chatting import ROOT
+from chat.testing import ROOT
 
 PROGRAM = """
 import asyncio, sys
-from chat import client, server, terminal  # noqa: F401
-from chat.config import Settings
-from chat.service import ChatService
+from chat import client, server  # noqa: F401
+from chat.client import terminal  # noqa: F401
+from chat.server.config import Settings
+from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
 from grpclib.testing import ChannelFor
 from gen.grpc.chat import ChatServiceStub, MessageRequest, StatsRequest
 
-async def main() -> None:
-    service = ChatService(MemoryStore(), Settings(store="memory://"))
+async def main(encoding, http2) -> None:
+    settings = Settings(store="memory://", encoding=encoding, http2=http2)
+    service = ChatService(MemoryStore(), settings)
     async with ChannelFor([service], codec=service.codec) as channel:
         stub = ChatServiceStub(channel)
         async def one():
@@ -24,7 +26,8 @@ async def main() -> None:
         assert replies[0].message == "Server Responding to hi", replies
         assert (await stub.get_stats(StatsRequest())).num_messages == 1
 
-asyncio.run(main())
+asyncio.run(main("betterproto", "grpclib"))
+asyncio.run(main("handwritten", "direct"))
 loaded = sorted(m for m in sys.modules if m == "grpc" or m.startswith(("grpc.", "grpc_tools")))
 print(loaded)
 """

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 from chat.model import Draft, Stored
-from chat.store import SLACK, Listener
+from chat.store.base import SLACK, Listener
 
 
 class MemoryStore:

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from chat.errors import ConfigError, StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store import PAGE_SIZE, Listener
+from chat.store.base import PAGE_SIZE, Listener
 from chat.tasks import cancel_and_wait
 
 log = logging.getLogger("chat.store.redis")

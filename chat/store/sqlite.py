@@ -18,7 +18,7 @@ import aiosqlite
 
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store import PAGE_SIZE, SLACK, Listener
+from chat.store.base import PAGE_SIZE, SLACK, Listener
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (

@@ -1,0 +1,137 @@
+"""A chat stream that survives the server: reconnects with backoff and resumes from the last id.
+
+Pure asyncio (the terminal UI sits on top): every reply goes to `show` exactly once, in order,
+across reconnects, because the stream reopens with `chat-after-id` and replays are deduplicated.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from grpclib.client import Channel, Stream
+from grpclib.const import Cardinality, Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+
+from chat import contract
+from chat.client.status import raise_status
+from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
+
+FIRST_DELAY, MAX_DELAY = 0.5, 10.0
+FINAL = {
+    Status.INVALID_ARGUMENT,
+    Status.UNAUTHENTICATED,
+    Status.PERMISSION_DENIED,
+    Status.UNIMPLEMENTED,
+    Status.FAILED_PRECONDITION,
+}
+"""Statuses that reconnecting cannot change."""
+
+
+class ChatSession:
+    """One user in one room, for as long as `run` runs; `send` posts while connected."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Channel],
+        user: str,
+        room: str,
+        show: Callable[[MessageReply], None],
+        status: Callable[[str], None],
+    ) -> None:
+        self.user = user
+        self.room = room
+        self.last_id = 0
+        self._connect = connect
+        self._show = show
+        self._status = status
+        self._stream: Stream[MessageRequest, MessageReply] | None = None
+        self._closing = False
+
+    @property
+    def connected(self) -> bool:
+        return self._stream is not None
+
+    async def send(self, text: str) -> bool:
+        """Posts `text`; False when there is no connection right now (it is not queued)."""
+        if self._stream is None:
+            return False
+        try:
+            await self._stream.send_message(MessageRequest(message=text))
+        except (OSError, StreamTerminatedError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Half-closes the stream: the server sends outstanding ACKs, then `run` returns."""
+        self._closing = True
+        if self._stream is not None:
+            with contextlib.suppress(OSError, StreamTerminatedError):
+                await self._stream.end()
+
+    async def run(self) -> None:
+        """Chats until `close`, reconnecting after every failure with a growing delay."""
+        delay = FIRST_DELAY
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._connect_once(attempt)
+                return
+            except (TimeoutError, OSError, GRPCError, StreamTerminatedError) as error:
+                if self._closing:
+                    return
+                if isinstance(error, GRPCError) and error.status in FINAL:
+                    raise  # asking again would get the same answer
+                self._status(f"disconnected: {_reason(error)}; reconnecting in {delay:.1f}s")
+            await asyncio.sleep(delay)  # the backoff itself, not a synchronisation
+            delay = min(delay * 2, MAX_DELAY)
+            attempt += 1
+
+    async def _connect_once(self, attempt: int) -> None:
+        metadata = {contract.USER: self.user, contract.ROOM: self.room}
+        if self.last_id:
+            metadata[contract.AFTER_ID] = str(self.last_id)
+        channel = self._connect()
+        try:
+            stream = channel.request(
+                contract.SEND_AND_RECEIVE,
+                Cardinality.STREAM_STREAM,
+                MessageRequest,
+                MessageReply,
+                metadata=metadata,
+            )
+            async with stream:
+                await stream.send_request()
+                self._stream = stream
+                self._status(
+                    "reconnected" if attempt else f"connected as {self.user} in {self.room}"
+                )
+                try:
+                    await self._read(stream)
+                finally:
+                    self._stream = None
+        finally:
+            channel.close()
+
+    async def _read(self, stream: Stream[MessageRequest, MessageReply]) -> None:
+        try:
+            while (reply := await stream.recv_message()) is not None:
+                self._take(reply)
+        except StreamTerminatedError:
+            raise_status(stream)  # reset after the trailers: they say why
+            raise
+        raise_status(stream)
+        if not self._closing:
+            raise StreamTerminatedError("the server ended the stream")
+
+    def _take(self, reply: MessageReply) -> None:
+        if reply.kind in (MessageReplyKind.CHAT, MessageReplyKind.ACK) and reply.room == self.room:
+            if reply.id <= self.last_id:
+                return  # already shown before a reconnect
+            self.last_id = reply.id
+        self._show(reply)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, GRPCError):
+        return f"{error.status.name}: {error.message or 'no details'}"
+    return str(error) or type(error).__name__

@@ -1,0 +1,37 @@
+"""The contract's strings and numbers (proto/chat.proto and DESIGN.md), each written once.
+
+Method paths, metadata keys, reply kinds and the tutorial's ACK text: what a client of any
+language sees on the wire, shared by the server, the client, the tests, the bench and the soak.
+"""
+
+from gen.grpc.chat import MessageReplyKind
+
+SERVICE = "grpc.chat.ChatService"
+"""The service's full name: `package grpc.chat;` and `service ChatService`."""
+
+GET_STATS = f"/{SERVICE}/GetStats"
+GET_MESSAGES = f"/{SERVICE}/GetMessages"
+SEND_AND_RECEIVE = f"/{SERVICE}/SendAndReceiveMessage"
+
+USER = "chat-user"
+"""Request metadata: a stream's default user (`anonymous` without it)."""
+ROOM = "chat-room"
+"""Request metadata: a stream's default room (`general` without it)."""
+AFTER_ID = "chat-after-id"
+"""Request metadata: resume a stream after this message id (0: replay the whole room)."""
+AUTHORIZATION = "authorization"
+"""Request metadata: `Bearer <token>` when the server asks for one."""
+
+DEFAULT_USER = "anonymous"
+DEFAULT_ROOM = "general"
+
+ACK_PREFIX = "Server Responding to "
+"""The tutorial's ACK text is this prefix and the message: what tutorial clients print."""
+
+Kind = MessageReplyKind
+"""MessageReply.kind: CHAT (0, the tutorial's), ACK, JOIN, LEAVE, ERROR."""
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The metadata a client sends to prove it knows `token`."""
+    return {AUTHORIZATION: f"Bearer {token}"}

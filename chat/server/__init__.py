@@ -1,0 +1,92 @@
+"""The server: `serve` runs ChatService until SIGINT or SIGTERM, then drains; `main` is
+`chat-server` (and `python -m chat.server`)."""
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from chat.errors import ConfigError, StoreUnavailable
+from chat.server import config, logs
+from chat.server.config import Settings
+from chat.server.health import HealthChecks
+from chat.server.metrics import Metrics
+from chat.server.reflection import with_reflection
+from chat.server.service import ChatService
+from chat.store import open_store
+from chat.tls import server_context
+
+log = logging.getLogger("chat.server")
+
+
+async def serve(settings: Settings) -> None:
+    """Serves until SIGINT/SIGTERM; open streams then end with UNAVAILABLE, the store flushes."""
+    ssl = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
+    store = await open_store(settings.store, max_history=settings.max_history)
+    try:
+        service = ChatService(store, settings)
+    except ConfigError:  # a fast path refused: nothing else has started
+        await store.close()
+        raise
+    health = HealthChecks(store, service)
+    stop_metrics: Callable[[], None] | None = None
+    server = service.transport.server(with_reflection([service, health.service]), service.codec)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        if settings.metrics_port:
+            stop_metrics = Metrics(service).serve(settings.host, settings.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+        await health.start()
+        await server.start(settings.host, settings.port, ssl=ssl)
+        try:
+            log.info(
+                "listening on %s:%d%s, store %s; %s",
+                settings.host,
+                settings.port,
+                " with TLS" if ssl else "",
+                settings.store,
+                service.paths,
+            )
+            await stop.wait()
+            log.info("stopping: %d open calls", service.calls.open)
+            health.stopping()
+            service.shut_down()
+            if not await service.calls.wait_idle(settings.drain_seconds):
+                log.warning(
+                    "%d calls still open after %.1fs; closing them",
+                    service.calls.open,
+                    settings.drain_seconds,
+                )
+        finally:
+            server.close()
+            await server.wait_closed()
+    finally:
+        await store.close()
+        if stop_metrics is not None:
+            await asyncio.to_thread(stop_metrics)  # waits for the HTTP thread's poll to notice
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal while draining: ignored
+            loop.remove_signal_handler(signum)
+    log.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point `chat-server`: flags and CHAT_* variables, then serve."""
+    try:
+        settings = config.load(argv)
+    except ConfigError as error:
+        sys.exit(f"chat-server: {error}")
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        import uvloop
+    except ImportError:  # Windows: the standard loop
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(serve(settings))
+    except (ConfigError, StoreUnavailable, OSError) as error:
+        sys.exit(f"chat-server: {error}")

@@ -1,0 +1,182 @@
+"""Every call's life around its handler: refused while stopping, timed, logged, ended with a status.
+
+The status trailers are sent here, before the call counts as finished, so a stopping server can
+wait until every open call has told its client how it ended (grpclib's own Server.close() would
+cancel them silently). grpclib's SendTrailingMetadata event never fires for cancelled calls, so
+calls are counted where they start and end instead.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar, cast
+
+import h2.exceptions
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+
+from chat.errors import to_grpc_error
+from chat.server.auth import TokenAuth
+from chat.server.encoding.base import EncodingCodec
+from chat.server.http2.base import ServerStream, Transport
+from chat.server.logs import CALL_LINE
+
+log = logging.getLogger("chat.calls")
+
+TRAILERS_TIMEOUT = 5.0
+"""Seconds to wait for a peer's connection to take the status; a stuck peer gets nothing."""
+
+Request = TypeVar("Request")
+
+
+class Call(Generic[Request]):
+    """One RPC as a handler sees it: requests in (size-limited), encoded replies out, counts."""
+
+    def __init__(self, stream: ServerStream, codec: EncodingCodec, transport: Transport) -> None:
+        self.stream = stream
+        self.sending = asyncio.Lock()  # held by whoever writes replies: one writer at a time
+        self.received = 0
+        self.sent = 0
+        self.reply: bytes | None = None
+        self.codec = codec
+        self._transport = transport
+
+    def metadata(self, key: str, default: str) -> str:
+        """A request metadata value, or `default` when absent or empty."""
+        value = self.stream.metadata.get(key) if self.stream.metadata else None
+        return value if isinstance(value, str) and value else default
+
+    async def recv(self) -> Request | None:
+        """The next request, or None when the client has half-closed."""
+        request = await self._transport.receive(self.stream, self.codec)
+        if request is not None:
+            self.received += 1
+        return cast(Request | None, request)
+
+    def reply_once(self, reply: bytes) -> None:
+        """Keeps a unary call's one encoded reply; it goes out with the status."""
+        self.reply = reply
+        self.sent += 1
+
+    async def send_all(self, replies: list[bytes]) -> None:
+        """Sends encoded replies of a streaming call, in order (hold `sending`)."""
+        await self._transport.send(self.stream, replies)
+        self.sent += len(replies)
+
+    def send_now(self, replies: list[bytes]) -> bool:
+        """Sends replies of a streaming call without waiting, when nothing has to wait: no one
+        else is sending and the transport can write them at once. False: nothing was sent,
+        and `send_all` (holding `sending`) is the way."""
+        if self.sending.locked() or not self._transport.send_now(self.stream, replies):
+            return False
+        self.sent += len(replies)
+        return True
+
+    async def end(self, status: Status, message: str | None) -> None:
+        """Sends the unary reply (when OK) and the status; a client that is gone gets nothing."""
+        stream = self.stream
+        reply = self.reply if status is Status.OK else None
+        try:
+            if reply is not None and self._transport.finish_unary_now(stream, reply):
+                return
+            async with asyncio.timeout(TRAILERS_TIMEOUT):
+                if reply is not None:
+                    await stream.send_message(reply)
+                await stream.send_trailing_metadata(status=status, status_message=message)
+        except (
+            StreamTerminatedError,
+            h2.exceptions.StreamClosedError,
+            TimeoutError,
+            ConnectionError,
+        ):
+            pass  # the client is gone; there is no one left to tell
+
+
+Handler = Callable[[Call[Any]], Awaitable[None]]
+
+
+class Calls:
+    """Wraps handlers: counts open calls, refuses new ones while stopping or without the token,
+    logs one line each."""
+
+    def __init__(
+        self, codec: EncodingCodec, transport: Transport, auth: TokenAuth | None = None
+    ) -> None:
+        self._codec = codec
+        self._transport = transport
+        self._auth = auth
+        self._open = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.closing = False
+        self.on_end: Callable[[str, Status, float], None] | None = None
+        """Told of every call that ends: its method, its status and how many seconds it took."""
+
+    def wrap(self, method: str, handler: Handler) -> Callable[[ServerStream], Awaitable[None]]:
+        """The grpclib handler function for one method."""
+
+        async def run(stream: ServerStream) -> None:
+            call: Call[Any] = Call(stream, self._codec, self._transport)
+            self._open += 1
+            self._idle.clear()
+            started = time.monotonic()
+            status, message = Status.OK, None
+            try:
+                if self.closing:
+                    raise GRPCError(Status.UNAVAILABLE, "the server is shutting down")
+                if self._auth is not None:
+                    self._auth.check(stream.metadata)
+                await handler(call)
+            except asyncio.CancelledError:
+                status = Status.CANCELLED
+                raise
+            except GRPCError as error:
+                status, message = error.status, error.message
+            except Exception as error:
+                grpc_error = to_grpc_error(error)
+                if grpc_error.status is Status.INTERNAL:
+                    log.exception("%s failed", method)
+                status, message = grpc_error.status, grpc_error.message
+            finally:
+                # Logged and counted before the status goes out: a client that has its status
+                # finds its call in the log and the metrics.
+                seconds = time.monotonic() - started
+                fields = {
+                    "peer": _peer(stream),
+                    "method": method,
+                    "status": status.name,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "messages_in": call.received,
+                    "messages_out": call.sent,
+                }
+                log.info(CALL_LINE, fields, extra={"call": fields})
+                if self.on_end is not None:
+                    self.on_end(method, status, seconds)
+                if status is not Status.CANCELLED:
+                    await call.end(status, message)
+                self._open -= 1
+                if not self._open:
+                    self._idle.set()
+
+        return run
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Waits until no call is open; False when `seconds` passed first."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+
+def _peer(stream: ServerStream) -> str:
+    address = stream.peer.addr()
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address or "-")

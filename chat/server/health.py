@@ -1,0 +1,56 @@
+"""The standard `grpc.health.v1.Health` service (grpclib's own) for this server.
+
+SERVING while the store answers and the server runs; NOT_SERVING while the store does not
+answer, and from the moment the server starts stopping, so that load balancers stop sending new
+calls before the open ones are drained.
+"""
+
+from grpclib.health.check import ServiceCheck, ServiceStatus
+from grpclib.health.service import Health
+
+from chat.errors import StoreUnavailable
+from chat.server.service import ChatService
+from chat.store import Store
+
+CHECK_SECONDS = 1.0
+"""How long a store check's answer is reused, and how often watchers see it re-checked."""
+CHECK_TIMEOUT = 5.0
+"""A store that takes longer than this to answer counts as not answering."""
+
+
+class HealthChecks:
+    """The Health service for `service`, with the store check and the running status."""
+
+    def __init__(self, store: Store, service: ChatService) -> None:
+        self._running = ServiceStatus()
+        self._running.set(True)
+        self._answering = ServiceCheck(
+            StoreAnswers(store), check_ttl=CHECK_SECONDS, check_timeout=CHECK_TIMEOUT
+        )
+        self.service = Health({service: [self._answering, self._running]})
+
+    async def start(self) -> None:
+        """Checks the store once, so that the first watcher is not told NOT_SERVING for want of
+        an answer (an unchecked store counts as unknown, and unknown as not serving)."""
+        await self._answering.__check__()
+
+    def stopping(self) -> None:
+        """NOT_SERVING from now on, for the whole server and for each service."""
+        self._running.set(False)
+
+
+class StoreAnswers:
+    """The store check: True while `Store.check` returns, False while it raises."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def __call__(self) -> bool:
+        try:
+            await self._store.check()
+        except StoreUnavailable:
+            return False
+        return True
+
+    def __repr__(self) -> str:  # grpclib logs "Health check <repr> status changed to ..."
+        return "'the store answers'"

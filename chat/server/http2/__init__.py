@@ -1,0 +1,114 @@
+"""The `--http2` choice: grpclib's documented API, or direct frames where their gate passes.
+
+The direct transport reads and writes private state of grpclib and h2 (see `direct_impl`), so
+it runs only with the versions it was tested with, and only when every name it touches is
+there. `auto` takes it when it may, and grpclib otherwise.
+"""
+
+from typing import Literal
+
+import grpclib.protocol
+import grpclib.server
+import h2.connection
+import h2.frame_buffer
+import h2.stream
+
+from chat.errors import ConfigError
+from chat.server.gate import described, missing_names, version_problem
+from chat.server.http2.base import Transport
+from chat.server.http2.grpclib_impl import GrpclibTransport
+
+Choice = Literal["auto", "grpclib", "direct"]
+CHOICES: tuple[Choice, ...] = ("auto", "grpclib", "direct")
+
+TESTED = {"grpclib": ("0.4.9", "0.4.10"), "h2": ("4.3.0", "4.5"), "hpack": ("4.1.0", "4.3")}
+"""The versions the direct transport was tested with: lowest, and first one above the range."""
+
+TOUCHED = (
+    (grpclib.server.Server, ("_protocol_factory",), "grpclib.server.Server"),
+    (
+        grpclib.server.Stream,
+        (
+            "_stream",
+            "_recv_type",
+            "_content_type",
+            "_send_initial_metadata_done",
+            "_send_message_done",
+            "_send_trailing_metadata_done",
+        ),
+        "grpclib.server.Stream",
+    ),
+    (
+        grpclib.protocol.H2Protocol,
+        ("handler", "config", "h2_config", "connection", "processor"),
+        "grpclib.protocol.H2Protocol",
+    ),
+    (
+        grpclib.protocol.Stream,
+        ("_h2_connection", "_transport", "connection", "buffer", "send_data", "data_sent", "id"),
+        "grpclib.protocol.Stream",
+    ),
+    (
+        grpclib.protocol.Connection,
+        ("_connection", "write_ready", "data_send_process", "data_received", "data_sent"),
+        "grpclib.protocol.Connection",
+    ),
+    (
+        h2.connection.H2Connection,
+        (
+            "incoming_buffer",
+            "state_machine",
+            "streams",
+            "_inbound_flow_control_window_manager",
+            "max_inbound_frame_size",
+            "max_outbound_frame_size",
+            "outbound_flow_control_window",
+            "data_to_send",
+        ),
+        "h2.connection.H2Connection",
+    ),
+    (
+        h2.stream.H2Stream,
+        (
+            "state_machine",
+            "_inbound_window_manager",
+            "_expected_content_length",
+            "outbound_flow_control_window",
+        ),
+        "h2.stream.H2Stream",
+    ),
+    (
+        h2.frame_buffer.FrameBuffer,
+        ("_data", "_preamble_len", "_headers_buffer"),
+        "h2.frame_buffer.FrameBuffer",
+    ),
+)
+"""Every private or undocumented name `direct_impl` reads or writes, by owner."""
+
+
+def direct_unavailable() -> str | None:
+    """Why direct frames cannot run here (a version, a missing attribute), or None."""
+    problem = version_problem(TESTED)
+    if problem:
+        return problem
+    for owner, names, where in TOUCHED:
+        problem = missing_names(owner, names, where)
+        if problem:
+            return problem
+    return None
+
+
+def select(choice: Choice) -> tuple[Transport, str]:
+    """The transport for `choice`, and why, for the startup line; ConfigError when an explicit
+    `direct` cannot run here."""
+    if choice == "grpclib":
+        return GrpclibTransport(), "chosen"
+    problem = direct_unavailable()
+    if problem:
+        if choice == "direct":
+            raise ConfigError(f"--http2 direct cannot run: {problem}")
+        return GrpclibTransport(), f"auto: {problem}"
+    from chat.server.http2.direct_impl import DirectTransport
+
+    reason = "chosen" if choice == "direct" else "auto"
+    return DirectTransport(), f"{reason}: tested with {described(TESTED)}"

@@ -1,0 +1,270 @@
+"""The fast transport: chat messages and unary answers as plain frames, without h2's objects.
+
+A chat message crosses the connection as one small DATA frame each way. For each one, h2 builds
+frame, flag and event objects, walks two state machines and formats the frame for a trace log
+nobody reads: about a third of the Python a message cost the server. A DATA frame that needs
+none of that (no padding, no END_STREAM, on a stream open that way, inside the flow-control
+windows) is parsed or written here with the bookkeeping h2 and grpclib would have done; any
+other bytes go through h2 as before, untouched. A unary call's answer, headers and status
+included, is written here the same way.
+
+This is the one module that reads and writes grpclib's and h2's private state; the gate in
+`chat.server.http2` probes every name used here and checks the installed versions first.
+"""
+
+import functools
+import struct
+import time
+from collections.abc import Collection
+from typing import Any
+
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from grpclib.protocol import H2Protocol
+from grpclib.protocol import Stream as H2Stream
+from grpclib.server import Server
+from h2.connection import ConnectionState, H2Connection
+from h2.stream import H2Stream as H2StreamState
+from h2.stream import StreamInputs, StreamState
+from hpack.hpack import encode_integer
+
+from chat.server.encoding.base import EncodingCodec
+from chat.server.http2.base import ServerStream, Transport, compressed, cut_short
+
+FRAME_HEADER = struct.Struct(">BHBBL")
+"""Length (high byte, low 16 bits), type, flags, stream id."""
+DATA, HEADERS = 0, 1
+END_STREAM, END_HEADERS = 0x1, 0x4
+
+STATUS_200 = b"\x88"
+"""`:status: 200`, entry 8 of HPACK's static table."""
+CONTENT_TYPE_NAME = 31
+"""`content-type` in HPACK's static table."""
+GRPC_STATUS_OK = b"\x00" + bytes(encode_integer(11, 7)) + b"grpc-status" + b"\x01" + b"0"
+"""`grpc-status: 0` as a literal without indexing: no HPACK table changes on either side."""
+
+RECEIVING = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL})
+SENDING = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE})
+
+
+WRITE_BATCH = 256
+"""Replies joined into one write at most: bounds the bytes a batch holds at once."""
+
+
+class DirectTransport(Transport):
+    """Plain DATA frames read and written here; everything else through grpclib and h2."""
+
+    name = "direct"
+
+    def server(self, handlers: Collection[Any], codec: EncodingCodec) -> Server:
+        return LeanServer(handlers, codec=codec)
+
+    async def receive(self, stream: ServerStream, codec: EncodingCodec) -> Any | None:
+        """Read from grpclib's stream buffer, which offers no hook between the length prefix
+        and the body: a message over the limit is refused before its body is read."""
+        buffer = stream._stream.buffer
+        try:
+            prefix = await buffer.read(5)
+            if not prefix:
+                return None
+            if prefix[0]:
+                raise compressed()
+            size = int.from_bytes(prefix[1:5], "big")
+            if size > codec.limit:
+                raise GRPCError(
+                    Status.RESOURCE_EXHAUSTED,
+                    f"a message of {size} bytes is over the server's limit of {codec.limit} bytes",
+                )
+            body = await buffer.read(size) if size else b""
+        except AssertionError:  # grpclib 0.4's buffer asserts a read arrived whole
+            raise cut_short() from None
+        return codec.decode(body, stream._recv_type)
+
+    async def send(self, stream: ServerStream, replies: list[bytes]) -> None:
+        """Many gRPC messages per write: grpclib writes one DATA frame per message through
+        several layers; here a batch (a history page, a listener's backlog) goes out in as
+        few frames and socket writes as flow control allows."""
+        if not stream._send_initial_metadata_done:
+            await stream.send_initial_metadata()
+        for start in range(0, len(replies), WRITE_BATCH):
+            payload = _framed(replies[start : start + WRITE_BATCH])
+            if not write_data(stream._stream, payload):
+                await stream._stream.send_data(payload)
+
+    def send_now(self, stream: ServerStream, replies: list[bytes]) -> bool:
+        return (
+            stream._send_initial_metadata_done
+            and len(replies) <= WRITE_BATCH
+            and write_data(stream._stream, _framed(replies))
+        )
+
+    def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
+        """Headers, the one message and the OK trailers in one socket write: grpclib writes
+        them one by one, a syscall each, and h2 builds and compresses each header block."""
+        h2_stream = stream._stream
+        framed = _framed([reply])
+        if stream._send_initial_metadata_done or not can_send_now(h2_stream, len(framed)):
+            return False
+        h2_stream._transport.write(unary_reply(h2_stream, stream._content_type, framed))
+        stream._send_initial_metadata_done = True
+        stream._send_message_done = True
+        stream._send_trailing_metadata_done = True
+        h2_stream.connection.data_send_process()
+        return True
+
+
+def _framed(replies: list[bytes]) -> bytes:
+    """Encoded replies as gRPC messages: each behind its flag byte and length."""
+    return b"".join([b"\0" + len(reply).to_bytes(4, "big") + reply for reply in replies])
+
+
+class LeanServer(Server):
+    """grpclib's Server, its connections reading plain DATA frames through `LeanProtocol`."""
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        return LeanProtocol(protocol.handler, protocol.config, protocol.h2_config)
+
+
+class LeanProtocol(H2Protocol):
+    """A connection that hands plain DATA frames straight to their grpclib streams."""
+
+    def data_received(self, data: bytes) -> None:
+        frames = _plain_data_frames(self.connection._connection, self.processor.streams, data)
+        if frames is None:
+            super().data_received(data)
+            return
+        connection = self.connection
+        h2 = connection._connection
+        for stream, h2_stream, payload in frames:
+            size = len(payload)
+            h2._inbound_flow_control_window_manager.window_consumed(size)
+            h2_stream._inbound_window_manager.window_consumed(size)
+            stream.buffer.add(payload, size)
+            stream.data_received += size
+            connection.data_received += size
+        connection.last_data_received = time.monotonic()
+
+
+def _plain_data_frames(
+    h2: H2Connection, streams: dict[int, H2Stream], data: bytes
+) -> list[tuple[H2Stream, H2StreamState, bytes]] | None:
+    """The frames of `data` when all of it is whole plain DATA frames h2 would accept as they
+    are; None otherwise (nothing has been changed then)."""
+    incoming = h2.incoming_buffer
+    if (
+        incoming._data
+        or incoming._preamble_len
+        or incoming._headers_buffer
+        or h2.state_machine.state is not ConnectionState.SERVER_OPEN
+    ):
+        return None
+    frames = []
+    spent: dict[int, int] = {}
+    connection_window = h2._inbound_flow_control_window_manager.current_window_size
+    max_size = h2.max_inbound_frame_size
+    position, end = 0, len(data)
+    while position < end:
+        if end - position < FRAME_HEADER.size:
+            return None
+        high, low, kind, flags, stream_id = FRAME_HEADER.unpack_from(data, position)
+        size = high << 16 | low
+        position += FRAME_HEADER.size
+        if kind != DATA or flags or not 0 < size <= max_size or position + size > end:
+            return None
+        stream = streams.get(stream_id)
+        h2_stream = h2.streams.get(stream_id)
+        if (
+            stream is None
+            or h2_stream is None
+            or h2_stream.state_machine.state not in RECEIVING
+            or h2_stream._expected_content_length is not None
+        ):
+            return None
+        spent[stream_id] = spent.get(stream_id, 0) + size
+        connection_window -= size
+        stream_window = h2_stream._inbound_window_manager.current_window_size
+        if connection_window < 0 or spent[stream_id] > stream_window:
+            return None  # h2 ends the connection for it
+        frames.append((stream, h2_stream, data[position : position + size]))
+        position += size
+    return frames
+
+
+def can_send_now(stream: H2Stream, size: int) -> bool:
+    """Whether `size` bytes of DATA may go out on `stream` at once: the transport takes writes,
+    the stream is open for sending, and one frame within both flow-control windows holds them."""
+    h2 = stream._h2_connection
+    h2_stream = h2.streams.get(stream.id) if stream.id is not None else None
+    return (
+        h2_stream is not None
+        and stream.connection.write_ready.is_set()
+        and h2.state_machine.state is ConnectionState.SERVER_OPEN
+        and h2_stream.state_machine.state in SENDING
+        and 0 < size <= h2.max_outbound_frame_size
+        and size <= h2.outbound_flow_control_window
+        and size <= h2_stream.outbound_flow_control_window
+    )
+
+
+def _data_frame(stream: H2Stream, payload: bytes) -> bytes:
+    """`payload` as one DATA frame, both flow-control windows charged for it. Only when
+    `can_send_now` said so, and after what h2 has queued to send."""
+    h2 = stream._h2_connection
+    assert stream.id is not None
+    size = len(payload)
+    h2.outbound_flow_control_window -= size
+    h2.streams[stream.id].outbound_flow_control_window -= size
+    stream.data_sent += size
+    stream.connection.data_sent += size
+    return FRAME_HEADER.pack(size >> 16, size & 0xFFFF, DATA, 0, stream.id) + payload
+
+
+def write_data(stream: H2Stream, payload: bytes) -> bool:
+    """Writes `payload` as one DATA frame now; False when it is h2's to do (it would have to
+    wait for the transport or the flow-control windows, or the stream cannot send)."""
+    if not can_send_now(stream, len(payload)):
+        return False
+    pending = stream._h2_connection.data_to_send()  # a WINDOW_UPDATE h2 queued, say: it goes first
+    transport: Any = stream._transport
+    transport.write(pending + _data_frame(stream, payload))
+    stream.connection.data_send_process()
+    return True
+
+
+def unary_reply(stream: H2Stream, content_type: str, message: bytes) -> bytes:
+    """A unary call's whole answer as bytes to write: response headers, the one gRPC message
+    and the OK status, the stream closed as h2 would close it. Only when `can_send_now` said
+    so for the message.
+
+    The header blocks are HPACK literals without indexing, which leave both sides' header
+    tables as they were: nothing shared with h2's own encoder changes.
+    """
+    assert stream.id is not None
+    h2 = stream._h2_connection
+    states = h2.streams[stream.id].state_machine
+    pending = h2.data_to_send()
+    states.process_input(StreamInputs.SEND_HEADERS)
+    headers = _headers_frame(stream.id, STATUS_200 + _content_type(content_type), 0)
+    data = _data_frame(stream, message)
+    states.process_input(StreamInputs.SEND_HEADERS)
+    states.process_input(StreamInputs.SEND_END_STREAM)
+    trailers = _headers_frame(stream.id, GRPC_STATUS_OK, END_STREAM)
+    return b"".join((pending, headers, data, trailers))
+
+
+@functools.cache
+def _content_type(value: str) -> bytes:
+    """`content-type: value` as a literal without indexing, its name from the static table."""
+    encoded = value.encode()
+    return (
+        bytes(encode_integer(CONTENT_TYPE_NAME, 4))
+        + bytes(encode_integer(len(encoded), 7))
+        + encoded
+    )
+
+
+def _headers_frame(stream_id: int, block: bytes, flags: int) -> bytes:
+    size = len(block)
+    header = FRAME_HEADER.pack(size >> 16, size & 0xFFFF, HEADERS, flags | END_HEADERS, stream_id)
+    return header + block

@@ -1,0 +1,41 @@
+"""The reference transport: grpclib's documented Server and Stream API, nothing else.
+
+Requests come from `Stream.recv_message`, replies go out one `send_message` each, and calls end
+with `send_trailing_metadata`. A message over the size limit is refused once grpclib has read
+it (its API offers no hook between a message's length prefix and its body).
+"""
+
+from collections.abc import Collection
+from typing import Any
+
+from grpclib.server import Server
+
+from chat.server.encoding.base import EncodingCodec
+from chat.server.http2.base import ServerStream, Transport, compressed, cut_short
+
+
+class GrpclibTransport(Transport):
+    """Every byte through grpclib, as its documentation describes."""
+
+    name = "grpclib"
+
+    def server(self, handlers: Collection[Any], codec: EncodingCodec) -> Server:
+        return Server(handlers, codec=codec)
+
+    async def receive(self, stream: ServerStream, codec: EncodingCodec) -> Any | None:
+        try:
+            return await stream.recv_message()
+        except NotImplementedError:  # grpclib 0.4: "Compression not implemented"
+            raise compressed() from None
+        except AssertionError:  # grpclib 0.4 asserts a message arrived whole
+            raise cut_short() from None
+
+    async def send(self, stream: ServerStream, replies: list[bytes]) -> None:
+        for reply in replies:
+            await stream.send_message(reply)
+
+    def send_now(self, stream: ServerStream, replies: list[bytes]) -> bool:
+        return False
+
+    def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
+        return False

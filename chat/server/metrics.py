@@ -1,0 +1,82 @@
+"""Prometheus metrics of one server, served over HTTP on `--metrics-port`.
+
+Each server has a registry of its own (tests run several in one process). Calls are counted as
+they end; the live figures (messages stored, open streams, listeners cut off) are read from the
+service when scraped, so chatting costs nothing extra for them.
+"""
+
+from collections.abc import Callable, Iterable
+
+from grpclib.const import Status
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from chat.errors import ConfigError
+from chat.server.service import ChatService
+
+
+class Metrics:
+    """Counts the service's calls and exposes them with its live figures."""
+
+    def __init__(self, service: ChatService) -> None:
+        self.registry = CollectorRegistry()
+        self._calls = Counter(
+            "chat_calls",
+            "ChatService calls ended, by method and status",
+            ["method", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "chat_call_duration_seconds",
+            "How long ChatService calls took, by method",
+            ["method"],
+            registry=self.registry,
+        )
+        self.registry.register(ServiceFigures(service))
+        service.calls.on_end = self._call_ended
+
+    def serve(self, host: str, port: int) -> Callable[[], None]:
+        """Serves /metrics on a thread; returns the function that stops it."""
+        try:
+            httpd, thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot serve metrics on {host}:{port}: {error.strerror or error}"
+            ) from None
+
+        def stop() -> None:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join()
+
+        return stop
+
+    def _call_ended(self, method: str, status: Status, seconds: float) -> None:
+        name = method.rsplit("/", 1)[-1]
+        self._calls.labels(name, status.name).inc()
+        self._latency.labels(name).observe(seconds)
+
+
+class ServiceFigures(Collector):
+    """The service's own figures, read at scrape time."""
+
+    def __init__(self, service: ChatService) -> None:
+        self._service = service
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "chat_messages_stored",
+            "Chat messages this server stored",
+            value=self._service.messages_stored,
+        )
+        yield GaugeMetricFamily(
+            "chat_connected_streams",
+            "Open live streams: chats and following readers",
+            value=self._service.connected,
+        )
+        yield CounterMetricFamily(
+            "chat_slow_consumers",
+            "Live streams ended for falling more than --queue-size messages behind",
+            value=self._service.cut_off,
+        )

@@ -1,0 +1,269 @@
+"""ChatService: the three RPCs of the contract, thin, over rooms.py and the store.
+
+The handler mapping is built here rather than by betterproto's ServiceBase, whose wrappers hide
+the grpclib stream (metadata, peer) and never close a server-streaming generator.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.exceptions import GRPCError
+
+from chat import contract
+from chat.errors import ShuttingDown
+from chat.model import Draft, Stored
+from chat.server import encoding, http2, rules
+from chat.server.auth import TokenAuth
+from chat.server.calls import Call, Calls
+from chat.server.config import Settings
+from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
+from chat.server.rooms import Delivery, Rooms, Subscriber
+from chat.store import Store
+from chat.tasks import cancel_and_wait
+from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
+
+HISTORY_BATCH = 256
+"""Stored messages sent in one `send_all`: bounds the bytes a batch holds at once."""
+INT32_MAX = 2**31 - 1
+Request = TypeVar("Request")
+UINT64_MAX = 2**64 - 1
+
+
+class ChatService:
+    """GetStats, GetMessages and SendAndReceiveMessage, as the contract in DESIGN.md describes."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.encoding, encoding_reason = encoding.select(settings.encoding)
+        self.transport, transport_reason = http2.select(settings.http2)
+        self.paths = (
+            f"encoding {self.encoding.name} ({encoding_reason}), "
+            f"http2 {self.transport.name} ({transport_reason})"
+        )
+        """Which paths run and why, for the startup line."""
+        self.codec = EncodingCodec(self.encoding, settings.max_message_bytes)
+        auth = TokenAuth(settings.token) if settings.token else None
+        self.calls = Calls(self.codec, self.transport, auth)
+        self._store = store
+        self.rooms = Rooms(settings.queue_size, self.encoding)
+        self.messages_stored = 0  # by this server, since it started
+        self._max_text_bytes = settings.max_text_bytes
+        self._started = time.monotonic()
+        store.listen(self.rooms)
+
+    def shut_down(self) -> None:
+        """Refuses new calls and ends every live stream with UNAVAILABLE; open calls then end."""
+        self.calls.closing = True
+        self.rooms.end_all(ShuttingDown())
+
+    @property
+    def connected(self) -> int:
+        """Open live streams: chats and following readers."""
+        return self.rooms.connected()
+
+    @property
+    def cut_off(self) -> int:
+        """Live streams ended for falling too far behind, since the start."""
+        return self.rooms.cut_off
+
+    def __mapping__(self) -> dict[str, Handler]:
+        methods: list[tuple[str, Callable[[Any], Awaitable[None]], Cardinality, type, type]] = [
+            (
+                contract.GET_STATS,
+                self.get_stats,
+                Cardinality.UNARY_UNARY,
+                StatsRequest,
+                StatsReply,
+            ),
+            (
+                contract.GET_MESSAGES,
+                self.get_messages,
+                Cardinality.UNARY_STREAM,
+                MessagesRequest,
+                MessageReply,
+            ),
+            (
+                contract.SEND_AND_RECEIVE,
+                self.send_and_receive_message,
+                Cardinality.STREAM_STREAM,
+                MessageRequest,
+                MessageReply,
+            ),
+        ]
+        return {
+            path: Handler(self.calls.wrap(path, func), kind, request, reply)
+            for path, func, kind, request, reply in methods
+        }
+
+    async def get_stats(self, call: Call[RoomRequest]) -> None:
+        request = await _one_request(call)
+        room = _room_filter(request.room)
+        messages = await self._store.count(room)
+        if room is None:
+            rooms = len(await self._store.rooms() | self.rooms.active_rooms())
+        else:
+            rooms = 1 if messages or room in self.rooms.active_rooms() else 0
+        stats = Stats(
+            messages=min(messages, INT32_MAX),
+            rooms=min(rooms, INT32_MAX),
+            connected=self.rooms.connected(room),
+            online=self.rooms.online(room),
+            uptime_seconds=time.monotonic() - self._started,
+        )
+        call.reply_once(self.encoding.stats(stats))
+
+    async def get_messages(self, call: Call[MessagesRequest]) -> None:
+        request = await _one_request(call)
+        room = _room_filter(request.room)
+        history = self._store.history(room, request.after_id, request.limit)
+        if not request.follow:
+            await self._send_history(call, history)
+            return
+        with self.rooms.subscribe(user=None) as subscriber:
+            if room is None:
+                self.rooms.follow_everything(subscriber)
+            else:
+                self.rooms.join(subscriber, room)
+            replay = self._replay_then_live(call, subscriber, history, request.after_id)
+            await _until_ended(subscriber, replay)
+
+    async def send_and_receive_message(self, call: Call[ChatRequest]) -> None:
+        user = call.metadata(contract.USER, contract.DEFAULT_USER)
+        room = call.metadata(contract.ROOM, contract.DEFAULT_ROOM)
+        for problem in (rules.name_problem("user", user), rules.name_problem("room", room)):
+            if problem:
+                raise GRPCError(Status.INVALID_ARGUMENT, f"chat-{problem}")
+        # Present (0 included: a client that has seen nothing yet), it asks for a replay.
+        resume = call.metadata(contract.AFTER_ID, "")
+        after_id = _after_id(resume) if resume else None
+        with self.rooms.subscribe(user=user) as subscriber:
+            self.rooms.join(subscriber, room)
+            history = self._store.history(room, after_id) if after_id is not None else _nothing()
+            sending = self._replay_then_live(call, subscriber, history, after_id or 0)
+            receiving = self._receive(call, subscriber, Draft(room, user, "", subscriber.id))
+            await _until_ended(subscriber, sending, receiving)
+
+    async def _receive(
+        self, call: Call[ChatRequest], subscriber: Subscriber, defaults: Draft
+    ) -> None:
+        """Stores each request in turn (the rooms queue its ACK), or answers ERROR; finishes at
+        half-close.
+
+        Requests are read only once the replay is sent: a message posted meanwhile would be in
+        the replay as well as ACKed, and shown to its sender twice.
+        """
+        await subscriber.live.wait()
+        while (request := await call.recv()) is not None:
+            draft = Draft(
+                room=request.room or defaults.room,
+                user=request.user or defaults.user,
+                text=request.message,
+                origin=defaults.origin,
+            )
+            # The stream's own names were checked when it opened; only overrides need a look.
+            overrides = draft.room is not defaults.room or draft.user is not defaults.user
+            problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
+            if problem:
+                await subscriber.put(0, self.encoding.error(problem, draft.room, draft.user))
+                continue
+            self.rooms.join(subscriber, draft.room)
+            await self._store.append(draft)  # the rooms queue its ACK, in order with the room
+            self.messages_stored += 1
+            if not call.sending.locked():
+                await _send_queued(call, subscriber.take())  # saves a hop to the sending task
+            await subscriber.room_to_spare()
+        subscriber.finish()
+
+    async def _send_history(self, call: Call[Any], history: AsyncIterator[Stored]) -> int:
+        """Streams stored messages, many per write; returns the last id sent (0 when none)."""
+        last = 0
+        batch: list[bytes] = []
+        async for message in history:
+            batch.append(self.encoding.chat(message))
+            last = message.id
+            if len(batch) == HISTORY_BATCH:
+                await call.send_all(batch)
+                batch = []
+        if batch:
+            await call.send_all(batch)
+        return last
+
+    async def _replay_then_live(
+        self,
+        call: Call[Any],
+        subscriber: Subscriber,
+        history: AsyncIterator[Stored],
+        after_id: int = 0,
+    ) -> None:
+        """History first (then the subscriber is `live`), then the live queue without what the
+        history already showed or the client had seen (`after_id`).
+
+        The subscriber joined before the history was read, so a message stored meanwhile is in
+        both; it is sent once, from the history. A replica still catching up with Redis may queue
+        messages the client saw before it resumed; they are not sent again.
+        """
+        async with call.sending:
+            subscriber.replayed = max(after_id, await self._send_history(call, history))
+        subscriber.live.set()
+        while batch := await subscriber.batch():
+            await _send_queued(call, batch)
+
+
+async def _one_request(call: Call[Request]) -> Request:
+    request = await call.recv()
+    if request is None:
+        raise GRPCError(Status.INVALID_ARGUMENT, "the call carried no request message")
+    return request
+
+
+def _room_filter(room: str) -> str | None:
+    if not room:
+        return None
+    problem = rules.name_problem("room", room)
+    if problem:
+        raise GRPCError(Status.INVALID_ARGUMENT, problem)
+    return room
+
+
+def _after_id(raw: str) -> int:
+    """A message id (uint64, as on the wire) from metadata; INVALID_ARGUMENT for anything else."""
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > UINT64_MAX:
+        raise GRPCError(Status.INVALID_ARGUMENT, f"chat-after-id {raw!r} is not a message id")
+    return int(raw)
+
+
+async def _nothing() -> AsyncIterator[Stored]:
+    return
+    yield
+
+
+async def _send_queued(call: Call[Any], replies: list[Delivery]) -> None:
+    if replies:
+        encoded = [data for _, data in replies]
+        if not call.send_now(encoded):
+            async with call.sending:
+                await call.send_all(encoded)
+
+
+async def _until_ended(
+    subscriber: Subscriber, sending: Awaitable[None], *others: Awaitable[None]
+) -> None:
+    """Runs the sending side (and the receiving side) until done, failed, or the subscriber ends.
+
+    Sending ends once the receiver finished and the queue is drained (client half-close: OK).
+    An ended subscriber (slow consumer, shutdown, store lost) ends the call with its reason.
+    """
+    tasks = [asyncio.ensure_future(sending), *map(asyncio.ensure_future, others)]
+    sender = tasks[0]
+    try:
+        pending: set[asyncio.Future[Any]] = {*tasks, subscriber.ended}
+        while sender in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if subscriber.ended in done:
+                raise subscriber.ended.result()
+            for task in done:
+                task.result()  # a failed side ends the call with its error
+    finally:
+        await cancel_and_wait(tasks)

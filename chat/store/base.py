@@ -1,0 +1,58 @@
+"""The storage interface every backend implements, and the constants they share."""
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from chat.errors import StoreUnavailable
+from chat.model import Draft, Stored
+
+
+class Listener(Protocol):
+    """Who hears what a store commits (chat/rooms.py): the live fan-out of every replica."""
+
+    def stored(self, message: Stored) -> None:
+        """A message was committed; called in id order, with nothing skipped."""
+        ...
+
+    def lost(self, error: StoreUnavailable) -> None:
+        """Live delivery broke (the store went away): messages from now on may be missed."""
+        ...
+
+
+PAGE_SIZE = 500
+"""Rows fetched per history query: memory stays flat however long the history is."""
+SLACK = 1.1
+"""With a retention limit N, a room may grow to N x SLACK before it is trimmed back to N."""
+
+
+class Store(Protocol):
+    """What the server keeps; every backend tells its listener of commits in id order."""
+
+    def listen(self, listener: Listener) -> None:
+        """Tells `listener` of every message committed from now on, on any replica, in id order."""
+        ...
+
+    async def check(self) -> None:
+        """Returns when the store answers; raises StoreUnavailable when it does not (health)."""
+        ...
+
+    async def append(self, draft: Draft) -> Stored:
+        """Stores the draft; returns only once it is durable and the listeners have heard of it
+        (so its ACK, queued by the listener, comes in id order among the room's messages)."""
+        ...
+
+    def history(self, room: str | None, after_id: int = 0, limit: int = 0) -> AsyncIterator[Stored]:
+        """Stored messages oldest first, read page by page; `limit` keeps the newest N."""
+        ...
+
+    async def count(self, room: str | None = None) -> int:
+        """How many messages are stored, in one room or in all of them."""
+        ...
+
+    async def rooms(self) -> set[str]:
+        """The names of the rooms that have stored messages."""
+        ...
+
+    async def close(self) -> None:
+        """Flushes pending writes and releases the backend."""
+        ...

@@ -1,0 +1,272 @@
+"""For tests, the bench and the soak: a chat stream driven over grpclib, free ports, and servers
+(chat and Redis) run as real processes."""
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from grpclib.client import Channel, Stream
+from grpclib.const import Cardinality
+from grpclib.encoding.proto import ProtoCodec
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+
+from chat.client.status import raise_status
+from chat.contract import SEND_AND_RECEIVE
+from chat.server.encoding import Choice as EncodingChoice
+from chat.server.http2 import Choice as Http2Choice
+from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+REPLY_TIMEOUT = 10.0
+"""Seconds a test waits for a reply before it fails instead of hanging."""
+
+PATHS: dict[str, tuple[EncodingChoice, Http2Choice]] = {
+    "reference": ("betterproto", "grpclib"),
+    "fast": ("handwritten", "direct"),
+}
+"""The server's two paths: the encoding and the HTTP/2 transport each runs."""
+
+
+def path_flags(path: str) -> tuple[str, ...]:
+    """The server flags that choose a path of PATHS."""
+    encoding, http2 = PATHS[path]
+    return ("--encoding", encoding, "--http2", http2)
+
+
+class Chatter:
+    """One SendAndReceiveMessage stream; `recv` fails the test instead of hanging.
+
+    Leaving the exit stack hangs up (RST_STREAM) a stream that has not ended by itself.
+    """
+
+    def __init__(self, stream: Stream[Any, MessageReply]) -> None:
+        self.stream = stream
+        self.ended = False
+        self.error: Exception | None = None
+
+    @classmethod
+    async def open(cls, stack: AsyncExitStack, channel: Channel, **metadata: str) -> "Chatter":
+        md = {f"chat-{key.replace('_', '-')}": value for key, value in metadata.items()}
+        stream = channel.request(
+            SEND_AND_RECEIVE, Cardinality.STREAM_STREAM, MessageRequest, MessageReply, metadata=md
+        )
+        await stream.__aenter__()
+        chatter = cls(stream)
+        stack.push_async_callback(chatter.hang_up)
+        await stream.send_request()
+        return chatter
+
+    async def hang_up(self) -> None:
+        if not self.ended:
+            self.ended = True
+            await self.stream.cancel()
+        error = self.error
+        with contextlib.suppress(GRPCError):  # the status the test has already seen
+            await self.stream.__aexit__(type(error) if error else None, error, None)
+
+    async def send(self, text: str, **fields: str) -> None:
+        await self.stream.send_message(MessageRequest(message=text, **fields))
+
+    async def recv(self) -> MessageReply | None:
+        try:
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                reply = await self.stream.recv_message()
+            if reply is None:
+                self.ended = True
+                raise_status(self.stream)
+        except StreamTerminatedError as error:  # reset after the trailers: they say why
+            self.ended, self.error = True, error
+            raise_status(self.stream)
+            raise
+        except Exception as error:
+            self.ended, self.error = True, error
+            raise
+        return reply
+
+    async def recv_kind(self, kind: int) -> MessageReply:
+        """The next reply of `kind`, skipping the others but ERROR."""
+        while True:
+            reply = await self.recv()
+            assert reply is not None, f"stream ended while waiting for {kind!r}"
+            if reply.kind == kind:
+                return reply
+            assert reply.kind != MessageReplyKind.ERROR, reply
+
+    async def say(self, text: str, **fields: str) -> MessageReply:
+        """Sends and waits for the ACK."""
+        await self.send(text, **fields)
+        return await self.recv_kind(MessageReplyKind.ACK)
+
+
+class RawRequests(ProtoCodec):
+    """A client codec that sends bytes as they are: for requests no generated class would
+    write (cut, oversized, mutated)."""
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        if type(message) is bytes:
+            return message
+        return super().encode(message, message_type)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """`python -m chat.server` on a free port, its log in a file; stopped by the fixture."""
+
+    def __init__(
+        self,
+        log_path: Path,
+        store: str,
+        *flags: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.address = f"127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.args = [
+            sys.executable,
+            "-m",
+            "chat.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--store",
+            store,
+            *flags,
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "ServerProcess":
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, cwd=ROOT, env=self.env)
+        wait_accepting(self.port, self.proc)
+        return self
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        code = self.proc.wait(timeout)
+        return code
+
+    def rss_kib(self) -> int:
+        assert self.proc is not None
+        return rss_kib(self.proc.pid)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise ValueError(f"process {pid} reports no VmRSS")
+
+
+def wait_accepting(port: int, proc: subprocess.Popen[bytes], seconds: float = 15) -> None:
+    """Returns once the port accepts connections; fails early if the process died."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode} before accepting")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing accepted on port {port} within {seconds}s")
+
+
+def run_client(
+    args: Sequence[str], stdin: str = "", timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """`python -m chat.client ARGS` with `stdin`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "chat.client", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def refused_server_start(*flags: str, env: dict[str, str] | None = None) -> str:
+    """Runs `python -m chat.server FLAGS --store memory://` expecting it to refuse to start;
+    asserts it says why in one line with exit code 1, and returns that line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "chat.server", "--store", "memory://", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("chat-server: "), result.stderr
+    return result.stderr
+
+
+class RedisProcess:
+    """A real redis-server on a free port; its append-only file keeps the data across a restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "RedisProcess":
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_accepting(self.port, self.proc)
+        return self
+
+    def stop(self, signum: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+        self.proc.wait(15)
+
+    def wipe(self) -> None:
+        """Deletes a stopped server's data, as if it came back from a lost disk."""
+        shutil.rmtree(self.workdir / "appendonlydir", ignore_errors=True)

@@ -1,0 +1,100 @@
+"""TLS end to end: certificates made here (trustme), our client and a grpcio client over TCP."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import trustme
+
+from bench.tutorial import generate
+from chat.testing import ServerProcess, free_port, refused_server_start, run_client
+
+Start = Callable[..., ServerProcess]
+
+
+class Certificates:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost, as PEM files."""
+
+    def __init__(self, folder: Path) -> None:
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1", "localhost")
+        self.ca_pem = ca.cert_pem.bytes()
+        self.ca = folder / "ca.pem"
+        self.cert = folder / "server.pem"
+        self.key = folder / "server.key"
+        ca.cert_pem.write_to_path(str(self.ca))
+        issued.private_key_pem.write_to_path(str(self.key))
+        for blob in issued.cert_chain_pems:
+            blob.write_to_path(str(self.cert), append=True)
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    return Certificates(tmp_path)
+
+
+@pytest.fixture
+def tls_server(server_process: Start, certificates: Certificates) -> ServerProcess:
+    flags = ["--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key)]
+    return server_process("memory://", *flags)
+
+
+def test_our_client_chats_over_tls_trusting_the_given_ca(
+    tls_server: ServerProcess, certificates: Certificates
+) -> None:
+    tls = ["--server", tls_server.address, "--ca", str(certificates.ca)]
+    chat = run_client([*tls, "chat", "--user", "ann"], "over tls\n")
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout == "Server Responding to over tls\n"
+    stats = run_client(["stats", "--tls", *tls])
+    assert stats.stdout.splitlines()[0] == "Server has 1 messages", stats.stderr
+    assert "with TLS" in tls_server.log()
+
+
+def test_a_grpcio_client_calls_the_tls_server(
+    tls_server: ServerProcess, certificates: Certificates, tmp_path: Path
+) -> None:
+    pb2, pb2_grpc = generate(tmp_path)
+    credentials = grpc.ssl_channel_credentials(root_certificates=certificates.ca_pem)
+    with grpc.secure_channel(tls_server.address, credentials) as channel:
+        stub: Any = pb2_grpc.ChatServiceStub(channel)
+        replies = stub.SendAndReceiveMessage(iter([pb2.MessageRequest(message="hi")]), timeout=10)
+        assert [reply.message for reply in replies] == ["Server Responding to hi"]
+        assert stub.GetStats(pb2.EmptyRequest(), timeout=10).num_messages == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        ([], "cannot reach the server at 127.0.0.1:"),
+        (["--tls"], "TLS with the server at 127.0.0.1:"),
+        (["--ca", "no-such-ca.pem"], "cannot use --ca no-such-ca.pem: No such file or directory"),
+    ],
+    ids=["plaintext", "untrusted", "missing-ca"],
+)
+def test_a_client_that_cannot_talk_tls_to_the_server_says_why_in_one_line(
+    tls_server: ServerProcess, flags: list[str], reason: str
+) -> None:
+    result = run_client(["--server", tls_server.address, *flags, "stats"])
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("chat: ")
+    assert reason in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (["--tls-cert", "server.pem"], "--tls-cert and --tls-key go together"),
+        (["--tls-cert", "ca.pem", "--tls-key", "ca.pem"], "cannot use --tls-cert"),
+        (["--tls-cert", "nothing.pem", "--tls-key", "server.key"], "No such file or directory"),
+    ],
+    ids=["no-key", "not-a-key", "missing-cert"],
+)
+def test_a_server_with_unusable_tls_files_exits_1_saying_why(
+    certificates: Certificates, tmp_path: Path, flags: list[str], reason: str
+) -> None:
+    paths = [str(tmp_path / flag) if flag.endswith((".pem", ".key")) else flag for flag in flags]
+    assert reason in refused_server_start("--port", str(free_port()), *paths)

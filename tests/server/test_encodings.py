@@ -1,0 +1,162 @@
+"""Both encodings write the same bytes, and those are the bytes the protobuf runtime writes.
+
+betterproto[rust-codec] replaces betterproto's own serializer at import, so betterproto alone
+is no independent oracle: the protobuf runtime, built from gen/chat.protoset, is the second.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import betterproto
+import pytest
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chat.contract import Kind
+from chat.server.encoding import handwritten_impl
+from chat.server.encoding.base import DecodeError, Encoding, Stats
+from chat.server.encoding.betterproto_impl import BetterprotoEncoding
+from chat.server.encoding.handwritten_impl import HandwrittenEncoding
+from chat.server.reflection import descriptors
+from gen.grpc.chat import MessageReply, MessageRequest, StatsRequest
+
+POOL = descriptors()
+REFERENCE, FAST = BetterprotoEncoding(), HandwrittenEncoding()
+
+texts = st.text(max_size=200)
+moments = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+
+
+def runtime(name: str) -> Any:
+    """The protobuf runtime's class for a contract message, from the descriptor set."""
+    return message_factory.GetMessageClass(POOL.FindMessageTypeByName(f"grpc.chat.{name}"))
+
+
+def runtime_reply(
+    kind: int, text: str, user: str, room: str, id: int, sent_at: datetime
+) -> Message:
+    reply = runtime("MessageReply")(message=text, user=user, room=room, id=id, kind=kind)
+    reply.sent_at.FromDatetime(sent_at)
+    message: Message = reply
+    return message
+
+
+@given(
+    kind=st.integers(0, 4),
+    text=texts,
+    user=texts,
+    room=texts,
+    id=st.integers(0, 2**64 - 1),
+    sent_at=moments,
+)
+def test_a_reply_is_the_same_bytes_from_both_encodings_and_the_protobuf_runtime(
+    kind: int, text: str, user: str, room: str, id: int, sent_at: datetime
+) -> None:
+    fast = FAST.reply(kind, text, user, room, id, sent_at)
+    assert fast == REFERENCE.reply(kind, text, user, room, id, sent_at)
+    assert fast == runtime_reply(kind, text, user, room, id, sent_at).SerializeToString()
+
+
+@given(
+    messages=st.integers(0, 2**31 - 1),
+    rooms=st.integers(0, 2**31 - 1),
+    connected=st.integers(0, 2**31 - 1),
+    online=st.lists(texts, max_size=5),
+    uptime=st.floats(min_value=0, max_value=1e9),
+)
+def test_stats_are_the_same_bytes_from_both_encodings_and_the_protobuf_runtime(
+    messages: int, rooms: int, connected: int, online: list[str], uptime: float
+) -> None:
+    stats = Stats(messages, rooms, connected, online, uptime)
+    expected = runtime("StatsReply")(
+        num_messages=messages,
+        num_rooms=rooms,
+        num_connected=connected,
+        online=online,
+        uptime_seconds=uptime,
+    ).SerializeToString()
+    assert FAST.stats(stats) == REFERENCE.stats(stats) == expected
+
+
+@pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
+@given(message=texts, user=texts, room=texts)
+def test_a_request_the_protobuf_runtime_wrote_parses_to_its_fields(
+    encoding: Encoding, message: str, user: str, room: str
+) -> None:
+    data = runtime("MessageRequest")(message=message, user=user, room=room).SerializeToString()
+    parsed = encoding.parse_request(data)
+    assert (parsed.message, parsed.user, parsed.room) == (message, user, room)
+
+
+@pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
+@given(room=texts)
+def test_a_stats_request_parses_to_its_room(encoding: Encoding, room: str) -> None:
+    data = runtime("StatsRequest")(room=room).SerializeToString()
+    assert encoding.parse_stats_request(data).room == room
+
+
+@given(data=st.binary(max_size=64))
+def test_random_bytes_the_hand_parser_accepts_mean_the_same_to_the_protobuf_runtime(
+    data: bytes,
+) -> None:
+    try:
+        ours = FAST.parse_request(data)
+    except DecodeError:
+        return  # refused: never stored
+    theirs = runtime("MessageRequest").FromString(data)
+    assert (ours.message, ours.user, ours.room) == (theirs.message, theirs.user, theirs.room)
+    reference = REFERENCE.parse_request(data)
+    assert (ours.message, ours.user, ours.room) == (
+        reference.message,
+        reference.user,
+        reference.room,
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xff\xff\xff",
+        b"\x0a\x05ab",
+        b"\x0a\x02\xc3\x28",
+        b"\x08\x01",
+        b"\x00",
+        b"\x0b",
+        b"\x80\x80\x80\x80\x10\x00",  # field number 2**29: beyond protobuf's largest
+    ],
+)
+def test_malformed_requests_are_refused_by_the_hand_parser(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        FAST.parse_request(data)
+
+
+@pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
+def test_unknown_fields_from_newer_clients_are_skipped(encoding: Encoding) -> None:
+    known = bytes(MessageRequest(message="hi", room="dev"))
+    extra = b"\x20\x96\x01" + b"\x29" + bytes(8) + b"\x32\x02ok" + b"\x3d" + bytes(4)
+    parsed = encoding.parse_request(extra + known)
+    assert (parsed.message, parsed.room, parsed.user) == ("hi", "dev", "")
+
+
+@pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
+def test_timestamps_keep_microseconds(encoding: Encoding) -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    parsed = MessageReply().parse(encoding.reply(Kind.CHAT, "x", "u", "r", 1, moment))
+    assert parsed.sent_at == moment
+    assert parsed.sent_at - moment == timedelta(0)
+
+
+def test_a_stats_request_from_betterproto_parses_in_both() -> None:
+    data = bytes(StatsRequest(room="dev"))
+    assert FAST.parse_stats_request(data).room == REFERENCE.parse_stats_request(data).room == "dev"
+
+
+@pytest.mark.parametrize("bits", range(65))
+def test_varints_match_betterproto_at_every_length_boundary(bits: int) -> None:
+    for value in (2**bits - 2, 2**bits - 1, 2**bits, 2**bits + 1):
+        if 0 <= value < 2**64:
+            assert handwritten_impl.varint(value) == betterproto.encode_varint(value), value

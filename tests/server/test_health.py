@@ -1,0 +1,101 @@
+"""grpc.health.v1.Health over TCP: SERVING while the store answers, NOT_SERVING when it does not
+and while the server stops; never behind the token."""
+
+import asyncio
+import signal
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import cast
+
+import pytest
+from grpclib.client import Channel
+from grpclib.config import Configuration
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from grpclib.health.v1.health_grpc import HealthStub
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+
+from chat.client import split_address
+from chat.testing import Chatter, RedisProcess, ServerProcess
+from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest
+
+Start = Callable[..., ServerProcess]
+SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
+WAIT = 15.0
+
+
+async def check(server: ServerProcess, service: str = "") -> int:
+    channel = Channel(*split_address(server.address))
+    try:
+        reply = await HealthStub(channel).Check(HealthCheckRequest(service=service), timeout=10)
+        return reply.status
+    finally:
+        channel.close()
+
+
+@pytest.mark.parametrize("service", ["", "grpc.chat.ChatService"], ids=["server", "chat"])
+async def test_a_running_server_is_serving_even_to_a_caller_without_the_token(
+    server_process: Start, service: str
+) -> None:
+    server = server_process("memory://", "--token", "s3cret")
+    assert await check(server, service) == SERVING
+
+
+async def test_an_unknown_service_is_not_found(server_process: Start) -> None:
+    with pytest.raises(GRPCError) as error:
+        await check(server_process(), "no.such.Service")
+    assert error.value.status is Status.NOT_FOUND
+
+
+@asynccontextmanager
+async def watch(channel: Channel) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """Watches the server's health; yields a function that waits for the next status."""
+    async with HealthStub(channel).Watch.open(timeout=60) as stream:
+        await stream.send_message(HealthCheckRequest(service=""), end=True)
+
+        async def next_status() -> int:
+            async with asyncio.timeout(WAIT):
+                reply = await stream.recv_message()
+            assert reply is not None
+            return reply.status
+
+        yield next_status
+        await stream.cancel()
+
+
+async def test_watchers_see_not_serving_while_redis_is_down_and_serving_once_it_is_back(
+    server_process: Start,
+    redis_server: RedisProcess,
+    channel_to: Callable[..., Channel],
+) -> None:
+    server = server_process(redis_server.url)
+    async with watch(channel_to(server)) as next_status:
+        assert await next_status() == SERVING
+        redis_server.stop()
+        assert await next_status() == NOT_SERVING
+        assert await check(server) == NOT_SERVING
+        redis_server.start()
+        assert await next_status() == SERVING
+
+
+async def test_a_stopping_server_is_not_serving_while_it_drains(
+    server_process: Start, channel_to: Callable[..., Channel]
+) -> None:
+    server = server_process("memory://", "--drain-seconds", "30")
+    channel = channel_to(server)
+    async with AsyncExitStack() as stack:
+        chatter = await Chatter.open(stack, channel)
+        for _ in range(20):  # more than a 64 KiB window holds
+            await chatter.say("x" * 8000)
+    # A reader that takes one message and no more keeps its call open: the server drains.
+    small_window = Configuration(http2_connection_window_size=65535, http2_stream_window_size=65535)
+    stub = ChatServiceStub(channel_to(server, small_window))
+    reader = cast(AsyncGenerator[MessageReply, None], stub.get_messages(MessagesRequest()))
+    assert (await anext(reader)).message == "x" * 8000
+    async with watch(channel) as next_status:
+        assert await next_status() == SERVING
+        server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        assert await next_status() == NOT_SERVING
+    assert await check(server) == NOT_SERVING  # a new caller too, while the reader is open
+    await reader.aclose()
+    assert await asyncio.to_thread(server.proc.wait, 15) == 0  # type: ignore[union-attr]

@@ -1,0 +1,101 @@
+"""--metrics-port: Prometheus figures scraped over HTTP from a real server after real calls."""
+
+import asyncio
+import socket
+import urllib.request
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+import pytest
+from grpclib.client import Channel
+from grpclib.config import Configuration
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from prometheus_client.parser import text_string_to_metric_families
+
+from chat.testing import Chatter, ServerProcess, free_port, refused_server_start, run_client
+from gen.grpc.chat import MessageReplyKind
+
+Start = Callable[..., ServerProcess]
+Sample = tuple[str, frozenset[tuple[str, str]]]
+
+
+class Scraper:
+    """A server started with --metrics-port, and its figures as the endpoint gives them."""
+
+    def __init__(self, server_process: Start, *flags: str) -> None:
+        self.port = free_port()
+        self.server = server_process("memory://", "--metrics-port", str(self.port), *flags)
+
+    def scrape(self) -> dict[Sample, float]:
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+
+def calls(method: str, status: str) -> Sample:
+    return ("chat_calls_total", frozenset({("method", method), ("status", status)}))
+
+
+def plain(name: str) -> Sample:
+    return (name, frozenset())
+
+
+async def test_calls_latency_messages_and_streams_are_counted(
+    server_process: Start, channel_to: Callable[..., Channel]
+) -> None:
+    scraper = Scraper(server_process)
+    address = scraper.server.address
+    assert run_client(["--server", address, "chat"], "one\ntwo\nthree\n").returncode == 0
+    assert run_client(["--server", address, "stats"]).returncode == 0
+    assert run_client(["--server", address, "stats", "--room", "b a d"]).returncode == 1
+    async with AsyncExitStack() as stack:
+        chatter = await Chatter.open(stack, channel_to(scraper.server), user="ann")
+        await chatter.say("still here")
+        figures = await asyncio.to_thread(scraper.scrape)
+        assert figures[plain("chat_connected_streams")] == 1
+    assert figures[calls("SendAndReceiveMessage", "OK")] == 1
+    assert figures[calls("GetStats", "OK")] == 1
+    assert figures[calls("GetStats", "INVALID_ARGUMENT")] == 1
+    assert figures[plain("chat_messages_stored_total")] == 4
+    assert figures[plain("chat_slow_consumers_total")] == 0
+    latency = frozenset({("method", "GetStats")})
+    assert figures[("chat_call_duration_seconds_count", latency)] == 2
+    assert 0 < figures[("chat_call_duration_seconds_sum", latency)] < 10
+    infinite = frozenset({("method", "GetStats"), ("le", "+Inf")})
+    assert figures[("chat_call_duration_seconds_bucket", infinite)] == 2
+
+
+async def test_a_listener_cut_off_for_falling_behind_is_counted(
+    server_process: Start, channel_to: Callable[..., Channel]
+) -> None:
+    scraper = Scraper(server_process, "--queue-size", "5")
+    small_window = Configuration(http2_connection_window_size=65535, http2_stream_window_size=65535)
+    async with AsyncExitStack() as stack:
+        listener = await Chatter.open(stack, channel_to(scraper.server, small_window), user="slow")
+        sender = await Chatter.open(stack, channel_to(scraper.server), user="fast")
+        for _ in range(30):  # 240 KB: more than the listener's window and queue hold
+            await sender.say("x" * 8000)
+        with pytest.raises(GRPCError) as error:
+            while await listener.recv_kind(MessageReplyKind.CHAT):
+                pass
+    assert error.value.status is Status.RESOURCE_EXHAUSTED
+    figures = await asyncio.to_thread(scraper.scrape)
+    assert figures[plain("chat_slow_consumers_total")] == 1
+    assert figures[calls("SendAndReceiveMessage", "RESOURCE_EXHAUSTED")] == 1
+    assert figures[plain("chat_messages_stored_total")] == 30
+
+
+def test_a_metrics_port_that_is_taken_is_one_line_and_exit_code_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        flags = ["--host", "127.0.0.1", "--port", str(free_port()), "--metrics-port", str(port)]
+        reason = refused_server_start(*flags)
+    assert reason.startswith(f"chat-server: cannot serve metrics on 127.0.0.1:{port}: ")

@@ -1,0 +1,110 @@
+"""The Redis store shared by replicas: one id sequence, one order, and recovery after Redis dies."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from test_store import Recorder
+
+from chat.errors import StoreUnavailable
+from chat.model import Draft
+from chat.store.redis import RedisStore
+from chat.testing import RedisProcess, free_port
+
+
+@pytest.fixture
+async def replicas(redis_server: RedisProcess) -> AsyncIterator[list[RedisStore]]:
+    """Two stores on one redis-server, as two server replicas would have."""
+    stores = [await RedisStore.open(redis_server.url) for _ in range(2)]
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+async def test_replicas_posting_at_once_share_one_id_sequence_and_one_order(
+    replicas: list[RedisStore],
+) -> None:
+    recorders = [Recorder(), Recorder()]
+    for store, recorder in zip(replicas, recorders, strict=True):
+        store.listen(recorder)
+    overtaken: list[int] = []
+
+    async def post(store: RedisStore, recorder: Recorder, number: int) -> int:
+        stored = await store.append(Draft(f"room{number % 3}", "u", str(number), origin=number))
+        if stored.id not in {message.id for message in recorder.messages}:
+            overtaken.append(stored.id)  # acknowledged before its own replica delivered it
+        return stored.id
+
+    ids = await asyncio.gather(*(post(replicas[n % 2], recorders[n % 2], n) for n in range(400)))
+    assert sorted(ids) == list(range(1, 401))
+    assert overtaken == []
+    heard = [await recorder.wait_for(400) for recorder in recorders]
+    assert [m.id for m in heard[0]] == [m.id for m in heard[1]] == list(range(1, 401))
+    for replica, messages in enumerate(heard):
+        # The origin (the posting stream) is known only on the replica that posted.
+        assert {m.id for m in messages if m.origin} == {
+            id_ for n, id_ in enumerate(ids) if n % 2 == replica and n
+        }
+
+
+async def test_history_and_counts_are_the_same_seen_from_either_replica(
+    replicas: list[RedisStore],
+) -> None:
+    first, second = replicas
+    await first.append(Draft("a", "ann", "from the first"))
+    await second.append(Draft("a", "bob", "from the second"))
+    for store in replicas:
+        assert [m.text async for m in store.history("a")] == ["from the first", "from the second"]
+        assert (await store.count(), await store.rooms()) == (2, {"a"})
+
+
+@pytest.fixture
+async def heard(redis_server: RedisProcess) -> AsyncIterator[tuple[RedisStore, Recorder]]:
+    """One store on the test's redis-server, and a recorder of what its listener hears."""
+    store = await RedisStore.open(redis_server.url)
+    recorder = Recorder()
+    store.listen(recorder)
+    yield store, recorder
+    await store.close()
+
+
+async def test_redis_going_away_fails_appends_and_recovery_needs_no_restart(
+    redis_server: RedisProcess, heard: tuple[RedisStore, Recorder]
+) -> None:
+    store, recorder = heard
+    assert (await store.append(Draft("r", "u", "before"))).id == 1
+    redis_server.stop()
+    with pytest.raises(StoreUnavailable):
+        await store.append(Draft("r", "u", "while away"))
+    with pytest.raises(StoreUnavailable):
+        await store.check()
+    await recorder.wait_for_loss()
+    redis_server.start()  # returns once it accepts connections
+    await store.check()
+    after = await store.append(Draft("r", "u", "after"))
+    assert after.id == 2  # the append-only file kept the id sequence
+    messages = await recorder.wait_for(2)
+    assert [m.text for m in messages] == ["before", "after"]
+    assert len(recorder.losses) == 1
+
+
+async def test_a_redis_url_nobody_answers_at_is_store_unavailable() -> None:
+    with pytest.raises(StoreUnavailable, match="does not answer"):
+        await RedisStore.open(f"redis://127.0.0.1:{free_port()}/0")
+
+
+async def test_a_redis_that_comes_back_empty_is_followed_anew(
+    redis_server: RedisProcess, heard: tuple[RedisStore, Recorder]
+) -> None:
+    store, recorder = heard
+    for text in ("one", "two", "three"):
+        await store.append(Draft("r", "u", text))
+    redis_server.stop()
+    redis_server.wipe()
+    await recorder.wait_for_loss()
+    redis_server.start()
+    await store.check()
+    again = await store.append(Draft("r", "u", "after the loss"))
+    assert again.id == 1
+    messages = await recorder.wait_for(4)
+    assert [m.text for m in messages] == ["one", "two", "three", "after the loss"]
