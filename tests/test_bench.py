@@ -7,7 +7,8 @@ from pathlib import Path
 
 from chat.testing import ROOT
 
-TARGETS = {"reference", "ours-memory", "ours-sqlite"}
+TARGETS = {"grpcio", "fast-memory", "fast-sqlite", "betterproto-memory"}
+OURS = {"memory": "fast-memory", "sqlite": "fast-sqlite", "ref-path": "betterproto-memory"}
 BOTH = ("bidi", "history", "unary", "unary-32", "idle")
 
 
@@ -18,17 +19,17 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
         [sys.executable, "-m", "bench", "--quick", *sizes, "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=50,
+        timeout=90,
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
-    assert "ratio = ours / reference" in result.stdout
-    assert "round 1/1 ours-sqlite bidi" in result.stderr  # the progress line
+    assert "ratio = ours / grpcio" in result.stdout
+    assert "round 1/1 fast-sqlite bidi" in result.stderr  # the progress line
 
     report = json.loads(out.read_text())
     samples = {(s["target"], s["workload"]): s for s in report["samples"]}
     expected = {(t, w) for t in TARGETS for w in BOTH}
-    expected |= {("ours-memory", "fanout"), ("ours-sqlite", "fanout")}
+    expected |= {(target, "fanout") for target in OURS.values()}
     assert set(samples) == expected
     for (target, workload), sample in samples.items():
         assert sample["wall_s"] > 0, (target, workload)
@@ -41,13 +42,13 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
         assert samples[target, "history"]["count"] == 300 + 100  # and the warm-up's
         assert samples[target, "unary"]["count"] == 75
         assert samples[target, "idle"]["count"] == 5
-    for store in ("memory", "sqlite"):
-        fanout = samples[f"ours-{store}", "fanout"]
+    for target in OURS.values():
+        fanout = samples[target, "fanout"]
         assert fanout["count"] == 30 * 3
         assert 0 < fanout["extra"]["latency_p50_ms"] <= fanout["extra"]["latency_p99_ms"]
     rows = {(row["workload"], row["store"]) for row in report["comparisons"]}
-    assert rows == {(w, s) for w in BOTH[:4] for s in ("memory", "sqlite")}
-    assert [fan["store"] for fan in report["fanout"]] == ["memory", "sqlite"]
+    assert rows == {(w, s) for w in BOTH[:4] for s in OURS}
+    assert [fan["store"] for fan in report["fanout"]] == list(OURS)
     assert set(report["idle_kib_per_stream"]) == TARGETS
     assert report["machine"]["cores"] >= 1
     assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
