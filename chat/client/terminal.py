@@ -1,7 +1,7 @@
 """The interactive chat on a terminal: incoming lines print above the prompt being typed.
 
 prompt_toolkit keeps the input line intact while replies arrive; the connection itself, with
-reconnects and resume, is chat/session.py.
+reconnects and resume, is chat/client/session.py.
 """
 
 import asyncio

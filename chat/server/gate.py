@@ -5,10 +5,12 @@ is not run. `version_problem` checks the installed versions, `missing_names` the
 fast path touches, so a renamed internal is found at startup rather than on a connection.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 
 from packaging.version import Version
+
+from chat.errors import ConfigError
 
 TestedRanges = Mapping[str, tuple[str, str]]
 """Distribution name to (lowest version tested, first version above the tested range)."""
@@ -46,3 +48,19 @@ def missing_names(owner: type, names: Iterable[str], where: str) -> str | None:
 def described(tested: TestedRanges) -> str:
     """The installed versions of `tested`, for the startup line: 'h2 4.4.1, hpack 4.2.0'."""
     return ", ".join(f"{name} {metadata.version(name)}" for name in tested)
+
+
+def fast_chosen(
+    flag: str, choice: str, fast: str, unavailable: Callable[[], str | None], tested: TestedRanges
+) -> tuple[bool, str]:
+    """Whether the fast implementation `fast` runs for the `--flag` `choice`, and why, for the
+    startup line. `auto` takes it when `unavailable` finds no reason against it; an explicit
+    `fast` that cannot run is a ConfigError naming the reason."""
+    if choice not in ("auto", fast):
+        return False, "chosen"
+    problem = unavailable()
+    if problem:
+        if choice == fast:
+            raise ConfigError(f"--{flag} {fast} cannot run: {problem}")
+        return False, f"auto: {problem}"
+    return True, f"{'auto' if choice == 'auto' else 'chosen'}: tested with {described(tested)}"

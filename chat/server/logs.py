@@ -1,7 +1,7 @@
 """How the server's log lines look: text for people, or one JSON object per line for machines.
 
-Every call ends in one line (chat/calls.py); its figures travel on the record as `call`, so the
-JSON form carries them as fields instead of a sentence to be parsed.
+Every call ends in one line (chat/server/calls.py); its figures travel on the record as `call`,
+so the JSON form carries them as fields instead of a sentence to be parsed.
 """
 
 import json

@@ -8,7 +8,7 @@ from chat.model import Draft, Stored
 
 
 class Listener(Protocol):
-    """Who hears what a store commits (chat/rooms.py): the live fan-out of every replica."""
+    """Who hears what a store commits (chat/server/rooms.py): the live fan-out of every replica."""
 
     def stored(self, message: Stored) -> None:
         """A message was committed; called in id order, with nothing skipped."""

@@ -8,11 +8,10 @@ not know: a field added to the contract falls back to betterproto until the code
 import dataclasses
 from typing import Any, Literal
 
-from chat.errors import ConfigError
 from chat.server.encoding.base import Encoding
 from chat.server.encoding.betterproto_impl import BetterprotoEncoding
 from chat.server.encoding.handwritten_impl import KNOWN_FIELDS, HandwrittenEncoding
-from chat.server.gate import described, version_problem
+from chat.server.gate import fast_chosen, version_problem
 from gen.grpc import chat as generated
 
 Choice = Literal["auto", "betterproto", "handwritten"]
@@ -46,12 +45,5 @@ def handwritten_unavailable() -> str | None:
 def select(choice: Choice) -> tuple[Encoding, str]:
     """The encoding for `choice`, and why; ConfigError when an explicit `handwritten` cannot
     run here."""
-    if choice == "betterproto":
-        return BetterprotoEncoding(), "chosen"
-    problem = handwritten_unavailable()
-    if problem:
-        if choice == "handwritten":
-            raise ConfigError(f"--encoding handwritten cannot run: {problem}")
-        return BetterprotoEncoding(), f"auto: {problem}"
-    reason = "chosen" if choice == "handwritten" else "auto"
-    return HandwrittenEncoding(), f"{reason}: tested with {described(TESTED)}"
+    fast, reason = fast_chosen("encoding", choice, "handwritten", handwritten_unavailable, TESTED)
+    return (HandwrittenEncoding() if fast else BetterprotoEncoding()), reason

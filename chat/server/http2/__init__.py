@@ -13,8 +13,7 @@ import h2.connection
 import h2.frame_buffer
 import h2.stream
 
-from chat.errors import ConfigError
-from chat.server.gate import described, missing_names, version_problem
+from chat.server.gate import fast_chosen, missing_names, version_problem
 from chat.server.http2.base import Transport
 from chat.server.http2.grpclib_impl import GrpclibTransport
 
@@ -101,14 +100,9 @@ def direct_unavailable() -> str | None:
 def select(choice: Choice) -> tuple[Transport, str]:
     """The transport for `choice`, and why, for the startup line; ConfigError when an explicit
     `direct` cannot run here."""
-    if choice == "grpclib":
-        return GrpclibTransport(), "chosen"
-    problem = direct_unavailable()
-    if problem:
-        if choice == "direct":
-            raise ConfigError(f"--http2 direct cannot run: {problem}")
-        return GrpclibTransport(), f"auto: {problem}"
+    fast, reason = fast_chosen("http2", choice, "direct", direct_unavailable, TESTED)
+    if not fast:
+        return GrpclibTransport(), reason
     from chat.server.http2.direct_impl import DirectTransport
 
-    reason = "chosen" if choice == "direct" else "auto"
-    return DirectTransport(), f"{reason}: tested with {described(TESTED)}"
+    return DirectTransport(), reason
