@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import h2.exceptions
 from grpclib.const import Status
@@ -52,7 +52,7 @@ class Call(Generic[Request]):
         request = await self._transport.receive(self.stream, self.codec)
         if request is not None:
             self.received += 1
-        return cast(Request | None, request)
+        return request
 
     def reply_once(self, reply: bytes) -> None:
         """Keeps a unary call's one encoded reply; it goes out with the status."""
