@@ -15,8 +15,22 @@ from bench.progress import ProgressLine
 from bench.runner import Record, Sizes
 
 QUICK = Sizes(
-    messages=2_000, unary=500, unary_concurrent=2_000, fanout=200, listeners=10, idle=100, rounds=1
+    messages=2_000,
+    unary=500,
+    unary_concurrent=2_000,
+    deliveries=2_000,
+    listeners=(10,),
+    idle=100,
+    rounds=1,
 )
+
+
+def listener_counts(text: str) -> tuple[int, ...]:
+    """`10,50,500` as listener counts."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers like 10,50") from None
 
 
 def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
@@ -24,7 +38,10 @@ def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
     parser.add_argument("--quick", action="store_true", help="small sizes, one round")
     parser.add_argument("--messages", type=int, help="bidi messages (and history read)")
     parser.add_argument("--rounds", type=int, help="rounds; the table shows medians")
-    parser.add_argument("--listeners", type=int, help="fan-out listeners")
+    parser.add_argument(
+        "--listeners", type=listener_counts, help="fan-out listener counts, e.g. 10,50,500"
+    )
+    parser.add_argument("--deliveries", type=int, help="fan-out deliveries per listener count")
     parser.add_argument("--idle", type=int, help="idle streams held open")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure here")
     args = parser.parse_args(argv)
@@ -35,12 +52,13 @@ def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
             messages=args.messages,
             unary=max(1, args.messages // 4),
             unary_concurrent=args.messages,
-            fanout=max(1, args.messages // 10),
+            deliveries=args.messages,
         )
-    for name in ("rounds", "listeners", "idle"):
+    for name in ("rounds", "listeners", "deliveries", "idle"):
         if getattr(args, name) is not None:
             sizes = dataclasses.replace(sizes, **{name: getattr(args, name)})
-    if min(dataclasses.astuple(sizes)) < 1:
+    counts = (sizes.messages, sizes.deliveries, sizes.idle, sizes.rounds, *sizes.listeners)
+    if min(counts) < 1:
         parser.error("every size must be at least 1")
     if args.json is not None and not args.json.parent.is_dir():
         parser.error(f"--json: no folder {args.json.parent}")
@@ -66,7 +84,10 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
             {**dataclasses.asdict(row), "ratio": row.ratio, "met": row.met}
             for row in report.comparisons(records)
         ],
-        "fanout": [dataclasses.asdict(fan) for fan in report.fanouts(records)],
+        "fanout": [
+            {**dataclasses.asdict(fan), "of_grpcio": fan.of_broadcast, "x_floor": fan.of_floor}
+            for fan in report.fanouts(records, sizes)
+        ],
         "idle_kib_per_stream": report.idle_kib_per_stream(records),
     }
 

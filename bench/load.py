@@ -8,8 +8,6 @@ prepares what it needs, then measures only its own part with a Meter.
 import asyncio
 import dataclasses
 import math
-import re
-import statistics
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -19,6 +17,7 @@ from typing import Any
 from grpclib.client import Channel, Stream, StreamStreamMethod, UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.encoding.proto import ProtoCodec
 
+from bench import latency
 from bench.meter import Meter, Sample
 from chat import contract
 from gen.grpc.chat import (
@@ -187,9 +186,6 @@ class _RawReplies(ProtoCodec):
         return data
 
 
-SENT_AT = re.compile(rb"fanout \d+ (\d+)")
-
-
 class _Listener:
     """Counts the chat messages one fan-out listener receives and how late each arrived."""
 
@@ -205,7 +201,7 @@ class _Listener:
             now = time.perf_counter_ns()
             if reply is None:
                 raise RuntimeError("a fan-out listener's stream ended early")
-            sent_at = SENT_AT.search(reply)
+            sent_at = latency.SENT_AT.search(reply)
             if sent_at is None:  # someone joined
                 continue
             self.latencies_ns.append(now - int(sent_at[1]))
@@ -246,28 +242,14 @@ async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int
                 while min(listener.received for listener in crowd) < i:
                     changed.clear()
                     await changed.wait()
-                text = f"fanout {i} {time.perf_counter_ns()}"
+                text = latency.fanout_text(i, time.perf_counter_ns())
                 await sender.send_message(MessageRequest(message=text))
                 await _reply_to(sender, text)
                 progress(i + 1)
         deliveries = size * listeners
         sample = meter.stop(deliveries)
-    latencies = sorted(ns for listener in crowd for ns in listener.latencies_ns)
-    return dataclasses.replace(
-        sample,
-        extra={
-            "sent": size,
-            "listeners": listeners,
-            "latency_p50_ms": _percentile(latencies, 0.50) / 1e6,
-            "latency_p99_ms": _percentile(latencies, 0.99) / 1e6,
-        },
-    )
-
-
-def _percentile(values: list[int], fraction: float) -> float:
-    if len(values) == 1:
-        return float(values[0])
-    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
+    latencies = [ns for listener in crowd for ns in listener.latencies_ns]
+    return dataclasses.replace(sample, extra=latency.figures(size, listeners, latencies))
 
 
 async def idle(server: Endpoint, size: int, progress: Progress) -> Sample:

@@ -8,11 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from bench import load
-from bench.load import Endpoint, Progress
+from bench import floor, load
+from bench.load import Progress
 from bench.meter import Sample
 from bench.progress import ProgressLine
-from bench.servers import REFERENCE, TARGETS, ServerProcess
+from bench.servers import (
+    BROADCAST,
+    FLOOR,
+    OURS_MEMORY,
+    OURS_REFERENCE_PATH,
+    OURS_SQLITE,
+    REFERENCE,
+    TARGETS,
+    ServerProcess,
+)
 
 T = TypeVar("T")
 WORKLOAD_TIMEOUT = 600.0  # a stuck server fails the run instead of hanging it
@@ -25,43 +34,76 @@ class Sizes:
     messages: int = 20_000  # bidi messages, hence also the history read
     unary: int = 5_000  # sequential GetStats calls
     unary_concurrent: int = 20_000  # GetStats calls, load.CONCURRENCY at a time
-    fanout: int = 2_000  # messages sent to the fan-out room
-    listeners: int = 50  # fan-out listeners
-    idle: int = 1_000  # idle streams held open
+    deliveries: int = 100_000  # fan-out deliveries per listener count (messages x listeners)
+    listeners: tuple[int, ...] = (10, 50, 500)  # fan-out listeners, one workload each
+    idle: int = 10_000  # idle streams held open
     rounds: int = 3
+
+    def fanout_messages(self, listeners: int) -> int:
+        """Messages sent to `listeners` listeners: about `deliveries` in all."""
+        return max(1, self.deliveries // listeners)
+
+
+TUTORIAL = frozenset({REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_REFERENCE_PATH})
+"""Who runs the tutorial's workloads: grpcio's service and ours."""
+FANOUT = frozenset({BROADCAST, FLOOR, OURS_MEMORY, OURS_REFERENCE_PATH})
+"""Who runs fan-out: grpcio's broadcast, the socket floor, and ours on both paths."""
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
-    run: Callable[[Endpoint, Sizes, Progress], Awaitable[Sample]]
+    run: Callable[[ServerProcess, Sizes, Progress], Awaitable[Sample]]
     total: Callable[[Sizes], int]  # for the progress line
-    reference: bool  # whether the tutorial's service can do it too
+    targets: frozenset[str]
 
 
-WORKLOADS = (
-    Workload("bidi", lambda e, s, p: load.bidi(e, s.messages, p), lambda s: s.messages, True),
-    Workload(
-        "history",
-        lambda e, s, p: load.history(e, p),
-        lambda s: s.messages + load.WARM_UP_MESSAGES,
-        True,
-    ),
-    Workload("unary", lambda e, s, p: load.unary(e, s.unary, p), lambda s: s.unary, True),
-    Workload(
-        "unary-32",
-        lambda e, s, p: load.unary_concurrent(e, s.unary_concurrent, p),
-        lambda s: s.unary_concurrent,
-        True,
-    ),
-    Workload(
-        "fanout",
-        lambda e, s, p: load.fanout(e, s.fanout, p, s.listeners),
-        lambda s: s.fanout,
-        False,
-    ),
-    Workload("idle", lambda e, s, p: load.idle(e, s.idle, p), lambda s: s.idle, True),
-)
+def _fanout(listeners: int) -> Workload:
+    async def run(server: ServerProcess, sizes: Sizes, progress: Progress) -> Sample:
+        size = sizes.fanout_messages(listeners)
+        endpoint = server.endpoint
+        if server.target == FLOOR:
+            return await floor.fanout(endpoint.host, endpoint.port, endpoint.pid, size, listeners)
+        return await load.fanout(endpoint, size, progress, listeners)
+
+    return Workload(f"fanout-{listeners}", run, lambda s: s.fanout_messages(listeners), FANOUT)
+
+
+def workloads(sizes: Sizes) -> tuple[Workload, ...]:
+    """Every workload of a run, in the order they run."""
+    return (
+        Workload(
+            "bidi",
+            lambda e, s, p: load.bidi(e.endpoint, s.messages, p),
+            lambda s: s.messages,
+            TUTORIAL,
+        ),
+        Workload(
+            "history",
+            lambda e, s, p: load.history(e.endpoint, p),
+            lambda s: s.messages + load.WARM_UP_MESSAGES,
+            TUTORIAL,
+        ),
+        Workload(
+            "unary",
+            lambda e, s, p: load.unary(e.endpoint, s.unary, p),
+            lambda s: s.unary,
+            TUTORIAL,
+        ),
+        Workload(
+            "unary-32",
+            lambda e, s, p: load.unary_concurrent(e.endpoint, s.unary_concurrent, p),
+            lambda s: s.unary_concurrent,
+            TUTORIAL,
+        ),
+        *(_fanout(listeners) for listeners in sizes.listeners),
+        Workload(
+            "idle",
+            lambda e, s, p: load.idle(e.endpoint, s.idle, p),
+            lambda s: s.idle,
+            TUTORIAL,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -98,13 +140,13 @@ async def _round(number: int, sizes: Sizes, progress: ProgressLine, workdir: Pat
         for server in servers:
             progress.begin(f"round {number}/{sizes.rounds} {server.target} warm-up", 0)
             await _guarded(server, f"{server.target} warm-up", _warm_up(server))
-        for workload in WORKLOADS:
+        for workload in workloads(sizes):
             for server in servers:
-                if server.target == REFERENCE and not workload.reference:
+                if server.target not in workload.targets:
                     continue
                 label = f"round {number}/{sizes.rounds} {server.target} {workload.name}"
                 progress.begin(label, workload.total(sizes))
-                run = workload.run(server.endpoint, sizes, progress.update)
+                run = workload.run(server, sizes, progress.update)
                 sample = await _guarded(server, label, run)
                 records.append(Record(number, server.target, workload.name, sample))
     return records
@@ -112,7 +154,8 @@ async def _round(number: int, sizes: Sizes, progress: ProgressLine, workdir: Pat
 
 async def _warm_up(server: ServerProcess) -> None:
     await server.ready()
-    await load.warm_up(server.endpoint)
+    if server.target != FLOOR:
+        await load.warm_up(server.endpoint)
 
 
 async def _guarded(server: ServerProcess, label: str, work: Awaitable[T]) -> T:

@@ -20,7 +20,11 @@ OURS_MEMORY = "fast-memory"
 OURS_SQLITE = "fast-sqlite"
 OURS_REFERENCE_PATH = "betterproto-memory"
 """Ours on the reference path (betterproto on grpclib's documented API), memory store."""
-TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_REFERENCE_PATH)
+BROADCAST = "grpcio-broadcast"
+"""The tutorial's service on grpcio with the broadcast a grpcio user would write."""
+FLOOR = "floor"
+"""A plain socket server writing the same bytes: what a delivery costs at the least."""
+TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_REFERENCE_PATH, BROADCAST, FLOOR)
 
 FAST = ("--encoding", "handwritten", "--http2", "direct")
 REFERENCE_PATH = ("--encoding", "betterproto", "--http2", "grpclib")
@@ -32,6 +36,10 @@ def command(target: str, port: int, workdir: Path) -> list[str]:
     address = ["--host", HOST, "--port", str(port)]
     if target == REFERENCE:
         return [sys.executable, "-m", "bench.reference", *address]
+    if target == BROADCAST:
+        return [sys.executable, "-m", "bench.reference", *address, "--broadcast"]
+    if target == FLOOR:
+        return [sys.executable, "-m", "bench.floor", *address]
     server = [sys.executable, "-m", "chat.server", *address]
     if target == OURS_REFERENCE_PATH:
         return [*server, "--store", "memory://", *REFERENCE_PATH]

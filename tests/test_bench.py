@@ -7,14 +7,15 @@ from pathlib import Path
 
 from chat.testing import ROOT
 
-TARGETS = {"grpcio", "fast-memory", "fast-sqlite", "betterproto-memory"}
+TUTORIAL = {"grpcio", "fast-memory", "fast-sqlite", "betterproto-memory"}
 OURS = {"memory": "fast-memory", "sqlite": "fast-sqlite", "ref-path": "betterproto-memory"}
+FANOUT = {"fast-memory", "betterproto-memory", "grpcio-broadcast", "floor"}
 BOTH = ("bidi", "history", "unary", "unary-32", "idle")
 
 
 def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    sizes = ["--messages", "300", "--rounds", "1", "--listeners", "3", "--idle", "5"]
+    sizes = ["--messages", "300", "--rounds", "1", "--listeners", "3,4", "--idle", "5"]
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", *sizes, "--json", str(out)],
         capture_output=True,
@@ -25,31 +26,34 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert "ratio = ours / grpcio" in result.stdout
     assert "round 1/1 fast-sqlite bidi" in result.stderr  # the progress line
+    assert "x floor" in result.stdout
 
     report = json.loads(out.read_text())
     samples = {(s["target"], s["workload"]): s for s in report["samples"]}
-    expected = {(t, w) for t in TARGETS for w in BOTH}
-    expected |= {(target, "fanout") for target in OURS.values()}
+    expected = {(t, w) for t in TUTORIAL for w in BOTH}
+    expected |= {(t, f"fanout-{n}") for t in FANOUT for n in (3, 4)}
     assert set(samples) == expected
     for (target, workload), sample in samples.items():
         assert sample["wall_s"] > 0, (target, workload)
         assert sample["cpu_s"] >= 0, (target, workload)
         assert sample["rss_after_kib"] > 10_000, (target, workload)
-    for target in TARGETS:  # 300 messages cost far more than one 10 ms clock tick
+    for target in TUTORIAL:  # 300 messages cost far more than one 10 ms clock tick
         assert samples[target, "bidi"]["cpu_s"] > 0
         assert samples[target, "unary-32"]["cpu_s"] > 0
         assert samples[target, "bidi"]["count"] == 300
         assert samples[target, "history"]["count"] == 300 + 100  # and the warm-up's
         assert samples[target, "unary"]["count"] == 75
         assert samples[target, "idle"]["count"] == 5
-    for target in OURS.values():
-        fanout = samples[target, "fanout"]
-        assert fanout["count"] == 30 * 3
+    for target in FANOUT:
+        fanout = samples[target, "fanout-3"]
+        assert fanout["count"] == 100 * 3  # 300 deliveries, as --messages says
+        assert samples[target, "fanout-4"]["count"] == 75 * 4
         assert 0 < fanout["extra"]["latency_p50_ms"] <= fanout["extra"]["latency_p99_ms"]
     rows = {(row["workload"], row["store"]) for row in report["comparisons"]}
     assert rows == {(w, s) for w in BOTH[:4] for s in OURS}
-    assert [fan["store"] for fan in report["fanout"]] == list(OURS)
-    assert set(report["idle_kib_per_stream"]) == TARGETS
+    servers = [(fan["listeners"], fan["server"]) for fan in report["fanout"]]
+    assert servers == [(n, s) for n in (3, 4) for s in ("fast", "ref-path", "grpcio", "floor")]
+    assert set(report["idle_kib_per_stream"]) == TUTORIAL
     assert report["machine"]["cores"] >= 1
     assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
 
