@@ -64,6 +64,23 @@ class Call(Generic[Request]):
         await self._transport.send(self.stream, replies)
         self.sent += len(replies)
 
+    def sink(self) -> Callable[[bytes], bool] | None:
+        """A function that sends one gRPC message (`grpc_message`) at once when no one else is
+        sending and the transport can write it now, False otherwise; None when the transport
+        never writes at once. A live listener's deliveries go through it."""
+        write = self._transport.writer(self.stream)
+        if write is None:
+            return None
+        busy = self.sending.locked
+
+        def send(message: bytes) -> bool:
+            if busy() or not write(message):
+                return False
+            self.sent += 1
+            return True
+
+        return send
+
     def send_now(self, replies: list[bytes]) -> bool:
         """Sends replies of a streaming call without waiting, when nothing has to wait: no one
         else is sending and the transport can write them at once. False: nothing was sent,

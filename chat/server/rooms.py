@@ -16,9 +16,12 @@ from chat.contract import Kind
 from chat.errors import SlowConsumer, StoreUnavailable
 from chat.model import Stored
 from chat.server.encoding.base import Encoding
+from chat.server.http2.base import grpc_message
 
 Delivery = tuple[int, bytes]
 """An encoded MessageReply and the stored id a history replay may also show (0: none)."""
+Sink = Callable[[bytes], bool]
+"""Writes one gRPC message to a stream at once; False when it would have to wait."""
 
 
 class Subscriber:
@@ -33,6 +36,10 @@ class Subscriber:
         self.last_id = 0  # the newest stored id handed to the stream
         self.replayed = 0  # the newest id a history replay sent: the queue may repeat it
         self.live = asyncio.Event()  # the replay (if any) is sent: requests may be read now
+        self.sink: Sink | None = None
+        """Set once the stream is live on a transport that can write at once: a delivery
+        that finds the queue empty is written straight to the stream, with no wake-up of its
+        sending task (the queue is for when the stream cannot take it now)."""
         self._loop = asyncio.get_running_loop()
         self.ended: asyncio.Future[Exception] = self._loop.create_future()
         self._capacity = capacity
@@ -41,6 +48,22 @@ class Subscriber:
         self._waiter: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._finished = False
+
+    def deliver(self, id: int, data: bytes, message: bytes) -> None:
+        """Hands a room's message to the stream (`data` encoded, `message` that as a gRPC
+        message): written at once when nothing is queued before it and the stream can take
+        it, queued (`push`) otherwise."""
+        if (
+            self.sink is not None
+            and not self._queue
+            and id > self.replayed
+            and not self._finished
+            and not self.ended.done()
+            and self.sink(message)
+        ):
+            self.last_id = id
+            return
+        self.push(id, data)
 
     def push(self, id: int, data: bytes, *, own: bool = False) -> None:
         """Queues a reply; ends the subscriber instead when its queue is full.
@@ -171,12 +194,13 @@ class Rooms:
 
     def stored(self, message: Stored) -> None:
         """Queues the message for its room and the ACK for its sender, in the same id order."""
-        data = None  # encoded once, and only when someone besides the sender listens
+        data = framed = b""  # encoded once, and only when someone besides the sender listens
         for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
             if subscriber.id != message.origin:
-                if data is None:
+                if not data:
                     data = self._encoding.chat(message)
-                subscriber.push(message.id, data)
+                    framed = grpc_message(data)
+                subscriber.deliver(message.id, data, framed)
         sender = self._subscribers.get(message.origin)
         if sender is not None:
             sender.acknowledge(self._encoding.ack(message))

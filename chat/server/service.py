@@ -207,6 +207,7 @@ class ChatService:
         async with call.sending:
             subscriber.replayed = max(after_id, await self._send_history(call, history))
         subscriber.live.set()
+        subscriber.sink = call.sink()
         while batch := await subscriber.batch():
             await _send_queued(call, batch)
 

@@ -5,7 +5,7 @@ documented stream API (the reference) or frames written and read directly (the f
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import grpclib.server
@@ -43,10 +43,20 @@ class Transport(ABC):
         sent, and `send` is the way."""
 
     @abstractmethod
+    def writer(self, stream: ServerStream) -> Callable[[bytes], bool] | None:
+        """A function that writes one gRPC message (`grpc_message`) to the stream at once,
+        False when it would have to wait; None when this transport never writes at once."""
+
+    @abstractmethod
     def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
         """Sends a unary call's reply and its OK status at once, when nothing has to wait;
         False: nothing was sent, and the documented `send_message` and
         `send_trailing_metadata` are the way."""
+
+
+def grpc_message(reply: bytes) -> bytes:
+    """An encoded reply as a gRPC message: its flag byte (not compressed) and length first."""
+    return b"\0" + len(reply).to_bytes(4, "big") + reply
 
 
 def cut_short() -> GRPCError:

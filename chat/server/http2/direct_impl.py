@@ -15,7 +15,7 @@ This is the one module that reads and writes grpclib's and h2's private state; t
 import functools
 import struct
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from grpclib.const import Status
@@ -29,7 +29,13 @@ from h2.stream import StreamInputs, StreamState
 from hpack.hpack import encode_integer
 
 from chat.server.encoding.base import EncodingCodec
-from chat.server.http2.base import ServerStream, Transport, compressed, cut_short
+from chat.server.http2.base import (
+    ServerStream,
+    Transport,
+    compressed,
+    cut_short,
+    grpc_message,
+)
 
 FRAME_HEADER = struct.Struct(">BHBBL")
 """Length (high byte, low 16 bits), type, flags, stream id."""
@@ -98,6 +104,14 @@ class DirectTransport(Transport):
             and write_data(stream._stream, _framed(replies))
         )
 
+    def writer(self, stream: ServerStream) -> Callable[[bytes], bool]:
+        h2_stream = stream._stream
+
+        def write(message: bytes) -> bool:
+            return stream._send_initial_metadata_done and write_data(h2_stream, message)
+
+        return write
+
     def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
         """Headers, the one message and the OK trailers in one socket write: grpclib writes
         them one by one, a syscall each, and h2 builds and compresses each header block."""
@@ -114,8 +128,8 @@ class DirectTransport(Transport):
 
 
 def _framed(replies: list[bytes]) -> bytes:
-    """Encoded replies as gRPC messages: each behind its flag byte and length."""
-    return b"".join([b"\0" + len(reply).to_bytes(4, "big") + reply for reply in replies])
+    """Encoded replies as gRPC messages, joined."""
+    return b"".join([grpc_message(reply) for reply in replies])
 
 
 class LeanServer(Server):

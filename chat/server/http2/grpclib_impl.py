@@ -37,5 +37,8 @@ class GrpclibTransport(Transport):
     def send_now(self, stream: ServerStream, replies: list[bytes]) -> bool:
         return False
 
+    def writer(self, stream: ServerStream) -> None:
+        return None
+
     def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
         return False
