@@ -210,7 +210,8 @@ class _Listener:
 
 
 async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int) -> Sample:
-    """One sender, `listeners` streams in the same room; `size` messages, each ACK awaited.
+    """One sender, `listeners` streams in the same room, each on a connection of its own (as
+    every user of a chat has); `size` messages, each ACK awaited.
 
     Each message is sent once every listener has the one before, so the latency (from just
     before the send to a listener's receipt, on this process's clock) is not a queue in this
@@ -218,10 +219,7 @@ async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int
     """
     meter = Meter(server.pid)
     changed = asyncio.Event()
-    channels = [
-        Channel(server.host, server.port, codec=_RawReplies())
-        for _ in range(math.ceil(listeners / STREAMS_PER_CHANNEL))
-    ]
+    channels = [Channel(server.host, server.port, codec=_RawReplies()) for _ in range(listeners)]
     async with AsyncExitStack() as stack:
         sender_channel = server.channel()
         for channel in [*channels, sender_channel]:
@@ -229,7 +227,7 @@ async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int
         crowd = []
         for i in range(listeners):
             metadata = {"chat-room": "fanout", "chat-user": f"listener{i}"}
-            stream = await _open_stream(stack, channels[i // STREAMS_PER_CHANNEL], metadata)
+            stream = await _open_stream(stack, channels[i], metadata)
             crowd.append(_Listener(stream, changed))
         metadata = {"chat-room": "fanout", "chat-user": "sender"}
         sender = await _open_stream(stack, sender_channel, metadata)
