@@ -230,7 +230,8 @@ def _room_filter(room: str) -> str | None:
 
 def _after_id(raw: str) -> int:
     """A message id (uint64, as on the wire) from metadata; INVALID_ARGUMENT for anything else."""
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > UINT64_MAX:
+    # Length first: int() refuses strings of over 4,300 digits with a ValueError of its own.
+    if len(raw) > 20 or not (raw.isascii() and raw.isdigit()) or int(raw) > UINT64_MAX:
         raise GRPCError(Status.INVALID_ARGUMENT, f"chat-after-id {raw!r} is not a message id")
     return int(raw)
 

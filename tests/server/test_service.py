@@ -95,7 +95,7 @@ async def test_a_bad_room_filter_is_invalid_argument(
     assert "room name" in (error.value.message or "")
 
 
-@pytest.mark.parametrize("after_id", ["-1", "12a", str(2**64)])
+@pytest.mark.parametrize("after_id", ["-1", "12a", str(2**64), "9" * 5000])
 async def test_a_chat_after_id_that_is_no_message_id_is_invalid_argument(
     channel: Channel, after_id: str
 ) -> None:
