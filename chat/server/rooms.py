@@ -59,11 +59,22 @@ class Subscriber:
             and id > self.replayed
             and not self._finished
             and not self.ended.done()
-            and self.sink(message)
+            and self._sink_took(self.sink, message)
         ):
             self.last_id = id
             return
         self.push(id, data)
+
+    @staticmethod
+    def _sink_took(sink: Sink, message: bytes) -> bool:
+        """Whether the sink wrote the message. The rooms call it for every listener in turn,
+        from whichever task stored the message: a stream whose connection broke must not
+        break delivery to the others, so its failure leaves the message to the queue (and
+        the stream's own task finds the connection gone)."""
+        try:
+            return sink(message)
+        except Exception:
+            return False
 
     def push(self, id: int, data: bytes, *, own: bool = False) -> None:
         """Queues a reply; ends the subscriber instead when its queue is full.

@@ -206,12 +206,15 @@ def _plain_data_frames(
 
 
 def can_send_now(stream: H2Stream, size: int) -> bool:
-    """Whether `size` bytes of DATA may go out on `stream` at once: the transport takes writes,
-    the stream is open for sending, and one frame within both flow-control windows holds them."""
+    """Whether `size` bytes of DATA may go out on `stream` at once: the transport is open and
+    takes writes, the stream is open for sending, and one frame within both flow-control windows
+    holds them. (uvloop raises on a write to a closed transport, and the write may be made from
+    another stream's task: the rooms deliver to every listener from the poster's.)"""
     h2 = stream._h2_connection
     h2_stream = h2.streams.get(stream.id) if stream.id is not None else None
     return (
         h2_stream is not None
+        and not stream._transport.is_closing()
         and stream.connection.write_ready.is_set()
         and h2.state_machine.state is ConnectionState.SERVER_OPEN
         and h2_stream.state_machine.state in SENDING
