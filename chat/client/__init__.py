@@ -87,7 +87,7 @@ def parser() -> Parser:
     chat.add_argument(
         "--room",
         type=values.name,
-        default=os.environ.get("CHAT_ROOM", contract.DEFAULT_ROOM),
+        default=os.environ.get("CHAT_ROOM") or contract.DEFAULT_ROOM,
         help="the room to enter; a room exists once someone posts in it "
         "(default: general; env CHAT_ROOM)",
     )

@@ -102,9 +102,7 @@ class Terminal:
         from its newest message shown on: no gap, no repeat."""
         await self.leave()
         self.room = room
-        count = len(recent)
-        plural = "s" if count > 1 else ""
-        _say(f"{room}: the last {count} message{plural}" if count else f"{room}: no messages yet")
+        _say(f"{room}: {_counted(len(recent))}")
         for reply in recent:
             print_formatted_text(formatted(reply))
         _say(_online(room, online, self.user))
@@ -254,6 +252,12 @@ class Terminal:
     def _status(self, text: str) -> None:
         _say(text)
         self._prompt.app.invalidate()
+
+
+def _counted(count: int) -> str:
+    if count == 0:
+        return "no messages yet"
+    return "the last message" if count == 1 else f"the last {count} messages"
 
 
 def _online(room: str, users: list[str], me: str) -> str:

@@ -77,3 +77,15 @@ def test_following_messages_goes_on_after_the_server_restarts(tmp_path: Path) ->
 def say(server: ServerProcess, text: str) -> None:
     result = run_client(["--server", server.address, "chat", "--user", "ann"], text + "\n")
     assert result.returncode == 0, result.stderr
+
+
+def test_the_chat_help_explains_user_and_room() -> None:
+    shown = " ".join(
+        run_client(["chat", "--help"], env={"CHAT_USER": "", "CHAT_ROOM": ""}).stdout.split()
+    )
+    assert (
+        "--user USER your name in the room: 1-64 of A-Z a-z 0-9 _ . - (default: your login name"
+        in shown
+    )
+    assert "--room ROOM the room to enter" in shown
+    assert "(default: general; env CHAT_ROOM)" in shown

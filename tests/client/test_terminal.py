@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from chat.testing import ROOT, Screen, ServerProcess, free_port, run_client
+from chat.testing import ROOT, RedisProcess, Screen, ServerProcess, free_port, run_client
 
 Start = Callable[..., ServerProcess]
 Open = Callable[..., Screen]
@@ -255,3 +255,26 @@ def test_ctrl_d_while_the_server_is_down_leaves_at_once(
     child.close()
     assert child.exitstatus == 0
     assert time.monotonic() - started < 2.0
+
+
+def test_an_outage_of_redis_is_told_once_when_it_begins_and_once_when_it_ends(
+    redis_server: RedisProcess,
+    terminal: Callable[..., tuple[pexpect.spawn, io.StringIO]],
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path / "server.log", redis_server.url).start()
+    try:
+        child, seen = terminal(server.address, "--user", "ann")
+        child.expect(PROMPT)
+        child.sendline("ready")
+        child.expect(rf"{TIME} \S*ann\S*: ready")  # acknowledged: the stream is open
+        redis_server.stop()
+        child.expect("-- disconnected: lost Redis")
+        redis_server.start()
+        child.expect("-- reconnected", timeout=30)
+        child.sendline("still here")
+        child.expect(rf"{TIME} \S*ann\S*: still here")
+        assert seen.getvalue().count("-- disconnected") == 1, seen.getvalue()
+        assert seen.getvalue().count("-- reconnected") == 1, seen.getvalue()
+    finally:
+        server.stop(signal.SIGKILL)
