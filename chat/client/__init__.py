@@ -234,11 +234,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"the server answered {error.status.name}: {error.message or 'no details'}{hint}"
         )
     except (OSError, StreamTerminatedError) as error:
-        code = _fail(unreachable(args, error))
+        code = _fail(_unreachable(args, error))
     sys.exit(code)
 
 
-def unreachable(args: argparse.Namespace, error: Exception) -> str:
+def _unreachable(args: argparse.Namespace, error: Exception) -> str:
     """Why the server could not be reached, with a hint when it may be speaking TLS."""
     reason = f"cannot reach the server at {args.server}: {error or type(error).__name__}"
     if isinstance(error, StreamTerminatedError) and not (args.tls or args.ca):

@@ -149,7 +149,7 @@ class Terminal:
     def _prompt_text(self) -> FormattedText:
         connected = self._session is not None and self._session.connected
         state = "sending" if connected else "waiting for the server"
-        lines = [(DIM, f"  {self.user}: {text}  ({state})\n") for text in self.pending]
+        lines = [(DIM, f"  {_as_said(self.user, text)}  ({state})\n") for text in self.pending]
         return FormattedText([*lines, ("bold", f"{self.user}@{self.room}> ")])
 
     async def _carry_out(self, typed: Typed) -> bool:
@@ -252,6 +252,11 @@ class Terminal:
     def _status(self, text: str) -> None:
         _say(text)
         self._prompt.app.invalidate()
+
+
+def _as_said(user: str, text: str) -> str:
+    action = commands.action_text(text)
+    return f"* {user} {action}" if action is not None else f"{user}: {text}"
 
 
 def _counted(count: int) -> str:

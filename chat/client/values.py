@@ -17,9 +17,9 @@ def split_address(address: str) -> tuple[str, int]:
     """HOST:PORT (IPv6 in brackets) into its parts; raises ValueError naming what is wrong."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
-        raise ValueError(f"--server {address!r} is not HOST:PORT")
+        raise ValueError(f"{address!r} is not HOST:PORT")
     if not 1 <= int(port) <= MAX_PORT:
-        raise ValueError(f"--server {address!r}: port {port} is not between 1 and {MAX_PORT}")
+        raise ValueError(f"{address!r}: port {port} is not between 1 and {MAX_PORT}")
     return host.strip("[]") or "localhost", int(port)
 
 
