@@ -95,7 +95,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
 def screen() -> Iterator[Callable[..., Screen]]:
     """Opens clients in tmux panes: `screen(*args, LOGNAME="ann")`; ends them all after the test."""
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+        if os.environ.get("CI") == "true":
+            pytest.fail("tmux is not installed; .ci/run installs it")
+        pytest.skip("tmux is not installed (apt-get install tmux)")
     opened: list[Screen] = []
 
     def open_screen(*args: str, **env: str) -> Screen:
