@@ -278,3 +278,16 @@ def test_an_outage_of_redis_is_told_once_when_it_begins_and_once_when_it_ends(
         assert seen.getvalue().count("-- reconnected") == 1, seen.getvalue()
     finally:
         server.stop(signal.SIGKILL)
+
+
+def test_a_dumb_terminal_gets_the_line_mode_of_pipes(
+    server: ServerProcess, terminal: Callable[..., tuple[pexpect.spawn, io.StringIO]]
+) -> None:
+    child, seen = terminal(server.address, "--user", "ann", TERM="dumb")
+    child.sendline("plain words")
+    child.expect("Server Responding to plain words")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "\x1b[" not in seen.getvalue()
