@@ -11,7 +11,7 @@ serve *FLAGS:
 
 # chat in a room (interactive on a terminal; one message per line from a pipe)
 chat *FLAGS:
-    python -m chat.client chat {{FLAGS}}
+    @python -m chat.client chat {{FLAGS}}
 
 # message count and who is online
 stats *FLAGS:

@@ -4,6 +4,8 @@ Method paths, metadata keys, reply kinds and the tutorial's ACK text: what a cli
 language sees on the wire, shared by the server, the client, the tests, the bench and the soak.
 """
 
+import re
+
 from gen.grpc.chat import MessageReplyKind
 
 SERVICE = "grpc.chat.ChatService"
@@ -21,6 +23,11 @@ AFTER_ID = "chat-after-id"
 """Request metadata: resume a stream after this message id (0: replay the whole room)."""
 AUTHORIZATION = "authorization"
 """Request metadata: `Bearer <token>` when the server asks for one."""
+
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""What a user or room name must be, in metadata and in requests."""
+NAME_RULE = "1-64 characters of A-Z a-z 0-9 _ . -"
+"""NAME in words, for the reason a name is refused."""
 
 DEFAULT_USER = "anonymous"
 DEFAULT_ROOM = "general"

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from chat.client import split_address
 from chat.server.config import Settings
 from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
-from chat.testing import PATHS, RedisProcess, ServerProcess, path_flags
+from chat.testing import PATHS, RedisProcess, Screen, ServerProcess, path_flags
 
 
 @pytest.fixture(params=sorted(PATHS))
@@ -88,3 +89,22 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
     if server.proc is not None and server.proc.poll() is None:
         server.proc.kill()
         server.proc.wait()
+
+
+@pytest.fixture
+def screen() -> Iterator[Callable[..., Screen]]:
+    """Opens clients in tmux panes: `screen(*args, LOGNAME="ann")`; ends them all after the test."""
+    if shutil.which("tmux") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("tmux is not installed; .ci/run installs it")
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    opened: list[Screen] = []
+
+    def open_screen(*args: str, **env: str) -> Screen:
+        socket = f"chat-test-{os.getpid()}-{len(opened)}-{time.monotonic_ns()}"
+        opened.append(Screen(socket, list(args), {"TERM": "xterm", **env}))
+        return opened[-1]
+
+    yield open_screen
+    for opened_screen in opened:
+        opened_screen.close()

@@ -13,8 +13,11 @@ from grpclib.events import SendRequest, listen
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat import contract
-from chat.client import output
+from chat.cli import Parser
+from chat.client import output, values
+from chat.client.history import print_messages
 from chat.client.status import raise_status
+from chat.client.values import split_address
 from chat.contract import bearer
 from chat.tls import client_context
 from gen.grpc.chat import (
@@ -22,9 +25,10 @@ from gen.grpc.chat import (
     MessageReply,
     MessageReplyKind,
     MessageRequest,
-    MessagesRequest,
     StatsRequest,
 )
+
+__all__ = ["main", "parser", "split_address"]
 
 UNARY_TIMEOUT = 10.0
 TUTORIAL_FLAGS = {"--chat": "chat", "--get-stats": "stats", "--read-messages": "messages"}
@@ -38,8 +42,10 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     env = os.environ.get
     parser.add_argument(
         "--server",
+        type=values.server_address,
         default=default(env("CHAT_SERVER", "localhost:50051")),
-        help="HOST:PORT (env CHAT_SERVER)",
+        metavar="HOST:PORT",
+        help="the server (default: localhost:50051; env CHAT_SERVER)",
     )
     parser.add_argument(
         "--token",
@@ -60,34 +66,51 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> Parser:
     """The client's commands; the tutorial's --chat/--get-stats/--read-messages are aliases."""
-    top = argparse.ArgumentParser(prog="chat", description="The grpc.chat command line client.")
+    top = Parser(prog="chat", description="The grpc.chat command line client.")
     _common(top, top=True)
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    chat = commands.add_parser("chat", help="chat in a room (interactive on a terminal)")
-    chat.add_argument("--user", default=os.environ.get("CHAT_USER", "anonymous"))
-    chat.add_argument("--room", default=os.environ.get("CHAT_ROOM", "general"))
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    chat = commands.add_parser(
+        "chat",
+        help="chat in a room (interactive on a terminal)",
+        description="Chat in a room: on a terminal, interactively (/help lists the commands); "
+        "from a pipe, each line is sent and every reply printed.",
+    )
+    chat.add_argument(
+        "--user",
+        type=values.name,
+        default=os.environ.get("CHAT_USER") or values.login_name(),
+        help="your name in the room: 1-64 of A-Z a-z 0-9 _ . - (default: your login name, "
+        "or anonymous when it is not such a name; env CHAT_USER)",
+    )
+    chat.add_argument(
+        "--room",
+        type=values.name,
+        default=os.environ.get("CHAT_ROOM") or contract.DEFAULT_ROOM,
+        help="the room to enter; a room exists once someone posts in it "
+        "(default: general; env CHAT_ROOM)",
+    )
     stats = commands.add_parser("stats", help="message count and who is online")
     stats.add_argument("--room", default="", help="one room's figures")
     stats.add_argument("--json", action="store_true", help="one JSON object")
     messages = commands.add_parser("messages", help="the history, oldest first")
     messages.add_argument("--room", default="", help="only this room")
-    messages.add_argument("--after", type=int, default=0, metavar="ID", help="only after this id")
-    messages.add_argument("--limit", type=int, default=0, metavar="N", help="only the newest N")
-    messages.add_argument("--follow", action="store_true", help="keep printing new messages")
+    messages.add_argument(
+        "--after", type=values.message_id, default=0, metavar="ID", help="only after this id"
+    )
+    messages.add_argument(
+        "--limit", type=values.limit, default=0, metavar="N", help="only the newest N (0: all)"
+    )
+    messages.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep printing new messages, across server restarts, until Ctrl-C",
+    )
     messages.add_argument("--json", action="store_true", help="one JSON object per line")
     for command in (chat, stats, messages):
         _common(command, top=False)
     return top
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """HOST:PORT (IPv6 in brackets) into its parts; raises ValueError with the reason."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--server {address!r} is not HOST:PORT")
-    return host.strip("[]") or "localhost", int(port)
 
 
 def connector(args: argparse.Namespace) -> Callable[[], Channel]:
@@ -119,22 +142,16 @@ async def stats(channel: Channel, args: argparse.Namespace) -> int:
     return 0
 
 
-async def messages(channel: Channel, args: argparse.Namespace) -> int:
-    request = MessagesRequest(
-        room=args.room, after_id=args.after, limit=args.limit, follow=args.follow
-    )
-    show = output.message_json if args.json else output.message_line
-    async for reply in ChatServiceStub(channel).get_messages(request):
-        print(show(reply), flush=args.follow)
-    return 0
-
-
 async def chat(channel: Channel, args: argparse.Namespace) -> int:
-    if sys.stdin.isatty():
+    if sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
         from chat.client.terminal import interactive
 
-        return await interactive(connector(args), args.user, args.room)
+        return await interactive(connector(args), args.server, args.user, args.room)
     return await chat_from_pipe(channel, args.user, args.room)
+
+
+async def messages(channel: Channel, args: argparse.Namespace) -> int:
+    return await print_messages(connector(args), args)
 
 
 async def chat_from_pipe(channel: Channel, user: str, room: str) -> int:
@@ -194,13 +211,18 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point `chat`; failures are one line on stderr and exit code 1."""
+    """Console entry point `chat`: a usage error is one line and exit code 2, a failure one line
+    and exit code 1; Ctrl-C leaves `chat` and `messages --follow` with 0."""
     words = [TUTORIAL_FLAGS.get(word, word) for word in (sys.argv[1:] if argv is None else argv)]
-    args = parser().parse_args(words)
+    commands = parser()
+    args = commands.parse_strictly(words)
+    if args.command is None:
+        commands.error(f"a COMMAND is needed: {', '.join(COMMANDS)}")
     try:
         code = asyncio.run(run(args))
     except KeyboardInterrupt:
-        code = 130
+        leaving = args.command == "chat" or (args.command == "messages" and args.follow)
+        code = 0 if leaving else 130
     except ssl.SSLError as error:  # before ValueError: a failed verification is both
         code = _fail(f"TLS with the server at {args.server} failed: {error}")
     except ValueError as error:
@@ -212,8 +234,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"the server answered {error.status.name}: {error.message or 'no details'}{hint}"
         )
     except (OSError, StreamTerminatedError) as error:
-        code = _fail(f"cannot reach the server at {args.server}: {error or type(error).__name__}")
+        code = _fail(_unreachable(args, error))
     sys.exit(code)
+
+
+def _unreachable(args: argparse.Namespace, error: Exception) -> str:
+    """Why the server could not be reached, with a hint when it may be speaking TLS."""
+    reason = f"cannot reach the server at {args.server}: {error or type(error).__name__}"
+    if isinstance(error, StreamTerminatedError) and not (args.tls or args.ca):
+        reason += "; if the server serves TLS, add --tls (or --ca FILE)"
+    return reason
 
 
 def _fail(reason: str) -> int:

@@ -4,6 +4,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from chat.client.commands import action_text
 from chat.contract import ACK_PREFIX
 from gen.grpc.chat import MessageReply, MessageReplyKind, StatsReply
 
@@ -19,7 +20,7 @@ def own_text(reply: MessageReply) -> str:
 
 
 def message_line(reply: MessageReply) -> str:
-    """A history or live line: time, room, user, text; events and errors marked."""
+    """A history or live line: time, room, user, text; actions, events and errors marked."""
     when = local_time(reply.sent_at)
     if reply.kind is MessageReplyKind.JOIN or reply.kind is MessageReplyKind.LEAVE:
         return f"{when} [{reply.room}] * {reply.message}"
@@ -27,6 +28,9 @@ def message_line(reply: MessageReply) -> str:
         return f"error: {reply.message}"
     if reply.kind is MessageReplyKind.ACK:
         return reply.message
+    action = action_text(reply.message)
+    if action is not None:
+        return f"{when} [{reply.room}] * {reply.user} {action}"
     return f"{when} [{reply.room}] {reply.user}: {reply.message}"
 
 

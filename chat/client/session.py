@@ -14,9 +14,17 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat import contract
 from chat.client.status import raise_status
-from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
+from gen.grpc.chat import (
+    ChatServiceStub,
+    MessageReply,
+    MessageReplyKind,
+    MessageRequest,
+    StatsRequest,
+)
 
 FIRST_DELAY, MAX_DELAY = 0.5, 10.0
+PROBE_TIMEOUT = 5.0
+"""Seconds a reconnect waits for the server's answer before it counts as another failure."""
 FINAL = {
     Status.INVALID_ARGUMENT,
     Status.UNAUTHENTICATED,
@@ -45,7 +53,8 @@ class ChatSession:
         self._show = show
         self._status = status
         self._stream: Stream[MessageRequest, MessageReply] | None = None
-        self._closing = False
+        self._closing = asyncio.Event()
+        self._stream_ran = False
 
     @property
     def connected(self) -> bool:
@@ -63,26 +72,34 @@ class ChatSession:
 
     async def close(self) -> None:
         """Half-closes the stream: the server sends outstanding ACKs, then `run` returns."""
-        self._closing = True
+        self._closing.set()
         if self._stream is not None:
             with contextlib.suppress(OSError, StreamTerminatedError):
                 await self._stream.end()
 
     async def run(self) -> None:
-        """Chats until `close`, reconnecting after every failure with a growing delay."""
+        """Chats until `close`, reconnecting after every failure with a growing delay.
+
+        An outage is told once, when it begins, and its end once the server answers again: a
+        server that keeps failing does not make the status flap.
+        """
         delay = FIRST_DELAY
         attempt = 0
-        while not self._closing:
+        while not self._closing.is_set():
             try:
                 await self._connect_once(attempt)
                 return
             except (TimeoutError, OSError, GRPCError, StreamTerminatedError) as error:
-                if self._closing:
+                if self._closing.is_set():
                     return
                 if isinstance(error, GRPCError) and error.status in FINAL:
                     raise  # asking again would get the same answer
-                self._status(f"disconnected: {_reason(error)}; reconnecting in {delay:.1f}s")
-            await asyncio.sleep(delay)  # the backoff itself, not a synchronisation
+                if self._stream_ran or not attempt:
+                    self._status(f"disconnected: {_reason(error)}; reconnecting")
+                    delay = FIRST_DELAY
+            # The backoff itself, cut short by `close`: not a synchronisation.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
             delay = min(delay * 2, MAX_DELAY)
             attempt += 1
 
@@ -90,8 +107,13 @@ class ChatSession:
         metadata = {contract.USER: self.user, contract.ROOM: self.room}
         if self.last_id:
             metadata[contract.AFTER_ID] = str(self.last_id)
+        self._stream_ran = False
         channel = self._connect()
         try:
+            if attempt:  # back only once the server answers, not when a socket opens
+                await ChatServiceStub(channel, timeout=PROBE_TIMEOUT).get_stats(
+                    StatsRequest(room=self.room)
+                )
             stream = channel.request(
                 contract.SEND_AND_RECEIVE,
                 Cardinality.STREAM_STREAM,
@@ -102,9 +124,9 @@ class ChatSession:
             async with stream:
                 await stream.send_request()
                 self._stream = stream
-                self._status(
-                    "reconnected" if attempt else f"connected as {self.user} in {self.room}"
-                )
+                self._stream_ran = True
+                if attempt:
+                    self._status("reconnected")
                 try:
                     await self._read(stream)
                 finally:
@@ -120,7 +142,7 @@ class ChatSession:
             raise_status(stream)  # reset after the trailers: they say why
             raise
         raise_status(stream)
-        if not self._closing:
+        if not self._closing.is_set():
             raise StreamTerminatedError("the server ended the stream")
 
     def _take(self, reply: MessageReply) -> None:
@@ -132,6 +154,7 @@ class ChatSession:
 
 
 def _reason(error: BaseException) -> str:
+    """Why the connection broke, in the server's first clause (the rest is for programs)."""
     if isinstance(error, GRPCError):
-        return f"{error.status.name}: {error.message or 'no details'}"
+        return (error.message or error.status.name).split(";")[0]
     return str(error) or type(error).__name__

@@ -1,26 +1,48 @@
-"""The interactive chat on a terminal: incoming lines print above the prompt being typed.
+"""The interactive chat on a terminal, as IRC users know it: the room's last messages and who is
+online on entering, /commands, and incoming lines printed above the line being typed.
 
-prompt_toolkit keeps the input line intact while replies arrive; the connection itself, with
-reconnects and resume, is chat/client/session.py.
+A line mode, not a full-screen one: the chat stays in the terminal's own scrollback, where it can
+be searched, copied and kept after leaving, and it works in any terminal and multiplexer. Lines
+sent and not yet acknowledged are shown under the chat, just above the prompt, and replaced by
+the stored line when their ACK arrives: each line appears once. The connection, with reconnects
+and resume, is chat/client/session.py; what a typed line means, chat/client/commands.py.
 """
 
 import asyncio
 import contextlib
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from grpclib.client import Channel
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from chat.client import output
+from chat.client import commands, output
+from chat.client.commands import Typed
 from chat.client.session import ChatSession
-from gen.grpc.chat import MessageReply, MessageReplyKind
+from chat.contract import NAME, NAME_RULE
+from gen.grpc.chat import (
+    ChatServiceStub,
+    MessageReply,
+    MessageReplyKind,
+    MessagesRequest,
+    StatsRequest,
+)
 
 COLOURS = ["ansired", "ansigreen", "ansiyellow", "ansiblue", "ansimagenta", "ansicyan"]
-HELP = "/quit or Ctrl-D leaves, /help shows this; every other line is sent to the room"
-CLOSE_TIMEOUT = 5.0
+DIM, ALERT = "ansibrightblack", "ansired"
+RECENT = 20
+"""How many of a room's last messages are shown on entering it."""
+SCAN = 500
+"""How many of the newest messages /rooms looks through for room names."""
+ASK_TIMEOUT = 10.0
+"""Seconds a question to the server (history, who, rooms) may take."""
+CLOSE_TIMEOUT = 2.0
+"""Seconds leaving waits for the ACKs of lines already sent."""
+NOT_REACHED = (OSError, GRPCError, StreamTerminatedError)
+"""What a call raises when the server cannot be reached or refuses."""
 
 
 def colour_of(user: str) -> str:
@@ -29,68 +51,238 @@ def colour_of(user: str) -> str:
 
 
 def formatted(reply: MessageReply) -> FormattedText:
-    """A reply as a coloured line: time, room, user, text; events dim, errors red."""
+    """A reply as a coloured line: time, user, text; actions as `* ann waves`, events dim, errors
+    red."""
     when = output.local_time(reply.sent_at)
     if reply.kind in (MessageReplyKind.JOIN, MessageReplyKind.LEAVE):
-        return FormattedText([("ansibrightblack", f"{when} * {reply.message}")])
+        return FormattedText([(DIM, f"{when} * {reply.message}")])
     if reply.kind == MessageReplyKind.ERROR:
-        return FormattedText([("ansired", f"not sent: {reply.message}")])
+        return FormattedText([(ALERT, f"not sent: {reply.message}")])
     text = output.own_text(reply) if reply.kind == MessageReplyKind.ACK else reply.message
-    return FormattedText(
-        [
-            ("ansibrightblack", f"{when} "),
-            (f"{colour_of(reply.user)} bold", reply.user),
-            ("", f": {text}"),
-        ]
-    )
+    user = (f"{colour_of(reply.user)} bold", reply.user)
+    action = commands.action_text(text)
+    if action is not None:
+        return FormattedText([(DIM, f"{when} "), ("", "* "), user, ("", f" {action}")])
+    return FormattedText([(DIM, f"{when} "), user, ("", f": {text}")])
 
 
-def _say(style: str, text: str) -> None:
-    print_formatted_text(FormattedText([(style, text)]))
+def _say(text: str, style: str = DIM) -> None:
+    print_formatted_text(FormattedText([(style, f"-- {text}")]))
 
 
-async def interactive(connect: Callable[[], Channel], user: str, room: str) -> int:
-    """Chats until /quit, Ctrl-D or Ctrl-C; 0 on leaving."""
-    session = ChatSession(
-        connect,
-        user,
-        room,
-        show=lambda reply: print_formatted_text(formatted(reply)),
-        status=lambda text: _say("ansibrightblack", f"-- {text}"),
-    )
-    prompt: PromptSession[str] = PromptSession()
-    with patch_stdout(raw=True):
-        running = asyncio.create_task(session.run())
-        _say("ansibrightblack", f"-- {HELP}")
-        try:
-            await _prompt_until_done(prompt, session, running)
-            await session.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(running), CLOSE_TIMEOUT)
-        finally:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running  # a final error (say, a bad room name) reaches the caller
-    return 0
+def _reason(error: BaseException) -> str:
+    if isinstance(error, GRPCError):
+        return f"{error.status.name}: {error.message or 'no details'}"
+    return str(error) or type(error).__name__
 
 
-async def _prompt_until_done(
-    prompt: "PromptSession[str]", session: ChatSession, running: "asyncio.Task[None]"
-) -> None:
-    """Reads lines and sends them until the user leaves or the session ends by itself."""
-    while True:
-        asking = asyncio.create_task(prompt.prompt_async(f"{session.user}@{session.room}> "))
-        await asyncio.wait({asking, running}, return_when=asyncio.FIRST_COMPLETED)
-        if not asking.done():
-            asking.cancel()
+class Terminal:
+    """One user at the terminal, in one room at a time."""
+
+    def __init__(self, connect: Callable[[], Channel], user: str) -> None:
+        self.user = user
+        self.room = ""
+        self.pending: list[str] = []
+        self._connect = connect
+        self._session: ChatSession | None = None
+        self._running: asyncio.Task[None] | None = None
+        self._prompt: PromptSession[str] = PromptSession(erase_when_done=True)
+
+    async def look(self, room: str) -> tuple[list[MessageReply], list[str]]:
+        """The room's last messages and who is online there; raises what the server answered
+        when it cannot be asked."""
+        async with self._asking() as stub:
+            request = MessagesRequest(room=room, limit=RECENT)
+            recent = [reply async for reply in stub.get_messages(request)]
+            stats = await stub.get_stats(StatsRequest(room=room))
+        return recent, list(stats.online)
+
+    async def enter(self, room: str, recent: list[MessageReply], online: list[str]) -> None:
+        """Leaves the room the user is in, shows the new one as `look` saw it, then chats there
+        from its newest message shown on: no gap, no repeat."""
+        await self.leave()
+        self.room = room
+        _say(f"{room}: {_counted(len(recent))}")
+        for reply in recent:
+            print_formatted_text(formatted(reply))
+        _say(_online(room, online, self.user))
+        session = ChatSession(self._connect, self.user, room, show=self._show, status=self._status)
+        session.last_id = max((reply.id for reply in recent), default=0)
+        self._session = session
+        self._running = asyncio.create_task(session.run())
+
+    async def leave(self) -> None:
+        """Leaves the room: waits briefly for the ACKs of lines sent, then hangs up."""
+        if self._session is None or self._running is None:
             return
+        await self._session.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._running), CLOSE_TIMEOUT)
+        self._running.cancel()
+        await asyncio.gather(self._running, return_exceptions=True)  # its error was told
+        self._session = self._running = None
+        self.pending.clear()
+
+    async def chat(self) -> None:
+        """Reads lines and carries them out until the user leaves; raises the error that ended
+        the session by itself (a refused name or token)."""
+        while self._running is not None:
+            running = self._running
+            asking = asyncio.create_task(self._ask())
+            await asyncio.wait({asking, running}, return_when=asyncio.FIRST_COMPLETED)
+            if not asking.done():
+                asking.cancel()
+                await asyncio.gather(asking, return_exceptions=True)
+                running.result()
+                return
+            line = asking.result()
+            if line is None or not await self._carry_out(commands.read(line)):
+                return
+
+    async def _ask(self) -> str | None:
+        """The next line typed, or None when the user pressed Ctrl-D or Ctrl-C."""
         try:
-            text = asking.result().strip()
+            return await self._prompt.prompt_async(self._prompt_text)
         except (EOFError, KeyboardInterrupt):
+            return None
+
+    def _prompt_text(self) -> FormattedText:
+        connected = self._session is not None and self._session.connected
+        state = "sending" if connected else "waiting for the server"
+        lines = [(DIM, f"  {_as_said(self.user, text)}  ({state})\n") for text in self.pending]
+        return FormattedText([*lines, ("bold", f"{self.user}@{self.room}> ")])
+
+    async def _carry_out(self, typed: Typed) -> bool:
+        """Does what the line says; False when it says to leave."""
+        match typed.action:
+            case "say":
+                if typed.argument:
+                    await self._send(typed.argument)
+            case "me":
+                await self._send(commands.ACTION_PREFIX + typed.argument)
+            case "who":
+                await self._who()
+            case "join":
+                await self._join(typed.argument)
+            case "rooms":
+                await self._rooms()
+            case "help":
+                for line in commands.HELP:
+                    _say(line)
+            case "quit":
+                return False
+            case "unknown":
+                _say(
+                    f"unknown command {typed.argument}: /help lists the commands; "
+                    "start a line with // to send it as it is"
+                )
+            case "usage":
+                _say(typed.argument)
+        return True
+
+    async def _send(self, text: str) -> None:
+        assert self._session is not None
+        self.pending.append(text)
+        if not await self._session.send(text):
+            self.pending.remove(text)
+            _say(f"not sent, not connected right now: {text}", ALERT)
+
+    async def _who(self) -> None:
+        try:
+            async with self._asking() as stub:
+                stats = await stub.get_stats(StatsRequest(room=self.room))
+        except NOT_REACHED as error:
+            _say(f"cannot ask the server now: {_reason(error)}", ALERT)
             return
-        if text == "/quit":
+        _say(_online(self.room, list(stats.online), self.user))
+
+    async def _join(self, room: str) -> None:
+        if not NAME.fullmatch(room):
+            _say(f"{room!r} is not a room name: {NAME_RULE}", ALERT)
+        elif room == self.room:
+            _say(f"you are in {room} already")
+        else:
+            try:
+                recent, online = await self.look(room)
+            except NOT_REACHED as error:
+                _say(f"cannot join {room}: {_reason(error)}; still in {self.room}", ALERT)
+                return
+            await self.enter(room, recent, online)
+
+    async def _rooms(self) -> None:
+        try:
+            async with self._asking() as stub:
+                newest = [reply async for reply in stub.get_messages(MessagesRequest(limit=SCAN))]
+                stats = await stub.get_stats(StatsRequest())
+        except NOT_REACHED as error:
+            _say(f"cannot ask the server now: {_reason(error)}", ALERT)
             return
-        if text == "/help":
-            _say("ansibrightblack", f"-- {HELP}")
-        elif text and not await session.send(text):
-            _say("ansired", "-- not sent: not connected right now; try again shortly")
+        rooms = list(dict.fromkeys(reply.room for reply in reversed(newest)))
+        if not rooms:
+            _say("no messages on the server yet; /join ROOM to open one")
+            return
+        _say(
+            f"rooms with recent messages: {', '.join(rooms)} "
+            f"({stats.num_rooms} on the server); /join ROOM to enter one"
+        )
+
+    @contextlib.asynccontextmanager
+    async def _asking(self) -> AsyncIterator[ChatServiceStub]:
+        """A stub for questions to the server, on a channel of its own, closed after."""
+        channel = self._connect()
+        try:
+            yield ChatServiceStub(channel, timeout=ASK_TIMEOUT)
+        finally:
+            channel.close()
+
+    def _show(self, reply: MessageReply) -> None:
+        if reply.kind == MessageReplyKind.ACK:
+            self._confirm(output.own_text(reply))
+        elif reply.kind == MessageReplyKind.CHAT and reply.user == self.user:
+            self._confirm(reply.message)  # shown again by a resume before its ACK came
+        elif reply.kind == MessageReplyKind.ERROR and self.pending:
+            reply.message = f"{reply.message}: {self.pending.pop(0)}"
+        print_formatted_text(formatted(reply))
+        self._prompt.app.invalidate()
+
+    def _confirm(self, text: str) -> None:
+        if text in self.pending:
+            self.pending.remove(text)
+
+    def _status(self, text: str) -> None:
+        _say(text)
+        self._prompt.app.invalidate()
+
+
+def _as_said(user: str, text: str) -> str:
+    action = commands.action_text(text)
+    return f"* {user} {action}" if action is not None else f"{user}: {text}"
+
+
+def _counted(count: int) -> str:
+    if count == 0:
+        return "no messages yet"
+    return "the last message" if count == 1 else f"the last {count} messages"
+
+
+def _online(room: str, users: list[str], me: str) -> str:
+    others = [user for user in users if user != me]
+    if not others:
+        return f"nobody else is online in {room}"
+    return f"online in {room}: {', '.join(others)}{' and you' if me in users else ''}"
+
+
+async def interactive(connect: Callable[[], Channel], address: str, user: str, room: str) -> int:
+    """Chats until /quit, Ctrl-D or Ctrl-C; 0 on leaving. Raises what the server answered when
+    it cannot be reached at all, before anything claims a connection."""
+    terminal = Terminal(connect, user)
+    with patch_stdout(raw=True):
+        _say(f"connecting to {address} as {user}")
+        recent, online = await terminal.look(room)
+        _say(f"connected to {address} as {user}; /help lists the commands, Ctrl-D leaves")
+        await terminal.enter(room, recent, online)
+        try:
+            await terminal.chat()
+        finally:
+            await terminal.leave()
+    return 0

@@ -41,7 +41,13 @@ async def serve(settings: Settings) -> None:
             stop_metrics = Metrics(service).serve(settings.host, settings.metrics_port)
             log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
         await health.start()
-        await server.start(settings.host, settings.port, ssl=ssl)
+        try:
+            await server.start(settings.host, settings.port, ssl=ssl)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConfigError(
+                f"cannot listen on --host {settings.host} --port {settings.port}: {reason}"
+            ) from None
         try:
             log.info(
                 "listening on %s:%d%s, store %s; %s",
@@ -52,13 +58,13 @@ async def serve(settings: Settings) -> None:
                 service.paths,
             )
             await stop.wait()
-            log.info("stopping: %d open calls", service.calls.open)
+            log.info("stopping: %s open", _count(service.calls.open, "call"))
             health.stopping()
             service.shut_down()
             if not await service.calls.wait_idle(settings.drain_seconds):
                 log.warning(
-                    "%d calls still open after %.1fs; closing them",
-                    service.calls.open,
+                    "%s still open after %.1fs; closing them",
+                    _count(service.calls.open, "call"),
                     settings.drain_seconds,
                 )
         finally:
@@ -71,6 +77,11 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal while draining: ignored
             loop.remove_signal_handler(signum)
     log.info("stopped")
+
+
+def _count(count: int, noun: str) -> str:
+    """`1 call`, `2 calls`: a count in good English."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,10 +1,11 @@
 """Settings: one dataclass built from command-line flags and `CHAT_*` environment variables."""
 
-import argparse
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chat.cli import Parser
 from chat.errors import ConfigError
 from chat.server import encoding, http2, logs
 from chat.server.encoding import Choice as EncodingChoice
@@ -45,103 +46,140 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
 
 
-def parser() -> argparse.ArgumentParser:
+STORE_HELP = (
+    "where messages are kept: sqlite:///PATH (PATH relative to the working directory: "
+    "sqlite:///chat.db), sqlite:////PATH (four slashes: an absolute path, "
+    "sqlite:////var/lib/chat/chat.db), memory:// (gone when the server stops), or "
+    "redis://HOST:PORT/DB (shared by replicas)"
+)
+
+
+def _shown(help_text: str, name: str) -> str:
+    """A flag's help with its default (from the environment when set there) and its variable."""
+    return f"{help_text} (default: %(default)s; env CHAT_{name.upper()})"
+
+
+def parser() -> Parser:
     """The server's flags; every default comes from the environment when set there."""
     env = os.environ.get
     d = Settings()
-    p = argparse.ArgumentParser(prog="chat-server", description="The grpc.chat server.")
-    p.add_argument("--host", default=env("CHAT_HOST", d.host), help="address to listen on")
-    p.add_argument("--port", type=int, default=_env_int("CHAT_PORT", d.port), help="TCP port")
+    p = Parser(
+        prog="chat-server",
+        description="The grpc.chat server. Each flag can also be set by its CHAT_* variable; "
+        "a flag given wins over the variable.",
+    )
+    p.add_argument(
+        "--host", default=env("CHAT_HOST", d.host), help=_shown("address to listen on", "host")
+    )
+    p.add_argument(
+        "--port", type=int, default=_env_int("CHAT_PORT", d.port), help=_shown("TCP port", "port")
+    )
     p.add_argument(
         "--store",
         default=env("CHAT_STORE", d.store),
-        help="sqlite:///path/chat.db (default sqlite:///chat.db), memory://, redis://host:port/db",
+        metavar="URL",
+        help=_shown(STORE_HELP, "store"),
     )
     p.add_argument(
         "--queue-size",
         type=int,
         default=_env_int("CHAT_QUEUE_SIZE", d.queue_size),
-        help="messages a live listener may fall behind before it is cut off",
+        metavar="N",
+        help=_shown("messages a live listener may fall behind before it is cut off", "queue_size"),
     )
     p.add_argument(
         "--max-message-bytes",
         type=int,
         default=_env_int("CHAT_MAX_MESSAGE_BYTES", d.max_message_bytes),
-        help="largest gRPC message accepted (bytes)",
+        metavar="N",
+        help=_shown("largest gRPC message accepted (bytes)", "max_message_bytes"),
     )
     p.add_argument(
         "--max-text-bytes",
         type=int,
         default=_env_int("CHAT_MAX_TEXT_BYTES", d.max_text_bytes),
-        help="longest chat text accepted (UTF-8 bytes)",
+        metavar="N",
+        help=_shown("longest chat text accepted (UTF-8 bytes)", "max_text_bytes"),
     )
     p.add_argument(
         "--max-history",
         type=int,
         default=_env_int("CHAT_MAX_HISTORY", d.max_history),
-        help="messages kept per room (0: all)",
+        metavar="N",
+        help=_shown("messages kept per room, 0 for all", "max_history"),
     )
     p.add_argument(
         "--drain-seconds",
         type=float,
         default=float(env("CHAT_DRAIN_SECONDS", str(d.drain_seconds))),
-        help="how long a stopping server waits for open calls to end",
+        metavar="SECONDS",
+        help=_shown("how long a stopping server waits for open calls to end", "drain_seconds"),
     )
     p.add_argument(
         "--log-level",
         default=env("CHAT_LOG_LEVEL", d.log_level),
-        help=f"one of {', '.join(logs.LEVELS)}",
+        help=_shown(f"one of {', '.join(logs.LEVELS)}", "log_level"),
     )
     p.add_argument(
         "--log-format",
         default=env("CHAT_LOG_FORMAT", d.log_format),
-        help="text (default), or json: one JSON object per line",
+        help=_shown("text, or json: one JSON object per line", "log_format"),
     )
     p.add_argument(
         "--token",
         default=env("CHAT_TOKEN", d.token),
-        help="require 'authorization: Bearer TOKEN' on chat calls; health and reflection stay open "
-        "(prefer CHAT_TOKEN: flags show in ps)",
+        help="require 'authorization: Bearer TOKEN' on chat calls; health and reflection stay "
+        "open (default: none, no token needed; env CHAT_TOKEN, better than the flag, which ps "
+        "shows)",
     )
     p.add_argument(
         "--tls-cert",
         default=env("CHAT_TLS_CERT", d.tls_cert),
         metavar="FILE",
-        help="serve TLS with this certificate chain (PEM); needs --tls-key",
+        help="serve TLS with this certificate chain (PEM); needs --tls-key "
+        "(default: none, plain TCP; env CHAT_TLS_CERT)",
     )
     p.add_argument(
         "--tls-key",
         default=env("CHAT_TLS_KEY", d.tls_key),
         metavar="FILE",
-        help="the private key of --tls-cert (PEM)",
+        help="the private key of --tls-cert (PEM) (default: none; env CHAT_TLS_KEY)",
     )
     p.add_argument(
         "--metrics-port",
         type=int,
         default=_env_int("CHAT_METRICS_PORT", d.metrics_port),
         metavar="PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: off)",
+        help=_shown(
+            "serve Prometheus metrics on http://HOST:PORT/metrics, 0 for off", "metrics_port"
+        ),
     )
     p.add_argument(
         "--encoding",
         choices=encoding.CHOICES,
         default=env("CHAT_ENCODING", d.encoding),
-        help="protobuf bytes: betterproto (the reference), handwritten (fast), or auto: "
-        "handwritten where its gate passes (env CHAT_ENCODING)",
+        help=_shown(
+            "protobuf bytes: betterproto (the reference), handwritten (fast), or auto: "
+            "handwritten where its gate passes",
+            "encoding",
+        ),
     )
     p.add_argument(
         "--http2",
         choices=http2.CHOICES,
         default=env("CHAT_HTTP2", d.http2),
-        help="frames on the connection: grpclib (the reference), direct (fast), or auto: "
-        "direct where its gate passes (env CHAT_HTTP2)",
+        help=_shown(
+            "frames on the connection: grpclib (the reference), direct (fast), or auto: "
+            "direct where its gate passes",
+            "http2",
+        ),
     )
     return p
 
 
 def load(argv: Sequence[str] | None = None) -> Settings:
     """Settings from flags over environment over defaults; raises ConfigError on nonsense."""
-    args = parser().parse_args(argv)
+    args = parser().parse_strictly(list(sys.argv[1:] if argv is None else argv))
     settings = Settings(**vars(args))
     for name in ("queue_size", "max_message_bytes", "max_text_bytes"):
         if getattr(settings, name) < 1:

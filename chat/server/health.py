@@ -5,6 +5,8 @@ answer, and from the moment the server starts stopping, so that load balancers s
 calls before the open ones are drained.
 """
 
+import logging
+
 from grpclib.health.check import ServiceCheck, ServiceStatus
 from grpclib.health.service import Health
 
@@ -12,6 +14,8 @@ from chat.errors import StoreUnavailable
 from chat.server.service import ChatService
 from chat.store import Store
 
+CHECK_LOGGER = "grpclib.health.check"
+"""The logger of grpclib's ServiceCheck (grpclib 0.4), which logs each change of a check."""
 CHECK_SECONDS = 1.0
 """How long a store check's answer is reused, and how often watchers see it re-checked."""
 CHECK_TIMEOUT = 5.0
@@ -31,8 +35,17 @@ class HealthChecks:
 
     async def start(self) -> None:
         """Checks the store once, so that the first watcher is not told NOT_SERVING for want of
-        an answer (an unchecked store counts as unknown, and unknown as not serving)."""
-        await self._answering.__check__()
+        an answer (an unchecked store counts as unknown, and unknown as not serving).
+
+        grpclib logs every change of a check, this first one from unknown included; that line
+        would come before the server's "listening" line, or alone before a failure to listen.
+        """
+        check_log = logging.getLogger(CHECK_LOGGER)
+        check_log.disabled = True
+        try:
+            await self._answering.__check__()
+        finally:
+            check_log.disabled = False
 
     def stopping(self) -> None:
         """NOT_SERVING from now on, for the whole server and for each service."""

@@ -1,17 +1,14 @@
 """What a message must look like to be stored: names and text limits, with reasons a user reads."""
 
-import re
-
+from chat.contract import NAME, NAME_RULE
 from chat.model import Draft
-
-NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def name_problem(kind: str, name: str) -> str | None:
     """Why `name` cannot be a user or room name, or None when it can."""
     if NAME.fullmatch(name):
         return None
-    return f"{kind} name {name!r} must be 1-64 characters of A-Z a-z 0-9 _ . -"
+    return f"{kind} name {name!r} must be {NAME_RULE}"
 
 
 def draft_problem(draft: Draft, max_text_bytes: int, *, names: bool = True) -> str | None:

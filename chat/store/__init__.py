@@ -1,9 +1,16 @@
 """The one place where a `--store` URL picks a backend (chat/store/base.py has the interface)."""
 
+from pathlib import Path
+
 from chat.errors import ConfigError
 from chat.store.base import PAGE_SIZE, Listener, Store
 
-__all__ = ["PAGE_SIZE", "Listener", "Store", "open_store"]
+__all__ = ["PAGE_SIZE", "Listener", "Store", "open_store", "sqlite_path"]
+
+SQLITE_FORMS = (
+    "sqlite:///chat.db is chat.db in the working directory; four slashes make a path absolute: "
+    "sqlite:////var/lib/chat/chat.db"
+)
 
 
 async def open_store(url: str, *, max_history: int = 0) -> Store:
@@ -11,7 +18,7 @@ async def open_store(url: str, *, max_history: int = 0) -> Store:
 
     `max_history` keeps about the newest N messages per room (0: all).
     """
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, _ = url.partition("://")
     if not sep:
         raise ConfigError(f"store URL {url!r} has no scheme; try sqlite:///chat.db or memory://")
     if scheme == "memory":
@@ -21,10 +28,7 @@ async def open_store(url: str, *, max_history: int = 0) -> Store:
     if scheme == "sqlite":
         from chat.store.sqlite import SqliteStore
 
-        path = rest[1:] if rest.startswith("/") else rest
-        if not path:
-            raise ConfigError(f"store URL {url!r} names no file; try sqlite:///chat.db")
-        return await SqliteStore.open(path, max_history)
+        return await SqliteStore.open(str(sqlite_path(url)), max_history)
     if scheme == "redis":
         from chat.store.redis import RedisStore
 
@@ -32,3 +36,26 @@ async def open_store(url: str, *, max_history: int = 0) -> Store:
     raise ConfigError(
         f"unknown store {scheme!r} in {url!r}; use memory://, sqlite:///path or redis://host:port/db"
     )
+
+
+def sqlite_path(url: str) -> Path:
+    """The database file of a `sqlite://` URL, as SQLAlchemy reads one: three slashes and a
+    relative path, four for an absolute one. Raises ConfigError, with both forms, when the URL
+    names no file or its folder does not exist (SQLite makes the file, not its folders)."""
+    rest = url.partition("://")[2]
+    path = Path(rest[1:] if rest.startswith("/") else rest)
+    if not rest.strip("/"):
+        raise ConfigError(f"store URL {url!r} names no file; {SQLITE_FORMS}")
+    if not path.parent.is_dir():
+        where = path.resolve()
+        absolute = Path("/", path)
+        meant = (
+            f"; for {absolute} write sqlite:///{absolute}"
+            if not path.is_absolute() and absolute.parent.is_dir()
+            else ""
+        )
+        raise ConfigError(
+            f"store URL {url!r} is the file {where}, whose folder {where.parent} does not exist"
+            f"{meant} ({SQLITE_FORMS})"
+        )
+    return path

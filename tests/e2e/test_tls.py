@@ -68,7 +68,7 @@ def test_a_grpcio_client_calls_the_tls_server(
 @pytest.mark.parametrize(
     ("flags", "reason"),
     [
-        ([], "cannot reach the server at 127.0.0.1:"),
+        ([], "Connection lost; if the server serves TLS, add --tls (or --ca FILE)"),
         (["--tls"], "TLS with the server at 127.0.0.1:"),
         (["--ca", "no-such-ca.pem"], "cannot use --ca no-such-ca.pem: No such file or directory"),
     ],

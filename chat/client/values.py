@@ -1,0 +1,68 @@
+"""The client's flag values, checked as they are parsed: a bad one is a usage error that names it,
+before any connection is tried."""
+
+import argparse
+import getpass
+
+from chat.contract import DEFAULT_USER, NAME, NAME_RULE
+
+MAX_PORT = 65535
+MAX_ID = 2**64 - 1
+"""MessagesRequest.after_id is a uint64."""
+MAX_LIMIT = 2**32 - 1
+"""MessagesRequest.limit is a uint32."""
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 in brackets) into its parts; raises ValueError naming what is wrong."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{address!r} is not HOST:PORT")
+    if not 1 <= int(port) <= MAX_PORT:
+        raise ValueError(f"{address!r}: port {port} is not between 1 and {MAX_PORT}")
+    return host.strip("[]") or "localhost", int(port)
+
+
+def server_address(address: str) -> str:
+    """An argparse type: `address` when it is HOST:PORT with a real port."""
+    try:
+        split_address(address)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return address
+
+
+def name(value: str) -> str:
+    """An argparse type: a user or room name the server accepts."""
+    if not NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a name: {NAME_RULE}")
+    return value
+
+
+def _whole(value: str, maximum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 0 <= number <= maximum:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and {maximum}")
+    return number
+
+
+def message_id(value: str) -> int:
+    """An argparse type: a message id, 0 or more."""
+    return _whole(value, MAX_ID)
+
+
+def limit(value: str) -> int:
+    """An argparse type: how many messages, 0 (all) or more."""
+    return _whole(value, MAX_LIMIT)
+
+
+def login_name() -> str:
+    """The user's login name when the server would accept it as a chat name, else `anonymous`."""
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):  # no login name anywhere (a container without a passwd entry)
+        return DEFAULT_USER
+    return login if NAME.fullmatch(login) else DEFAULT_USER

@@ -1,0 +1,91 @@
+"""`chat` as a shell command: every wrong value is named in one line with exit code 2, before any
+connection; `messages --follow` outlives a server restart."""
+
+import io
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from chat.testing import ROOT, ServerProcess, free_port, run_client
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["messages", "--after", "-1"], "argument --after: -1 is not between 0 and"),
+        (["messages", "--limit", "-1"], "argument --limit: -1 is not between 0 and"),
+        (["messages", "--limit", "many"], "argument --limit: 'many' is not a whole number"),
+        (["--server", "localhost:99999", "stats"], "port 99999 is not between 1 and 65535"),
+        (["stats", "--server", "localhost"], "'localhost' is not HOST:PORT"),
+        (["chat", "--user", ""], "argument --user: '' is not a name"),
+        (["chat", "--room", "no spaces"], "argument --room: 'no spaces' is not a name"),
+        (["--bogus"], "unknown option --bogus"),
+        (["stats", "--bogus"], "unknown option --bogus"),
+        (["--bogus", "stats"], "unknown option --bogus"),
+        (["talk"], "argument COMMAND: invalid choice: 'talk'"),
+        ([], "a COMMAND is needed: chat, stats, messages"),
+    ],
+)
+def test_a_wrong_value_is_named_in_one_line_with_exit_code_2(args: list[str], named: str) -> None:
+    result = run_client(["--server", f"127.0.0.1:{free_port()}", *args])
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [result.stderr.rstrip("\n")], result.stderr
+    assert result.stderr.startswith("chat: ")
+    assert named in result.stderr
+    assert "(see chat --help)" in result.stderr
+
+
+def test_following_messages_goes_on_after_the_server_restarts(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'chat.db'}"
+    servers = [ServerProcess(tmp_path / "server.log", store).start()]
+    follower = pexpect.spawn(
+        sys.executable,
+        ["-m", "chat.client", "--server", servers[0].address, "messages", "--follow"],
+        cwd=str(ROOT),
+        encoding="utf-8",
+        timeout=20,
+    )
+    seen = io.StringIO()
+    follower.logfile_read = seen
+    try:
+        say(servers[0], "before the restart")
+        follower.expect("ann: before the restart")
+        assert servers[0].stop() == 0
+        follower.expect("lost the server at 127.0.0.1:")
+        port = servers[0].port
+        servers.append(ServerProcess(tmp_path / "again.log", store, port=port).start())
+        follower.expect("is back; following again after message 1")
+        say(servers[1], "after the restart")
+        follower.expect("ann: after the restart")
+        follower.sendintr()
+        follower.expect(pexpect.EOF)
+        follower.close()
+        assert follower.exitstatus == 0
+        assert "after_id" not in seen.getvalue()
+        assert "Traceback" not in seen.getvalue()
+    finally:
+        follower.terminate(force=True)
+        for server in servers:
+            if server.proc is not None and server.proc.poll() is None:
+                server.proc.kill()
+                server.proc.wait()
+
+
+def say(server: ServerProcess, text: str) -> None:
+    result = run_client(["--server", server.address, "chat", "--user", "ann"], text + "\n")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_chat_help_explains_user_and_room() -> None:
+    shown = " ".join(
+        run_client(["chat", "--help"], env={"CHAT_USER": "", "CHAT_ROOM": ""}).stdout.split()
+    )
+    assert (
+        "--user USER your name in the room: 1-64 of A-Z a-z 0-9 _ . - (default: your login name"
+        in shown
+    )
+    assert "--room ROOM the room to enter" in shown
+    assert "(default: general; env CHAT_ROOM)" in shown
