@@ -18,6 +18,9 @@ REFERENCE = "reference"
 OURS_MEMORY = "ours-memory"
 OURS_SQLITE = "ours-sqlite"
 TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE)
+SERVER_FLAGS = ("--rate-limit", "0")
+"""Flood control off: one benchmark client sends thousands of messages a second on purpose, and
+the reference has no such limit."""
 
 
 def command(target: str, port: int, workdir: Path) -> list[str]:
@@ -26,7 +29,7 @@ def command(target: str, port: int, workdir: Path) -> list[str]:
     if target == REFERENCE:
         return [sys.executable, "-m", "bench.reference", *address]
     store = "memory://" if target == OURS_MEMORY else f"sqlite:///{workdir / 'bench.db'}"
-    return [sys.executable, "-m", "chat.server", *address, "--store", store]
+    return [sys.executable, "-m", "chat.server", *address, "--store", store, *SERVER_FLAGS]
 
 
 class ServerProcess:

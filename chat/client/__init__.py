@@ -206,14 +206,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as error:
         code = _fail(str(error))
     except GRPCError as error:
-        needs_token = error.status is Status.UNAUTHENTICATED
-        hint = "; give its token with --token or CHAT_TOKEN" if needs_token else ""
-        code = _fail(
-            f"the server answered {error.status.name}: {error.message or 'no details'}{hint}"
-        )
+        code = _fail(_refusal(error))
     except (OSError, StreamTerminatedError) as error:
         code = _fail(f"cannot reach the server at {args.server}: {error or type(error).__name__}")
     sys.exit(code)
+
+
+def _refusal(error: GRPCError) -> str:
+    """A status in plain words; the two about tokens say what they mean and what to do."""
+    details = error.message or "no details"
+    if error.status is Status.UNAUTHENTICATED:
+        return (
+            f"the server does not know who you are (UNAUTHENTICATED: {details}); "
+            "give a valid token with --token or CHAT_TOKEN"
+        )
+    if error.status is Status.PERMISSION_DENIED:
+        return f"your token does not allow this (PERMISSION_DENIED: {details})"
+    return f"the server answered {error.status.name}: {details}"
 
 
 def _fail(reason: str) -> int:

@@ -33,6 +33,18 @@ class Settings:
     metrics_port: int = 0
     encoding: EncodingChoice = "auto"
     http2: Http2Choice = "auto"
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_algorithms: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    rate_limit: float = 10.0
+    rate_burst: int = 20
+
+    @property
+    def jwt(self) -> bool:
+        """Whether calls are authenticated with signed tokens (JWT)."""
+        return bool(self.jwt_secret or self.jwt_public_key)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -43,6 +55,16 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,6 +158,50 @@ def parser() -> argparse.ArgumentParser:
         help="frames on the connection: grpclib (the reference), direct (fast), or auto: "
         "direct where its gate passes (env CHAT_HTTP2)",
     )
+    p.add_argument(
+        "--jwt-secret",
+        default=env("CHAT_JWT_SECRET", d.jwt_secret),
+        metavar="SECRET",
+        help="require a JWT signed with this HS256 secret (32 bytes or more) on chat calls "
+        "(prefer CHAT_JWT_SECRET: flags show in ps)",
+    )
+    p.add_argument(
+        "--jwt-public-key",
+        default=env("CHAT_JWT_PUBLIC_KEY", d.jwt_public_key),
+        metavar="FILE",
+        help="require a JWT signed with the private key of this public key (PEM: RSA, EC, Ed25519)",
+    )
+    p.add_argument(
+        "--jwt-algorithms",
+        default=env("CHAT_JWT_ALGORITHMS", d.jwt_algorithms),
+        metavar="ALG,...",
+        help="the JWT algorithms accepted (default: HS256 with a secret; with a public key, the "
+        "one its type signs with: RS256, ES256, ES384, ES512 or EdDSA)",
+    )
+    p.add_argument(
+        "--jwt-audience",
+        default=env("CHAT_JWT_AUDIENCE", d.jwt_audience),
+        help="accept only tokens whose 'aud' claim names this audience",
+    )
+    p.add_argument(
+        "--jwt-issuer",
+        default=env("CHAT_JWT_ISSUER", d.jwt_issuer),
+        help="accept only tokens whose 'iss' claim is this issuer",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=_env_float("CHAT_RATE_LIMIT", d.rate_limit),
+        metavar="N",
+        help="messages per second a user may send over time (0: no limit)",
+    )
+    p.add_argument(
+        "--rate-burst",
+        type=int,
+        default=_env_int("CHAT_RATE_BURST", d.rate_burst),
+        metavar="B",
+        help="messages a user may send at once before --rate-limit applies",
+    )
     return p
 
 
@@ -161,4 +227,25 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"CHAT_HTTP2 {settings.http2!r} is not one of {http2.CHOICES}")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
+    _check_auth(settings)
+    if settings.rate_limit < 0 or settings.rate_limit != settings.rate_limit:
+        raise ConfigError("--rate-limit must be 0 (no limit) or more messages per second")
+    if settings.rate_burst < 1:
+        raise ConfigError("--rate-burst must be at least 1")
     return settings
+
+
+def _check_auth(settings: Settings) -> None:
+    """One way to authenticate at a time; JWT details only with a JWT key."""
+    if settings.token and settings.jwt:
+        raise ConfigError(
+            "--token (one shared token) and --jwt-secret/--jwt-public-key (signed tokens) "
+            "are two ways to authenticate: choose one"
+        )
+    if settings.jwt_secret and settings.jwt_public_key:
+        raise ConfigError("--jwt-secret and --jwt-public-key exclude each other: choose one key")
+    if not settings.jwt:
+        for name in ("jwt_algorithms", "jwt_audience", "jwt_issuer"):
+            if getattr(settings, name):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} needs --jwt-secret or --jwt-public-key")
