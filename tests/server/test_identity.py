@@ -14,6 +14,7 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
 
 from chat.contract import GET_MESSAGES, SEND_AND_RECEIVE, bearer
+from chat.server.auth import JwtAuth
 from chat.server.config import Settings
 from chat.testing import Chatter
 from gen.grpc.chat import (
@@ -272,3 +273,18 @@ async def test_a_token_that_lists_no_rooms_may_use_every_room(signed: Channel) -
     stats = await stub(signed, mint("ann")).get_stats(StatsRequest(room="secret"))
     assert stats.num_messages == 1
     assert len(await history(signed, mint("ann"))) == 2
+
+
+def test_a_token_verified_before_is_still_refused_once_it_expires_or_is_altered() -> None:
+    auth = JwtAuth(SECRET.encode(), ["HS256"], AUDIENCE, ISSUER)
+    expiry = int(time.time()) + 1
+    token = mint("ann", exp=expiry)
+    assert auth.check(bearer(token)).user == "ann"
+    assert auth.check(bearer(token)).user == "ann"  # now from what was verified
+    header, payload, _ = token.split(".")
+    altered = f"{header}.{payload}.{'A' * 43}"
+    with pytest.raises(GRPCError, match="bad signature"):
+        auth.check(bearer(altered))
+    time.sleep(max(0.0, expiry - time.time()))  # the behaviour under test: the clock passing exp
+    with pytest.raises(GRPCError, match="the token has expired"):
+        auth.check(bearer(token))
