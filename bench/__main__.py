@@ -67,6 +67,9 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
             for row in report.comparisons(records)
         ],
         "fanout": [dataclasses.asdict(fan) for fan in report.fanouts(records)],
+        "signed": [
+            {**dataclasses.asdict(row), "extra": row.extra} for row in report.signed_costs(records)
+        ],
         "idle_kib_per_stream": report.idle_kib_per_stream(records),
     }
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from bench.machine import Machine
 from bench.meter import Sample
 from bench.procstat import CLOCK_TICKS
-from bench.runner import Record, Sizes
-from bench.servers import OURS_MEMORY, OURS_SQLITE, REFERENCE
+from bench.runner import WORKLOADS, Record, Sizes
+from bench.servers import OURS_MEMORY, OURS_SIGNED, OURS_SQLITE, REFERENCE
 
 COMPARED = ("bidi", "history", "unary", "unary-32")
 STORES = {"memory": OURS_MEMORY, "sqlite": OURS_SQLITE}
@@ -100,6 +100,32 @@ def _round_ratios(records: Sequence[Record], target: str, workload: str) -> tupl
 
 
 @dataclass(frozen=True)
+class Signed:
+    """A workload on ours-memory and on ours-signed (a signed token on every call); medians."""
+
+    workload: str
+    plain_cpu_us: float
+    signed_cpu_us: float
+
+    @property
+    def extra(self) -> float | None:
+        """What the token adds, as a fraction of the plain cost; None below a clock tick."""
+        return self.signed_cpu_us / self.plain_cpu_us - 1 if self.plain_cpu_us else None
+
+
+def signed_costs(records: Sequence[Record]) -> list[Signed]:
+    return [
+        Signed(
+            workload.name,
+            median(records, OURS_MEMORY, workload.name, cpu_us),
+            median(records, OURS_SIGNED, workload.name, cpu_us),
+        )
+        for workload in WORKLOADS
+        if workload.signed
+    ]
+
+
+@dataclass(frozen=True)
 class Fanout:
     """Fan-out on one of our stores; medians."""
 
@@ -164,6 +190,16 @@ def table(records: Sequence[Record], sizes: Sizes, machine: Machine) -> str:
         lines.append(
             f"{fan.store:<7} {fan.deliveries_per_second:>12,.0f} {fan.cpu_us_per_delivery:>11.1f} "
             f"{fan.latency_p50_ms:>7.2f} {fan.latency_p99_ms:>7.2f}"
+        )
+    lines += [
+        "",
+        "Signed tokens, ours only: memory store without and with a JWT (HS256) on every call",
+        f"{'workload':<9} {'plain µs':>8} {'signed µs':>9} {'extra':>7}",
+    ]
+    for cost in signed_costs(records):
+        extra = "-" if cost.extra is None else f"{cost.extra:+.1%}"
+        lines.append(
+            f"{cost.workload:<9} {cost.plain_cpu_us:>8.1f} {cost.signed_cpu_us:>9.1f} {extra:>7}"
         )
     lines += [
         "",

@@ -12,7 +12,7 @@ from bench import load
 from bench.load import Endpoint, Progress
 from bench.meter import Sample
 from bench.progress import ProgressLine
-from bench.servers import REFERENCE, TARGETS, ServerProcess
+from bench.servers import OURS_SIGNED, REFERENCE, TARGETS, ServerProcess
 
 T = TypeVar("T")
 WORKLOAD_TIMEOUT = 600.0  # a stuck server fails the run instead of hanging it
@@ -37,6 +37,7 @@ class Workload:
     run: Callable[[Endpoint, Sizes, Progress], Awaitable[Sample]]
     total: Callable[[Sizes], int]  # for the progress line
     reference: bool  # whether the tutorial's service can do it too
+    signed: bool = False  # whether it runs on ours-signed too: the cost of a token per call
 
 
 WORKLOADS = (
@@ -47,11 +48,12 @@ WORKLOADS = (
         lambda s: s.messages + load.WARM_UP_MESSAGES,
         True,
     ),
-    Workload("unary", lambda e, s, p: load.unary(e, s.unary, p), lambda s: s.unary, True),
+    Workload("unary", lambda e, s, p: load.unary(e, s.unary, p), lambda s: s.unary, True, True),
     Workload(
         "unary-32",
         lambda e, s, p: load.unary_concurrent(e, s.unary_concurrent, p),
         lambda s: s.unary_concurrent,
+        True,
         True,
     ),
     Workload(
@@ -101,6 +103,8 @@ async def _round(number: int, sizes: Sizes, progress: ProgressLine, workdir: Pat
         for workload in WORKLOADS:
             for server in servers:
                 if server.target == REFERENCE and not workload.reference:
+                    continue
+                if server.target == OURS_SIGNED and not workload.signed:
                     continue
                 label = f"round {number}/{sizes.rounds} {server.target} {workload.name}"
                 progress.begin(label, workload.total(sizes))

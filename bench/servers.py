@@ -8,6 +8,8 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.load import Endpoint
+from chat.contract import bearer
+from chat.server import tokens
 from chat.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +19,11 @@ START_TIMEOUT = 30.0
 REFERENCE = "reference"
 OURS_MEMORY = "ours-memory"
 OURS_SQLITE = "ours-sqlite"
-TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE)
+OURS_SIGNED = "ours-signed"
+TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_SIGNED)
+SIGNED_SECRET = "the-benchmark-secret-for-signed-tokens-0123456789"
+"""ours-signed asks for tokens signed with this HS256 secret; every call of its load carries one,
+as a user's client would."""
 SERVER_FLAGS = ("--rate-limit", "0")
 """Flood control off: one benchmark client sends thousands of messages a second on purpose, and
 the reference has no such limit."""
@@ -28,8 +34,19 @@ def command(target: str, port: int, workdir: Path) -> list[str]:
     address = ["--host", HOST, "--port", str(port)]
     if target == REFERENCE:
         return [sys.executable, "-m", "bench.reference", *address]
+    if target == OURS_SIGNED:  # ours-memory, asking for a signed token on every call
+        auth = ["--store", "memory://", "--jwt-secret", SIGNED_SECRET]
+        return [sys.executable, "-m", "chat.server", *address, *auth, *SERVER_FLAGS]
     store = "memory://" if target == OURS_MEMORY else f"sqlite:///{workdir / 'bench.db'}"
     return [sys.executable, "-m", "chat.server", *address, "--store", store, *SERVER_FLAGS]
+
+
+def metadata(target: str) -> tuple[tuple[str, str], ...]:
+    """What every call of the load sends to `target`: a signed token for ours-signed."""
+    if target != OURS_SIGNED:
+        return ()
+    token = tokens.mint(SIGNED_SECRET.encode(), "HS256", "bench", ttl=24 * 3600)
+    return tuple(bearer(token).items())
 
 
 class ServerProcess:
@@ -44,7 +61,7 @@ class ServerProcess:
             self._proc = subprocess.Popen(
                 command(target, self.port, workdir), stdout=log, stderr=log, cwd=ROOT
             )
-        self.endpoint = Endpoint(HOST, self.port, self._proc.pid)
+        self.endpoint = Endpoint(HOST, self.port, self._proc.pid, metadata(target))
 
     async def ready(self) -> "ServerProcess":
         """Returns once the port accepts connections; fails early if the server died."""

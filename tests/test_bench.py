@@ -29,6 +29,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     samples = {(s["target"], s["workload"]): s for s in report["samples"]}
     expected = {(t, w) for t in TARGETS for w in BOTH}
     expected |= {("ours-memory", "fanout"), ("ours-sqlite", "fanout")}
+    expected |= {("ours-signed", "unary"), ("ours-signed", "unary-32")}
     assert set(samples) == expected
     for (target, workload), sample in samples.items():
         assert sample["wall_s"] > 0, (target, workload)
@@ -48,6 +49,10 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     rows = {(row["workload"], row["store"]) for row in report["comparisons"]}
     assert rows == {(w, s) for w in BOTH[:4] for s in ("memory", "sqlite")}
     assert [fan["store"] for fan in report["fanout"]] == ["memory", "sqlite"]
+    assert [row["workload"] for row in report["signed"]] == ["unary", "unary-32"]
+    assert all(row["signed_cpu_us"] > 0 for row in report["signed"])
+    assert samples["ours-signed", "unary"]["count"] == 75
+    assert "Signed tokens, ours only" in result.stdout
     assert set(report["idle_kib_per_stream"]) == TARGETS
     assert report["machine"]["cores"] >= 1
     assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
