@@ -44,12 +44,13 @@ async def serve(settings: Settings) -> None:
         await server.start(settings.host, settings.port, ssl=ssl)
         try:
             log.info(
-                "listening on %s:%d%s, store %s; %s",
+                "listening on %s:%d%s, store %s; %s; %s",
                 settings.host,
                 settings.port,
                 " with TLS" if ssl else "",
                 settings.store,
                 service.paths,
+                service.access,
             )
             await stop.wait()
             log.info("stopping: %d open calls", service.calls.open)

@@ -43,6 +43,9 @@ BEARER = "Bearer "
 class Auth(Protocol):
     """A credential check run once per call; the identity it proves, or None for no user."""
 
+    name: str
+    """What it asks for, for the startup line."""
+
     def check(self, metadata: Metadata) -> Identity | None:
         """The call's identity; raises UNAUTHENTICATED when the credential does not hold."""
         ...
@@ -67,6 +70,7 @@ class TokenAuth:
     """Checks a call's metadata against the one token the server was given."""
 
     def __init__(self, token: str) -> None:
+        self.name = "a shared token"
         self._expected = token.encode()
 
     def check(self, metadata: Metadata) -> None:
@@ -85,6 +89,7 @@ class JwtAuth:
         audience: str | None = None,
         issuer: str | None = None,
     ) -> None:
+        self.name = f"signed tokens ({', '.join(algorithms)})"
         self._key = key
         self._algorithms = list(algorithms)
         self._audience = audience

@@ -33,5 +33,5 @@ class Identity:
         """Why the user may not use `room`, or None when the token allows it."""
         if self.may_use(room):
             return None
-        allowed = ", ".join(self.rooms or ())
+        allowed = ", ".join(self.rooms or ()) or "none"
         return f"your token does not allow room {room!r} (it allows: {allowed})"

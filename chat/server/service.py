@@ -44,7 +44,14 @@ class ChatService:
         )
         """Which paths run and why, for the startup line."""
         self.codec = EncodingCodec(self.encoding, settings.max_message_bytes)
-        self.calls = Calls(self.codec, self.transport, auth.from_settings(settings))
+        guard = auth.from_settings(settings)
+        self.calls = Calls(self.codec, self.transport, guard)
+        flood = f"{settings.rate_limit:g}/s, burst {settings.rate_burst}"
+        self.access = (
+            f"auth: {guard.name if guard else 'none'}; "
+            f"flood control: {flood if settings.rate_limit else 'off'}"
+        )
+        """Who may call and how fast, for the startup line."""
         self._store = store
         self.rooms = Rooms(settings.queue_size, self.encoding)
         self.messages_stored = 0  # by this server, since it started

@@ -179,6 +179,7 @@ def test_a_tutorial_grpcio_client_with_anns_token_posts_as_ann_and_reads_only_he
             with pytest.raises(grpc.RpcError) as error:
                 stub.GetStats(pb2.EmptyRequest(), metadata=metadata, timeout=10)
             assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "auth: signed tokens (HS256); flood control: 10/s, burst 20" in server.log()
     users = run_client(["--server", server.address, "--token", admin, "messages", "--json"])
     assert [line.split('"user": ')[1][:6] for line in users.stdout.splitlines()] == [
         '"admin',
@@ -215,6 +216,7 @@ async def test_our_client_says_in_one_line_what_a_refused_token_means(
         "chat: the server does not know who you are (UNAUTHENTICATED: the token has expired: "
         "get a new one); give a valid token with --token or CHAT_TOKEN\n"
     )
+    assert "auth: signed tokens (HS256); flood control: off" in server.log()
     health = HealthStub(channel_to(server))  # health stays open without a token
     reply = await health.Check(HealthCheckRequest(service=""), timeout=10)
     assert reply.status == HealthCheckResponse.SERVING

@@ -175,6 +175,15 @@ async def test_a_stream_opened_in_a_room_the_token_does_not_allow_is_permission_
     assert error.message == "your token does not allow room 'secret' (it allows: general, team-*)"
 
 
+async def test_a_token_with_an_empty_rooms_list_may_use_no_room(signed: Channel) -> None:
+    async with AsyncExitStack() as stack:
+        nowhere = await Chatter.open(stack, signed, token=mint("ann", []))
+        error = await refused(nowhere.recv())
+    assert error.message == "your token does not allow room 'general' (it allows: none)"
+    stats = await stub(signed, mint("ann", [])).get_stats(StatsRequest())
+    assert (stats.num_messages, stats.num_rooms) == (0, 0)
+
+
 async def test_posting_into_a_room_the_token_does_not_allow_is_an_error_and_not_stored(
     signed: Channel,
 ) -> None:
