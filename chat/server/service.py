@@ -235,10 +235,12 @@ class ChatService:
         """The history of every room the identity may use, oldest first; with `limit`, the
         newest `limit` of those (read room by room: at most `limit` from each)."""
         if not limit:
-            allowed: dict[str, bool] = {}
+            allowed: dict[str, bool] = {}  # each room's patterns matched once
             async for message in self._store.history(None, after_id):
-                room = message.room
-                if allowed.setdefault(room, identity.may_use(room)):
+                readable = allowed.get(message.room)
+                if readable is None:
+                    readable = allowed[message.room] = identity.may_use(message.room)
+                if readable:
                     yield message
             return
         newest: list[Stored] = []

@@ -77,6 +77,9 @@ def test_a_minted_token_names_the_user_its_rooms_and_lasts_its_ttl() -> None:
         90 * 60,
     )
     assert "rooms" not in jwt.decode(token("--user", "bob"), SECRET, algorithms=["HS256"])
+    checked = token("--user", "cid", "--jwt-audience", "chat", "--jwt-issuer", "us")
+    claims = jwt.decode(checked, SECRET, algorithms=["HS256"], audience="chat", issuer="us")
+    assert claims["sub"] == "cid"
 
 
 @pytest.mark.parametrize(
