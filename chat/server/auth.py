@@ -9,7 +9,7 @@ becomes the call's Identity. A token that fails gets UNAUTHENTICATED saying whic
 
 import hmac
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +26,11 @@ from chat.server.config import Settings
 from chat.server.identity import ROOM_PATTERN, Identity
 
 Metadata = Mapping[str, str | bytes] | None
+"""A call's request metadata, as grpclib gives it."""
+Key = Any
+"""A PyJWT key: the secret's bytes for HMAC, else a `cryptography` public or private key."""
+Claims = dict[str, Any]
+"""A token's payload as PyJWT decodes it: JSON values."""
 
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 """What a shared secret signs with; every other algorithm needs a key pair."""
@@ -38,6 +43,7 @@ not PyJWT's decoding and signature check (several times the rest of a unary call
 ROOMS_CLAIM = "rooms"
 """The claim that lists the room patterns a token allows; without it, every room."""
 BEARER = "Bearer "
+"""What comes before the token in `authorization` metadata."""
 
 
 class Auth(Protocol):
@@ -84,7 +90,7 @@ class JwtAuth:
 
     def __init__(
         self,
-        key: Any,
+        key: Key,
         algorithms: Sequence[str],
         audience: str | None = None,
         issuer: str | None = None,
@@ -149,7 +155,7 @@ def _token_problem(error: jwt.PyJWTError) -> str:
     return f"the token is not valid: {error}"
 
 
-def _identity(claims: dict[str, Any]) -> Identity:
+def _identity(claims: Claims) -> Identity:
     user = claims["sub"]
     if problem := rules.name_problem("user", user):
         raise GRPCError(Status.UNAUTHENTICATED, f"the token's sub is not a valid user: {problem}")
@@ -166,7 +172,7 @@ def _identity(claims: dict[str, Any]) -> Identity:
     return Identity(user, tuple(rooms))
 
 
-def key_algorithms(key: Any) -> list[str]:
+def key_algorithms(key: Key) -> list[str]:
     """The algorithm a public or private key signs with, for a default `--jwt-algorithms`."""
     if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
         return ["RS256"]
@@ -186,7 +192,7 @@ def key_algorithms(key: Any) -> list[str]:
     raise ConfigError(f"a {type(key).__name__} cannot sign JWTs: use an RSA, EC or Ed25519 key")
 
 
-def algorithms(named: str, secret: bool, key: Any = None) -> list[str]:
+def algorithms(named: str, secret: bool, key: Key = None) -> list[str]:
     """The algorithms to use: `named` (comma-separated) when given, checked against the key."""
     if not named:
         return ["HS256"] if secret else key_algorithms(key)
@@ -201,7 +207,7 @@ def algorithms(named: str, secret: bool, key: Any = None) -> list[str]:
     return chosen
 
 
-def read_pem(path: str, what: str, load: Any) -> Any:
+def read_pem(path: str, what: str, load: Callable[[bytes], Key]) -> Key:
     """A key from a PEM file; ConfigError saying why when it cannot be read."""
     try:
         return load(Path(path).read_bytes())
@@ -228,7 +234,7 @@ def from_settings(settings: Settings) -> Auth | None:
     if settings.token:
         return TokenAuth(settings.token)
     if settings.jwt_secret:
-        key: Any = check_secret(settings.jwt_secret)
+        key: Key = check_secret(settings.jwt_secret)
     elif settings.jwt_public_key:
         key = read_pem(settings.jwt_public_key, "--jwt-public-key", load_pem_public_key)
     else:

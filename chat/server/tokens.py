@@ -12,21 +12,23 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from chat.errors import ConfigError
 from chat.server import auth, rules
+from chat.server.auth import Claims, Key
 from chat.server.identity import ROOM_PATTERN
 
 TTL = re.compile(r"(\d+)([smhd])")
 """A lifetime: a whole number and a unit, seconds to days (`90s`, `15m`, `1h`, `7d`)."""
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+"""Seconds in each unit of a lifetime."""
 
 
 def parser() -> argparse.ArgumentParser:
+    """The flags of `chat-server token`; the key's come from the server's CHAT_JWT_* variables."""
     env = os.environ.get
     p = argparse.ArgumentParser(
         prog="chat-server token", description="Print a signed token (JWT) for a user."
@@ -71,7 +73,7 @@ def seconds(ttl: str) -> int:
 
 
 def mint(
-    key: Any,
+    key: Key,
     algorithm: str,
     user: str,
     rooms: Sequence[str] | None = None,
@@ -83,7 +85,7 @@ def mint(
     if problem := rules.name_problem("user", user):
         raise ConfigError(f"--user: {problem}")
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": user, "iat": now, "exp": now + ttl}
+    claims: Claims = {"sub": user, "iat": now, "exp": now + ttl}
     if rooms is not None:
         for pattern in rooms:
             if not ROOM_PATTERN.fullmatch(pattern):
@@ -104,7 +106,7 @@ def token(argv: Sequence[str]) -> str:
     if bool(args.jwt_secret) == bool(args.jwt_private_key):
         raise ConfigError("token: give one key, --jwt-secret or --jwt-private-key")
     if args.jwt_secret:
-        key: Any = auth.check_secret(args.jwt_secret)
+        key: Key = auth.check_secret(args.jwt_secret)
     else:
         key = read_private_key(args.jwt_private_key)
     algorithm = auth.algorithms(args.jwt_algorithms, bool(args.jwt_secret), key)[0]
@@ -114,7 +116,8 @@ def token(argv: Sequence[str]) -> str:
     )
 
 
-def read_private_key(path: str) -> Any:
+def read_private_key(path: str) -> Key:
+    """The private key of a PEM file (unencrypted); ConfigError when it is none."""
     return auth.read_pem(
         path, "--jwt-private-key", lambda data: load_pem_private_key(data, password=None)
     )
