@@ -71,7 +71,11 @@ def parser() -> argparse.ArgumentParser:
     """The server's flags; every default comes from the environment when set there."""
     env = os.environ.get
     d = Settings()
-    p = argparse.ArgumentParser(prog="chat-server", description="The grpc.chat server.")
+    p = argparse.ArgumentParser(
+        prog="chat-server",
+        description="The grpc.chat server. `chat-server token --user NAME` prints a signed token "
+        "for a user instead (see `chat-server token --help`).",
+    )
     p.add_argument("--host", default=env("CHAT_HOST", d.host), help="address to listen on")
     p.add_argument("--port", type=int, default=_env_int("CHAT_PORT", d.port), help="TCP port")
     p.add_argument(
@@ -181,11 +185,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jwt-audience",
         default=env("CHAT_JWT_AUDIENCE", d.jwt_audience),
+        metavar="AUDIENCE",
         help="accept only tokens whose 'aud' claim names this audience",
     )
     p.add_argument(
         "--jwt-issuer",
         default=env("CHAT_JWT_ISSUER", d.jwt_issuer),
+        metavar="ISSUER",
         help="accept only tokens whose 'iss' claim is this issuer",
     )
     p.add_argument(
