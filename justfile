@@ -9,6 +9,10 @@ default:
 serve *FLAGS:
     python -m chat.server {{FLAGS}}
 
+# print a signed token for a user (--user U [--rooms 'general,team-*'] [--ttl 1h]; key from CHAT_JWT_SECRET)
+token *FLAGS:
+    python -m chat.server token {{FLAGS}}
+
 # chat in a room (interactive on a terminal; one message per line from a pipe)
 chat *FLAGS:
     @python -m chat.client chat {{FLAGS}}

@@ -88,6 +88,9 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
             {**dataclasses.asdict(fan), "of_grpcio": fan.of_broadcast, "x_floor": fan.of_floor}
             for fan in report.fanouts(records, sizes)
         ],
+        "signed": [
+            {**dataclasses.asdict(row), "extra": row.extra} for row in report.signed_costs(records)
+        ],
         "idle_kib_per_stream": report.idle_kib_per_stream(records),
     }
 

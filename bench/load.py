@@ -16,6 +16,7 @@ from typing import Any
 
 from grpclib.client import Channel, Stream, StreamStreamMethod, UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.encoding.proto import ProtoCodec
+from grpclib.events import SendRequest, listen
 
 from bench import latency
 from bench.meter import Meter, Sample
@@ -43,9 +44,18 @@ class Endpoint:
     host: str
     port: int
     pid: int
+    metadata: tuple[tuple[str, str], ...] = ()  # sent with every call (a bearer token)
 
     def channel(self) -> Channel:
-        return Channel(self.host, self.port)
+        channel = Channel(self.host, self.port)
+        if self.metadata:
+            headers = dict(self.metadata)
+
+            async def add_metadata(event: SendRequest) -> None:
+                event.metadata.update(headers)
+
+            listen(channel, SendRequest, add_metadata)
+        return channel
 
 
 def _bidi(channel: Channel) -> StreamStreamMethod[MessageRequest, MessageReply]:

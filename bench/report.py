@@ -13,6 +13,7 @@ from bench.servers import (
     FLOOR,
     OURS_MEMORY,
     OURS_REFERENCE_PATH,
+    OURS_SIGNED,
     OURS_SQLITE,
     REFERENCE,
     TARGETS,
@@ -106,6 +107,35 @@ def _round_ratios(records: Sequence[Record], target: str, workload: str) -> tupl
         for number in rounds
         if cost[number, REFERENCE]
     )
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A workload on fast-memory and on fast-signed (a signed token on every call); medians."""
+
+    workload: str
+    plain_cpu_us: float
+    signed_cpu_us: float
+
+    @property
+    def extra(self) -> float | None:
+        """What the token adds, as a fraction of the plain cost; None below a clock tick."""
+        return self.signed_cpu_us / self.plain_cpu_us - 1 if self.plain_cpu_us else None
+
+
+SIGNED_WORKLOADS = ("unary", "unary-32")
+"""The workloads run with a signed token too: one check per call is what a token costs."""
+
+
+def signed_costs(records: Sequence[Record]) -> list[Signed]:
+    return [
+        Signed(
+            workload,
+            median(records, OURS_MEMORY, workload, cpu_us),
+            median(records, OURS_SIGNED, workload, cpu_us),
+        )
+        for workload in SIGNED_WORKLOADS
+    ]
 
 
 FANOUT_OURS = {"fast": OURS_MEMORY, "ref-path": OURS_REFERENCE_PATH}
@@ -223,6 +253,17 @@ def table(records: Sequence[Record], sizes: Sizes, machine: Machine) -> str:
             f"{fan.listeners:>4} {fan.server:<9} {fan.deliveries_per_second:>12,.0f} "
             f"{fan.cpu_us_per_delivery:>11.1f} {of_broadcast:>9} {of_floor:>7} "
             f"{fan.latency_p50_ms:>7.2f} {fan.latency_p99_ms:>7.2f}  {verdict}"
+        )
+    lines += [
+        "",
+        "Signed tokens, ours only: fast path, memory store, without and with a JWT (HS256) on "
+        "every call",
+        f"{'workload':<9} {'plain µs':>8} {'signed µs':>9} {'extra':>7}",
+    ]
+    for cost in signed_costs(records):
+        extra = "-" if cost.extra is None else f"{cost.extra:+.1%}"
+        lines.append(
+            f"{cost.workload:<9} {cost.plain_cpu_us:>8.1f} {cost.signed_cpu_us:>9.1f} {extra:>7}"
         )
     lines += [
         "",

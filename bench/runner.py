@@ -17,6 +17,7 @@ from bench.servers import (
     FLOOR,
     OURS_MEMORY,
     OURS_REFERENCE_PATH,
+    OURS_SIGNED,
     OURS_SQLITE,
     REFERENCE,
     TARGETS,
@@ -46,6 +47,8 @@ class Sizes:
 
 TUTORIAL = frozenset({REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_REFERENCE_PATH})
 """Who runs the tutorial's workloads: grpcio's service and ours."""
+UNARY = TUTORIAL | {OURS_SIGNED}
+"""Who runs the unary workloads: those, and ours with a signed token on every call."""
 FANOUT = frozenset({BROADCAST, FLOOR, OURS_MEMORY, OURS_REFERENCE_PATH})
 """Who runs fan-out: grpcio's broadcast, the socket floor, and ours on both paths."""
 
@@ -88,13 +91,13 @@ def workloads(sizes: Sizes) -> tuple[Workload, ...]:
             "unary",
             lambda e, s, p: load.unary(e.endpoint, s.unary, p),
             lambda s: s.unary,
-            TUTORIAL,
+            UNARY,
         ),
         Workload(
             "unary-32",
             lambda e, s, p: load.unary_concurrent(e.endpoint, s.unary_concurrent, p),
             lambda s: s.unary_concurrent,
-            TUTORIAL,
+            UNARY,
         ),
         *(_fanout(listeners) for listeners in sizes.listeners),
         Workload(

@@ -8,6 +8,8 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.load import Endpoint
+from chat.contract import bearer
+from chat.server import tokens
 from chat.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +26,15 @@ BROADCAST = "grpcio-broadcast"
 """The tutorial's service on grpcio with the broadcast a grpcio user would write."""
 FLOOR = "floor"
 """A plain socket server writing the same bytes: what a delivery costs at the least."""
-TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_REFERENCE_PATH, BROADCAST, FLOOR)
+OURS_SIGNED = "fast-signed"
+"""fast-memory asking for a signed token (JWT) on every call."""
+TARGETS = (REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_REFERENCE_PATH, OURS_SIGNED, BROADCAST, FLOOR)
+SIGNED_SECRET = "the-benchmark-secret-for-signed-tokens-0123456789"
+"""fast-signed asks for tokens signed with this HS256 secret; every call of its load carries one,
+as a user's client would."""
+SERVER_FLAGS = ("--rate-limit", "0")
+"""Flood control off: one benchmark client sends thousands of messages a second on purpose, and
+grpcio's service has no such limit."""
 
 FAST = ("--encoding", "handwritten", "--http2", "direct")
 REFERENCE_PATH = ("--encoding", "betterproto", "--http2", "grpclib")
@@ -40,11 +50,21 @@ def command(target: str, port: int, workdir: Path) -> list[str]:
         return [sys.executable, "-m", "bench.reference", *address, "--broadcast"]
     if target == FLOOR:
         return [sys.executable, "-m", "bench.floor", *address]
-    server = [sys.executable, "-m", "chat.server", *address]
+    server = [sys.executable, "-m", "chat.server", *address, *SERVER_FLAGS]
     if target == OURS_REFERENCE_PATH:
         return [*server, "--store", "memory://", *REFERENCE_PATH]
+    if target == OURS_SIGNED:
+        return [*server, "--store", "memory://", "--jwt-secret", SIGNED_SECRET, *FAST]
     store = "memory://" if target == OURS_MEMORY else f"sqlite:///{workdir / 'bench.db'}"
     return [*server, "--store", store, *FAST]
+
+
+def metadata(target: str) -> tuple[tuple[str, str], ...]:
+    """What every call of the load sends to `target`: a signed token for fast-signed."""
+    if target != OURS_SIGNED:
+        return ()
+    token = tokens.mint(SIGNED_SECRET.encode(), "HS256", "bench", ttl=24 * 3600)
+    return tuple(bearer(token).items())
 
 
 class ServerProcess:
@@ -59,7 +79,7 @@ class ServerProcess:
             self._proc = subprocess.Popen(
                 command(target, self.port, workdir), stdout=log, stderr=log, cwd=ROOT
             )
-        self.endpoint = Endpoint(HOST, self.port, self._proc.pid)
+        self.endpoint = Endpoint(HOST, self.port, self._proc.pid, metadata(target))
 
     async def ready(self) -> "ServerProcess":
         """Returns once the port accepts connections; fails early if the server died."""

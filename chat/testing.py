@@ -23,7 +23,7 @@ from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat.client.status import raise_status
-from chat.contract import SEND_AND_RECEIVE
+from chat.contract import SEND_AND_RECEIVE, bearer
 from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
 from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
@@ -57,8 +57,13 @@ class Chatter:
         self.error: Exception | None = None
 
     @classmethod
-    async def open(cls, stack: AsyncExitStack, channel: Channel, **metadata: str) -> "Chatter":
+    async def open(
+        cls, stack: AsyncExitStack, channel: Channel, token: str = "", **metadata: str
+    ) -> "Chatter":
+        """Opens a stream with `chat-*` metadata (user="ann": chat-user), and `token` as the
+        bearer token when given."""
         md = {f"chat-{key.replace('_', '-')}": value for key, value in metadata.items()}
+        md.update(bearer(token) if token else {})
         stream = channel.request(
             SEND_AND_RECEIVE, Cardinality.STREAM_STREAM, MessageRequest, MessageReply, metadata=md
         )

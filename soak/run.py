@@ -27,6 +27,9 @@ from soak.tally import Tally
 
 SETTLE_SECONDS = 15.0
 """How long servers may take to notice that every client has gone."""
+SERVER_FLAGS = ("--rate-limit", "0")
+"""Flood control off: each client sends its next message as soon as the last one is ACKed,
+faster than the default limit lets one user post."""
 
 
 class SoakError(Exception):
@@ -126,11 +129,11 @@ async def run(
 def _servers_and_faults(plan: Plan, workdir: Path, redis: Redis | None) -> tuple[Servers, Faults]:
     if plan.store == "sqlite":
         store = f"sqlite:///{workdir / 'soak.db'}"
-        server = ServerProcess("server", store, workdir / "server.log")
+        server = ServerProcess("server", store, workdir / "server.log", *SERVER_FLAGS)
         return Servers({"server": server}), server_kills(server, plan.kills)
     if plan.store == "redis" and redis is not None:
-        a = ServerProcess("replica-a", redis.url, workdir / "replica-a.log")
-        b = ServerProcess("replica-b", redis.url, workdir / "replica-b.log")
+        a = ServerProcess("replica-a", redis.url, workdir / "replica-a.log", *SERVER_FLAGS)
+        b = ServerProcess("replica-b", redis.url, workdir / "replica-b.log", *SERVER_FLAGS)
         return Servers({"replica-a": a, "replica-b": b}), replica_and_redis_kills(a, redis)
     raise SoakError(f"unknown store {plan.store!r}: sqlite or redis")
 

@@ -1,9 +1,11 @@
 """Fixtures that start real things (a service over ChannelFor, server processes) and stop them."""
 
+import dataclasses
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from grpclib.testing import ChannelFor
 from chat.client import split_address
 from chat.server.config import Settings
 from chat.server.service import ChatService
+from chat.store import open_store
 from chat.store.memory import MemoryStore
 from chat.testing import PATHS, RedisProcess, Screen, ServerProcess, path_flags
 
@@ -26,10 +29,14 @@ def path(request: pytest.FixtureRequest) -> str:
     return name
 
 
+NO_RATE_LIMIT = ("--rate-limit", "0")
+"""Tests send faster than people type: flood control is off unless a test is about it."""
+
+
 @pytest.fixture
 def settings(path: str) -> Settings:
     encoding, http2 = PATHS[path]
-    return Settings(store="memory://", encoding=encoding, http2=http2)
+    return Settings(store="memory://", encoding=encoding, http2=http2, rate_limit=0)
 
 
 @pytest.fixture
@@ -51,7 +58,8 @@ def server_process(tmp_path: Path, path: str) -> Iterator[Callable[..., ServerPr
 
     def start(store: str = "memory://", *flags: str, port: int | None = None) -> ServerProcess:
         log = tmp_path / f"server-{len(started)}.log"
-        server = ServerProcess(log, store, *path_flags(path), *flags, port=port).start()
+        flags = (*path_flags(path), *NO_RATE_LIMIT, *flags)  # a test's own flags come last
+        server = ServerProcess(log, store, *flags, port=port).start()
         started.append(server)
         return server
 
@@ -108,3 +116,30 @@ def screen() -> Iterator[Callable[..., Screen]]:
     yield open_screen
     for opened_screen in opened:
         opened_screen.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store of each backend, for rules that every store must keep alike (Redis: a
+    redis-server of the test's own)."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'chat.db'}"
+    url: str = request.getfixturevalue("redis_server").url
+    return url
+
+
+@pytest.fixture
+async def service_on() -> AsyncIterator[Callable[[str, Settings], Awaitable[Channel]]]:
+    """Serves ChatService over ChannelFor on the store a URL names, with the given settings;
+    closes channels and stores after the test."""
+    async with AsyncExitStack() as stack:
+
+        async def serve(url: str, settings: Settings) -> Channel:
+            store = await open_store(url)
+            stack.push_async_callback(store.close)
+            service = ChatService(store, dataclasses.replace(settings, store=url))
+            return await stack.enter_async_context(ChannelFor([service], codec=service.codec))
+
+        yield serve

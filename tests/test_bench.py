@@ -32,6 +32,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     samples = {(s["target"], s["workload"]): s for s in report["samples"]}
     expected = {(t, w) for t in TUTORIAL for w in BOTH}
     expected |= {(t, f"fanout-{n}") for t in FANOUT for n in (3, 4)}
+    expected |= {("fast-signed", "unary"), ("fast-signed", "unary-32")}
     assert set(samples) == expected
     for (target, workload), sample in samples.items():
         assert sample["wall_s"] > 0, (target, workload)
@@ -54,6 +55,10 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     servers = [(fan["listeners"], fan["server"]) for fan in report["fanout"]]
     assert servers == [(n, s) for n in (3, 4) for s in ("fast", "ref-path", "grpcio", "floor")]
     assert set(report["idle_kib_per_stream"]) == TUTORIAL
+    assert [row["workload"] for row in report["signed"]] == ["unary", "unary-32"]
+    assert all(row["signed_cpu_us"] > 0 for row in report["signed"])
+    assert samples["fast-signed", "unary"]["count"] == 75
+    assert "Signed tokens, ours only" in result.stdout
     assert report["machine"]["cores"] >= 1
     assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
 

@@ -80,9 +80,10 @@ def parser() -> Parser:
     chat.add_argument(
         "--user",
         type=values.name,
-        default=os.environ.get("CHAT_USER") or values.login_name(),
-        help="your name in the room: 1-64 of A-Z a-z 0-9 _ . - (default: your login name, "
-        "or anonymous when it is not such a name; env CHAT_USER)",
+        default=os.environ.get("CHAT_USER") or None,
+        help="your name in the room: 1-64 of A-Z a-z 0-9 _ . - (default: the user a signed "
+        "--token names, else your login name, or anonymous when it is not such a name; "
+        "env CHAT_USER)",
     )
     chat.add_argument(
         "--room",
@@ -143,11 +144,12 @@ async def stats(channel: Channel, args: argparse.Namespace) -> int:
 
 
 async def chat(channel: Channel, args: argparse.Namespace) -> int:
+    user = args.user or values.token_user(args.token) or values.login_name()
     if sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
         from chat.client.terminal import interactive
 
-        return await interactive(connector(args), args.server, args.user, args.room)
-    return await chat_from_pipe(channel, args.user, args.room)
+        return await interactive(connector(args), args.server, user, args.room)
+    return await chat_from_pipe(channel, user, args.room)
 
 
 async def messages(channel: Channel, args: argparse.Namespace) -> int:
@@ -228,11 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as error:
         code = _fail(str(error))
     except GRPCError as error:
-        needs_token = error.status is Status.UNAUTHENTICATED
-        hint = "; give its token with --token or CHAT_TOKEN" if needs_token else ""
-        code = _fail(
-            f"the server answered {error.status.name}: {error.message or 'no details'}{hint}"
-        )
+        code = _fail(_refusal(error))
     except (OSError, StreamTerminatedError) as error:
         code = _fail(_unreachable(args, error))
     sys.exit(code)
@@ -244,6 +242,19 @@ def _unreachable(args: argparse.Namespace, error: Exception) -> str:
     if isinstance(error, StreamTerminatedError) and not (args.tls or args.ca):
         reason += "; if the server serves TLS, add --tls (or --ca FILE)"
     return reason
+
+
+def _refusal(error: GRPCError) -> str:
+    """A status in plain words; the two about tokens say what they mean and what to do."""
+    details = error.message or "no details"
+    if error.status is Status.UNAUTHENTICATED:
+        return (
+            f"the server does not know who you are (UNAUTHENTICATED: {details}); "
+            "give a valid token with --token or CHAT_TOKEN"
+        )
+    if error.status is Status.PERMISSION_DENIED:
+        return f"your token does not allow this (PERMISSION_DENIED: {details})"
+    return f"the server answered {error.status.name}: {details}"
 
 
 def _fail(reason: str) -> int:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from chat.errors import ConfigError, StoreUnavailable
-from chat.server import config, logs
+from chat.server import config, logs, tokens
 from chat.server.config import Settings
 from chat.server.health import HealthChecks
 from chat.server.metrics import Metrics
@@ -50,12 +50,13 @@ async def serve(settings: Settings) -> None:
             ) from None
         try:
             log.info(
-                "listening on %s:%d%s, store %s; %s",
+                "listening on %s:%d%s, store %s; %s; %s",
                 settings.host,
                 settings.port,
                 " with TLS" if ssl else "",
                 settings.store,
                 service.paths,
+                service.access,
             )
             await stop.wait()
             log.info("stopping: %s open", _count(service.calls.open, "call"))
@@ -85,9 +86,14 @@ def _count(count: int, noun: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point `chat-server`: flags and CHAT_* variables, then serve."""
+    """Console entry point `chat-server`: flags and CHAT_* variables, then serve; `chat-server
+    token ...` mints a signed token instead (chat/server/tokens.py)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["token"]:
+        tokens.main(words[1:])
+        return
     try:
-        settings = config.load(argv)
+        settings = config.load(words)
     except ConfigError as error:
         sys.exit(f"chat-server: {error}")
     logs.configure(settings.log_level, settings.log_format)

@@ -17,9 +17,10 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat.errors import to_grpc_error
-from chat.server.auth import TokenAuth
+from chat.server.auth import Auth
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import ServerStream, Transport
+from chat.server.identity import Identity
 from chat.server.logs import CALL_LINE
 
 log = logging.getLogger("chat.calls")
@@ -40,6 +41,8 @@ class Call(Generic[Request]):
         self.sent = 0
         self.reply: bytes | None = None
         self.codec = codec
+        self.identity: Identity | None = None
+        """Who the call's signed token says it is; None without one (every room is open)."""
         self._transport = transport
 
     def metadata(self, key: str, default: str) -> str:
@@ -118,7 +121,7 @@ class Calls:
     logs one line each."""
 
     def __init__(
-        self, codec: EncodingCodec, transport: Transport, auth: TokenAuth | None = None
+        self, codec: EncodingCodec, transport: Transport, auth: Auth | None = None
     ) -> None:
         self._codec = codec
         self._transport = transport
@@ -143,7 +146,7 @@ class Calls:
                 if self.closing:
                     raise GRPCError(Status.UNAVAILABLE, "the server is shutting down")
                 if self._auth is not None:
-                    self._auth.check(stream.metadata)
+                    call.identity = self._auth.check(stream.metadata)
                 await handler(call)
             except asyncio.CancelledError:
                 status = Status.CANCELLED

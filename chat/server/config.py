@@ -34,6 +34,18 @@ class Settings:
     metrics_port: int = 0
     encoding: EncodingChoice = "auto"
     http2: Http2Choice = "auto"
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_algorithms: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    rate_limit: float = 10.0
+    rate_burst: int = 20
+
+    @property
+    def jwt(self) -> bool:
+        """Whether calls are authenticated with signed tokens (JWT)."""
+        return bool(self.jwt_secret or self.jwt_public_key)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -46,6 +58,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
 STORE_HELP = (
     "where messages are kept: sqlite:///PATH (PATH relative to the working directory: "
     "sqlite:///chat.db), sqlite:////PATH (four slashes: an absolute path, "
@@ -54,9 +76,10 @@ STORE_HELP = (
 )
 
 
-def _shown(help_text: str, name: str) -> str:
-    """A flag's help with its default (from the environment when set there) and its variable."""
-    return f"{help_text} (default: %(default)s; env CHAT_{name.upper()})"
+def _shown(help_text: str, name: str, default: str = "%(default)s") -> str:
+    """A flag's help with its default (from the environment when set there, or as `default`
+    says) and its variable."""
+    return f"{help_text} (default: {default}; env CHAT_{name.upper()})"
 
 
 def parser() -> Parser:
@@ -66,7 +89,8 @@ def parser() -> Parser:
     p = Parser(
         prog="chat-server",
         description="The grpc.chat server. Each flag can also be set by its CHAT_* variable; "
-        "a flag given wins over the variable.",
+        "a flag given wins over the variable. `chat-server token --user NAME` prints a signed "
+        "token for a user instead (see `chat-server token --help`).",
     )
     p.add_argument(
         "--host", default=env("CHAT_HOST", d.host), help=_shown("address to listen on", "host")
@@ -174,6 +198,74 @@ def parser() -> Parser:
             "http2",
         ),
     )
+    p.add_argument(
+        "--jwt-secret",
+        default=env("CHAT_JWT_SECRET", d.jwt_secret),
+        metavar="SECRET",
+        help="require a JWT signed with this HS256 secret (32 bytes or more) on chat calls "
+        "(default: none; env CHAT_JWT_SECRET, better than the flag, which ps shows)",
+    )
+    p.add_argument(
+        "--jwt-public-key",
+        default=env("CHAT_JWT_PUBLIC_KEY", d.jwt_public_key),
+        metavar="FILE",
+        help=_shown(
+            "require a JWT signed with the private key of this public key (PEM: RSA, EC, Ed25519)",
+            "jwt_public_key",
+            "none",
+        ),
+    )
+    p.add_argument(
+        "--jwt-algorithms",
+        default=env("CHAT_JWT_ALGORITHMS", d.jwt_algorithms),
+        metavar="ALG,...",
+        help=_shown(
+            "the JWT algorithms accepted, comma-separated",
+            "jwt_algorithms",
+            "HS256 with a secret; with a public key, the one its type signs with: RS256, "
+            "ES256, ES384, ES512 or EdDSA",
+        ),
+    )
+    p.add_argument(
+        "--jwt-audience",
+        default=env("CHAT_JWT_AUDIENCE", d.jwt_audience),
+        metavar="AUDIENCE",
+        help=_shown(
+            "accept only tokens whose 'aud' claim names this audience",
+            "jwt_audience",
+            "none",
+        ),
+    )
+    p.add_argument(
+        "--jwt-issuer",
+        default=env("CHAT_JWT_ISSUER", d.jwt_issuer),
+        metavar="ISSUER",
+        help=_shown(
+            "accept only tokens whose 'iss' claim is this issuer",
+            "jwt_issuer",
+            "none",
+        ),
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=_env_float("CHAT_RATE_LIMIT", d.rate_limit),
+        metavar="N",
+        help=_shown(
+            "messages per second a user may send over time (0: no limit)",
+            "rate_limit",
+        ),
+    )
+    p.add_argument(
+        "--rate-burst",
+        type=int,
+        default=_env_int("CHAT_RATE_BURST", d.rate_burst),
+        metavar="B",
+        help=_shown(
+            "messages a user may send at once before --rate-limit applies",
+            "rate_burst",
+        ),
+    )
     return p
 
 
@@ -199,4 +291,25 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"CHAT_HTTP2 {settings.http2!r} is not one of {http2.CHOICES}")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
+    _check_auth(settings)
+    if settings.rate_limit < 0 or settings.rate_limit != settings.rate_limit:
+        raise ConfigError("--rate-limit must be 0 (no limit) or more messages per second")
+    if settings.rate_burst < 1:
+        raise ConfigError("--rate-burst must be at least 1")
     return settings
+
+
+def _check_auth(settings: Settings) -> None:
+    """One way to authenticate at a time; JWT details only with a JWT key."""
+    if settings.token and settings.jwt:
+        raise ConfigError(
+            "--token (one shared token) and --jwt-secret/--jwt-public-key (signed tokens) "
+            "are two ways to authenticate: choose one"
+        )
+    if settings.jwt_secret and settings.jwt_public_key:
+        raise ConfigError("--jwt-secret and --jwt-public-key exclude each other: choose one key")
+    if not settings.jwt:
+        for name in ("jwt_algorithms", "jwt_audience", "jwt_issuer"):
+            if getattr(settings, name):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} needs --jwt-secret or --jwt-public-key")

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from chat.contract import Kind
 from chat.errors import SlowConsumer, StoreUnavailable
@@ -32,6 +32,7 @@ class Subscriber:
     ) -> None:
         self.id = id
         self.user = user  # None: a history follower, which is not shown as online
+        self.reads: Callable[[str], bool] | None = None  # the rooms it may see; None: all
         self.rooms: set[str] = set()
         self.last_id = 0  # the newest stored id handed to the stream
         self.replayed = 0  # the newest id a history replay sent: the queue may repeat it
@@ -199,8 +200,12 @@ class Rooms:
         if online[subscriber.user] == 1:
             self._announce(room, Kind.JOIN, subscriber)
 
-    def follow_everything(self, subscriber: Subscriber) -> None:
-        """Delivers every room's messages to the subscriber (GetMessages without a room)."""
+    def follow_everything(
+        self, subscriber: Subscriber, reads: Callable[[str], bool] | None = None
+    ) -> None:
+        """Delivers every room's messages to the subscriber (GetMessages without a room), or
+        those of the rooms `reads` allows."""
+        subscriber.reads = reads
         self._everywhere.add(subscriber)
 
     def stored(self, message: Stored) -> None:
@@ -208,6 +213,8 @@ class Rooms:
         data = framed = b""  # encoded once, and only when someone besides the sender listens
         for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
             if subscriber.id != message.origin:
+                if subscriber.reads is not None and not subscriber.reads(message.room):
+                    continue
                 if not data:
                     data = self._encoding.chat(message)
                     framed = grpc_message(data)
@@ -229,6 +236,10 @@ class Rooms:
         if room is None:
             return len(self._subscribers)
         return len(self._members.get(room, ()))
+
+    def connected_in(self, rooms: Iterable[str]) -> int:
+        """Open subscribers in any of `rooms`, each counted once."""
+        return len(set().union(*(self._members.get(room, ()) for room in rooms)))
 
     def online(self, room: str | None = None) -> list[str]:
         """Users with an open stream, in one room or anywhere, sorted."""

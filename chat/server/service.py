@@ -7,7 +7,7 @@ the grpclib stream (metadata, peer) and never close a server-streaming generator
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
@@ -15,11 +15,11 @@ from grpclib.exceptions import GRPCError
 from chat import contract
 from chat.errors import ShuttingDown
 from chat.model import Draft, Stored
-from chat.server import encoding, http2, rules
-from chat.server.auth import TokenAuth
+from chat.server import auth, encoding, http2, rules
 from chat.server.calls import Call, Calls
 from chat.server.config import Settings
 from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
+from chat.server.identity import Identity
 from chat.server.rooms import Delivery, Rooms, Subscriber
 from chat.store import Store
 from chat.tasks import cancel_and_wait
@@ -44,12 +44,19 @@ class ChatService:
         )
         """Which paths run and why, for the startup line."""
         self.codec = EncodingCodec(self.encoding, settings.max_message_bytes)
-        auth = TokenAuth(settings.token) if settings.token else None
-        self.calls = Calls(self.codec, self.transport, auth)
+        guard = auth.from_settings(settings)
+        self.calls = Calls(self.codec, self.transport, guard)
+        flood = f"{settings.rate_limit:g}/s, burst {settings.rate_burst}"
+        self.access = (
+            f"auth: {guard.name if guard else 'none'}; "
+            f"flood control: {flood if settings.rate_limit else 'off'}"
+        )
+        """Who may call and how fast, for the startup line."""
         self._store = store
         self.rooms = Rooms(settings.queue_size, self.encoding)
         self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
+        self._rate, self._burst = settings.rate_limit, settings.rate_burst
         self._started = time.monotonic()
         store.listen(self.rooms)
 
@@ -99,7 +106,10 @@ class ChatService:
 
     async def get_stats(self, call: Call[RoomRequest]) -> None:
         request = await _one_request(call)
-        room = _room_filter(request.room)
+        room = _room_filter(request.room, call.identity)
+        if room is None and _restricted(call.identity):
+            call.reply_once(self.encoding.stats(await self._readable_stats(call.identity)))
+            return
         messages = await self._store.count(room)
         if room is None:
             rooms = len(await self._store.rooms() | self.rooms.active_rooms())
@@ -114,27 +124,51 @@ class ChatService:
         )
         call.reply_once(self.encoding.stats(stats))
 
+    async def _readable_stats(self, identity: Identity) -> Stats:
+        """The whole server's figures as a token limited to some rooms may see them: only
+        those rooms count."""
+        stored = [room for room in await self._store.rooms() if identity.may_use(room)]
+        active = [room for room in self.rooms.active_rooms() if identity.may_use(room)]
+        messages = sum([await self._store.count(room) for room in stored])
+        return Stats(
+            messages=min(messages, INT32_MAX),
+            rooms=min(len({*stored, *active}), INT32_MAX),
+            connected=self.rooms.connected_in(active),
+            online=sorted(set().union(*(self.rooms.online(room) for room in active))),
+            uptime_seconds=time.monotonic() - self._started,
+        )
+
     async def get_messages(self, call: Call[MessagesRequest]) -> None:
         request = await _one_request(call)
-        room = _room_filter(request.room)
-        history = self._store.history(room, request.after_id, request.limit)
+        identity = call.identity
+        room = _room_filter(request.room, identity)
+        if room is None and _restricted(identity):
+            history = self._readable_history(identity, request.after_id, request.limit)
+        else:
+            history = self._store.history(room, request.after_id, request.limit)
         if not request.follow:
             await self._send_history(call, history)
             return
         with self.rooms.subscribe(user=None) as subscriber:
             if room is None:
-                self.rooms.follow_everything(subscriber)
+                reads = identity.may_use if _restricted(identity) else None
+                self.rooms.follow_everything(subscriber, reads)
             else:
                 self.rooms.join(subscriber, room)
             replay = self._replay_then_live(call, subscriber, history, request.after_id)
             await _until_ended(subscriber, replay)
 
     async def send_and_receive_message(self, call: Call[ChatRequest]) -> None:
-        user = call.metadata(contract.USER, contract.DEFAULT_USER)
+        identity = call.identity
+        user = call.metadata(contract.USER, identity.user if identity else contract.DEFAULT_USER)
         room = call.metadata(contract.ROOM, contract.DEFAULT_ROOM)
         for problem in (rules.name_problem("user", user), rules.name_problem("room", room)):
             if problem:
                 raise GRPCError(Status.INVALID_ARGUMENT, f"chat-{problem}")
+        if identity is not None and (
+            problem := identity.check_user(user, "chat-user") or identity.check_room(room)
+        ):
+            raise GRPCError(Status.PERMISSION_DENIED, problem)
         # Present (0 included: a client that has seen nothing yet), it asks for a replay.
         resume = call.metadata(contract.AFTER_ID, "")
         after_id = _after_id(resume) if resume else None
@@ -165,6 +199,8 @@ class ChatService:
             # The stream's own names were checked when it opened; only overrides need a look.
             overrides = draft.room is not defaults.room or draft.user is not defaults.user
             problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
+            if not problem:
+                problem = await self._refusal(call.identity, draft, overrides)
             if problem:
                 await subscriber.put(0, self.encoding.error(problem, draft.room, draft.user))
                 continue
@@ -175,6 +211,45 @@ class ChatService:
                 await _send_queued(call, subscriber.take())  # saves a hop to the sending task
             await subscriber.room_to_spare()
         subscriber.finish()
+
+    async def _refusal(
+        self, identity: Identity | None, draft: Draft, overrides: bool
+    ) -> str | None:
+        """Why the call may not post a valid draft now, or None: a user or room its token does
+        not allow (overrides only: the stream's own were checked when it opened), or too many
+        messages from its user."""
+        if identity is not None and overrides:
+            problem = identity.check_user(draft.user, "user") or identity.check_room(draft.room)
+            if problem:
+                return problem
+        if self._rate and not await self._store.take_token(draft.user, self._rate, self._burst):
+            return (
+                f"slow down: {draft.user} may send {self._rate:g} messages a second, "
+                f"{self._burst} at once; this one was not stored"
+            )
+        return None
+
+    async def _readable_history(
+        self, identity: Identity, after_id: int, limit: int
+    ) -> AsyncIterator[Stored]:
+        """The history of every room the identity may use, oldest first; with `limit`, the
+        newest `limit` of those (read room by room: at most `limit` from each)."""
+        if not limit:
+            allowed: dict[str, bool] = {}  # each room's patterns matched once
+            async for message in self._store.history(None, after_id):
+                readable = allowed.get(message.room)
+                if readable is None:
+                    readable = allowed[message.room] = identity.may_use(message.room)
+                if readable:
+                    yield message
+            return
+        newest: list[Stored] = []
+        for room in await self._store.rooms():
+            if identity.may_use(room):
+                newest += [message async for message in self._store.history(room, after_id, limit)]
+        newest.sort(key=lambda message: message.id)
+        for message in newest[-limit:]:
+            yield message
 
     async def _send_history(self, call: Call[Any], history: AsyncIterator[Stored]) -> int:
         """Streams stored messages, many per write; returns the last id sent (0 when none)."""
@@ -219,13 +294,22 @@ async def _one_request(call: Call[Request]) -> Request:
     return request
 
 
-def _room_filter(room: str) -> str | None:
+def _room_filter(room: str, identity: Identity | None) -> str | None:
+    """The room a read is filtered to (None: all); INVALID_ARGUMENT for a bad name,
+    PERMISSION_DENIED for a room the call's token does not allow."""
     if not room:
         return None
     problem = rules.name_problem("room", room)
     if problem:
         raise GRPCError(Status.INVALID_ARGUMENT, problem)
+    if identity is not None and (problem := identity.check_room(room)):
+        raise GRPCError(Status.PERMISSION_DENIED, problem)
     return room
+
+
+def _restricted(identity: Identity | None) -> TypeGuard[Identity]:
+    """Whether the call's token lists the rooms it may use (so the others must not show)."""
+    return identity is not None and identity.rooms is not None
 
 
 def _after_id(raw: str) -> int:

@@ -53,6 +53,11 @@ class Store(Protocol):
         """The names of the rooms that have stored messages."""
         ...
 
+    async def take_token(self, user: str, rate: float, burst: int) -> bool:
+        """Takes one message from `user`'s token bucket (`burst` at most, `rate` more a second);
+        False, taking nothing, when it is empty. Every replica sharing the store shares it."""
+        ...
+
     async def close(self) -> None:
         """Flushes pending writes and releases the backend."""
         ...

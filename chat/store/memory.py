@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from chat.model import Draft, Stored
 from chat.store.base import SLACK, Listener
+from chat.store.buckets import TokenBuckets
 
 
 class MemoryStore:
@@ -16,6 +17,7 @@ class MemoryStore:
         self._all: list[Stored] = []
         self._by_room: dict[str, list[Stored]] = {}
         self._listeners: list[Listener] = []
+        self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._next_id = 1
 
     def listen(self, listener: Listener) -> None:
@@ -64,6 +66,9 @@ class MemoryStore:
 
     async def rooms(self) -> set[str]:
         return set(self._by_room)
+
+    async def take_token(self, user: str, rate: float, burst: int) -> bool:
+        return self._buckets.take(user, rate, burst)
 
     async def close(self) -> None:
         self._listeners.clear()

@@ -59,6 +59,28 @@ end
 return {id, micros}
 """
 
+# KEYS: the user's bucket (a hash: tokens, at). ARGV: rate per second, burst.
+# Returns 1 when a token was taken, 0 when the bucket is empty. Redis's clock, so every
+# replica counts alike; the key expires once the bucket would be full again.
+TAKE_TOKEN = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = redis.call('TIME')
+local at = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local before = tonumber(state[2]) or at
+tokens = math.min(burst, tokens + math.max(0, at - before) * rate)
+local taken = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  taken = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return taken
+"""
+
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 """Stream entries as redis-py returns them without decode_responses: id, fields."""
@@ -66,6 +88,10 @@ Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 def room_key(room: str) -> str:
     return PREFIX + "room:" + room
+
+
+def bucket_key(user: str) -> str:
+    return PREFIX + "rate:" + user
 
 
 class RedisStore:
@@ -93,6 +119,7 @@ class RedisStore:
             retry=Retry(NoBackoff(), 0),
         )
         self._append = self._client.register_script(APPEND)
+        self._take_token = self._client.register_script(TAKE_TOKEN)
         self._listeners: list[Listener] = []
         self._last_entry = "0-0"
         self._delivered = 0  # the newest id this replica's listeners have been told of
@@ -196,6 +223,13 @@ class RedisStore:
             return {name.decode() for name in names}
         except RedisError as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
+
+    async def take_token(self, user: str, rate: float, burst: int) -> bool:
+        try:
+            taken = await self._take_token(keys=[bucket_key(user)], args=[rate, burst])
+        except RedisError as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+        return bool(taken)
 
     async def close(self) -> None:
         if self._follower is not None:

@@ -19,6 +19,7 @@ import aiosqlite
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store.base import PAGE_SIZE, SLACK, Listener
+from chat.store.buckets import TokenBuckets
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -58,6 +59,7 @@ class SqliteStore:
         self._reader = reader
         self._loop = asyncio.get_running_loop()
         self._listeners: list[Listener] = []
+        self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._pending: list[Pending] = []
         self._counts: dict[str, int] = {}
         self._next_id = 1
@@ -227,6 +229,9 @@ class SqliteStore:
 
     async def rooms(self) -> set[str]:
         return set(self._counts)
+
+    async def take_token(self, user: str, rate: float, burst: int) -> bool:
+        return self._buckets.take(user, rate, burst)
 
     async def close(self) -> None:
         """Commits what is pending, then closes both connections."""

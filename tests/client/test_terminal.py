@@ -176,7 +176,7 @@ def test_a_refused_token_is_said_before_anything_claims_a_connection(
     server.start()
     try:
         child, seen = terminal(server.address, "--user", "ann", CHAT_TOKEN="")
-        child.expect("chat: the server answered UNAUTHENTICATED")
+        child.expect("chat: the server does not know who you are \\(UNAUTHENTICATED")
         child.expect(pexpect.EOF)
         child.close()
         assert child.exitstatus == 1

@@ -83,5 +83,5 @@ def test_the_client_without_the_token_says_so_in_one_line_and_exits_1(
     assert result.returncode == 1
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("chat: the server answered UNAUTHENTICATED: ")
-    assert result.stderr.rstrip().endswith("give its token with --token or CHAT_TOKEN")
+    assert result.stderr.startswith("chat: the server does not know who you are (UNAUTHENTICATED: ")
+    assert result.stderr.rstrip().endswith("give a valid token with --token or CHAT_TOKEN")

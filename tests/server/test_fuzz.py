@@ -293,6 +293,7 @@ def target(tmp_path: Path, path: str) -> Iterator[Target]:
         f"sqlite:///{tmp_path / 'chat.db'}",
         *("--max-message-bytes", str(MAX_MESSAGE_BYTES), "--max-text-bytes", str(MAX_TEXT_BYTES)),
         *path_flags(path),
+        *("--rate-limit", "0"),  # thousands of messages a second, on purpose
     ).start()
     target = Target(server, ENCODINGS[path])
     yield target

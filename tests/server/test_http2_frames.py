@@ -277,7 +277,8 @@ async def run_mix(port: int, steps: list[tuple[str, str, int]], end: bool, cuts:
 
 
 def test_any_mix_of_frames_cut_anywhere_is_read_as_h2_would(tmp_path: Path, path: str) -> None:
-    server = ServerProcess(tmp_path / "server.log", "memory://", *path_flags(path)).start()
+    flags = (*path_flags(path), "--rate-limit", "0")  # hundreds of examples in a second
+    server = ServerProcess(tmp_path / "server.log", "memory://", *flags).start()
     loop = asyncio.new_event_loop()
     try:
 

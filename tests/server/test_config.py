@@ -1,0 +1,47 @@
+"""Settings from flags and CHAT_* variables: the flags of signed tokens and flood control."""
+
+import pytest
+
+from chat.errors import ConfigError
+from chat.server import config
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def test_signed_token_and_flood_settings_come_from_their_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    variables = {
+        "CHAT_JWT_SECRET": SECRET,
+        "CHAT_JWT_ALGORITHMS": "HS256,HS384",
+        "CHAT_JWT_AUDIENCE": "chat",
+        "CHAT_JWT_ISSUER": "us",
+        "CHAT_RATE_LIMIT": "2.5",
+        "CHAT_RATE_BURST": "7",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    settings = config.load([])
+    assert (settings.jwt_secret, settings.jwt_algorithms) == (SECRET, "HS256,HS384")
+    assert (settings.jwt_audience, settings.jwt_issuer) == ("chat", "us")
+    assert (settings.rate_limit, settings.rate_burst) == (2.5, 7)
+    assert config.load(["--rate-limit", "0", "--rate-burst", "1"]).rate_limit == 0
+
+
+def test_the_public_key_comes_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_JWT_PUBLIC_KEY", "/keys/chat.pem")
+    assert config.load([]).jwt_public_key == "/keys/chat.pem"
+
+
+def test_the_defaults_limit_each_user_to_10_a_second_20_at_once_and_ask_for_no_token() -> None:
+    settings = config.Settings()
+    assert (settings.rate_limit, settings.rate_burst) == (10.0, 20)
+    assert not settings.jwt and not settings.token
+
+
+def test_a_rate_limit_variable_that_is_no_number_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHAT_RATE_LIMIT", "fast")
+    with pytest.raises(ConfigError, match="CHAT_RATE_LIMIT='fast' is not a number"):
+        config.load([])
