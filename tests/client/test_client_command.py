@@ -84,8 +84,8 @@ def test_the_chat_help_explains_user_and_room() -> None:
         run_client(["chat", "--help"], env={"CHAT_USER": "", "CHAT_ROOM": ""}).stdout.split()
     )
     assert (
-        "--user USER your name in the room: 1-64 of A-Z a-z 0-9 _ . - (default: your login name"
-        in shown
+        "--user USER your name in the room: 1-64 of A-Z a-z 0-9 _ . - (default: the user a "
+        "signed --token names, else your login name" in shown
     )
     assert "--room ROOM the room to enter" in shown
     assert "(default: general; env CHAT_ROOM)" in shown
