@@ -9,6 +9,7 @@ from chat.errors import ConfigError
 from chat.server import encoding, http2, logs
 from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
+from chat.store import DEDUPE_WINDOW
 
 MiB = 1024 * 1024
 
@@ -24,6 +25,7 @@ class Settings:
     max_message_bytes: int = 4 * MiB
     max_text_bytes: int = 8 * 1024
     max_history: int = 0
+    dedupe_window: float = DEDUPE_WINDOW
     drain_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
@@ -43,6 +45,16 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -80,6 +92,14 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=_env_int("CHAT_MAX_HISTORY", d.max_history),
         help="messages kept per room (0: all)",
+    )
+    p.add_argument(
+        "--dedupe-window",
+        type=float,
+        default=_env_float("CHAT_DEDUPE_WINDOW", d.dedupe_window),
+        metavar="SECONDS",
+        help="how long a message key is remembered, so a resend is stored once (default 86400: "
+        "24 h; memory:// remembers keys while it runs)",
     )
     p.add_argument(
         "--drain-seconds",
@@ -159,6 +179,8 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"CHAT_ENCODING {settings.encoding!r} is not one of {encoding.CHOICES}")
     if settings.http2 not in http2.CHOICES:
         raise ConfigError(f"CHAT_HTTP2 {settings.http2!r} is not one of {http2.CHOICES}")
+    if not settings.dedupe_window >= 0:
+        raise ConfigError("--dedupe-window must be 0 seconds or more")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     return settings

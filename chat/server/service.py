@@ -111,13 +111,16 @@ class ChatService:
             connected=self.rooms.connected(room),
             online=self.rooms.online(room),
             uptime_seconds=time.monotonic() - self._started,
+            epoch=self._store.epoch,
         )
-        call.reply_once(self.encoding.stats(stats))
+        call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self._store.epoch})
 
     async def get_messages(self, call: Call[MessagesRequest]) -> None:
         request = await _one_request(call)
         room = _room_filter(request.room)
-        history = self._store.history(room, request.after_id, request.limit)
+        epoch = await self._send_epoch(call)
+        after_id = request.after_id if _same_history(call, epoch) else 0
+        history = self._store.history(room, after_id, request.limit)
         if not request.follow:
             await self._send_history(call, history)
             return
@@ -126,7 +129,7 @@ class ChatService:
                 self.rooms.follow_everything(subscriber)
             else:
                 self.rooms.join(subscriber, room)
-            replay = self._replay_then_live(call, subscriber, history, request.after_id)
+            replay = self._replay_then_live(call, subscriber, history, after_id)
             await _until_ended(subscriber, replay)
 
     async def send_and_receive_message(self, call: Call[ChatRequest]) -> None:
@@ -136,8 +139,11 @@ class ChatService:
             if problem:
                 raise GRPCError(Status.INVALID_ARGUMENT, f"chat-{problem}")
         # Present (0 included: a client that has seen nothing yet), it asks for a replay.
+        epoch = await self._send_epoch(call)
         resume = call.metadata(contract.AFTER_ID, "")
         after_id = _after_id(resume) if resume else None
+        if not _same_history(call, epoch) and after_id is not None:
+            after_id = 0
         with self.rooms.subscribe(user=user) as subscriber:
             self.rooms.join(subscriber, room)
             history = self._store.history(room, after_id) if after_id is not None else _nothing()
@@ -161,20 +167,31 @@ class ChatService:
                 user=request.user or defaults.user,
                 text=request.message,
                 origin=defaults.origin,
+                key=request.key,
             )
             # The stream's own names were checked when it opened; only overrides need a look.
             overrides = draft.room is not defaults.room or draft.user is not defaults.user
             problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
             if problem:
-                await subscriber.put(0, self.encoding.error(problem, draft.room, draft.user))
+                error = self.encoding.error(problem, draft.room, draft.user, draft.key)
+                await subscriber.put(0, error)
                 continue
             self.rooms.join(subscriber, draft.room)
-            await self._store.append(draft)  # the rooms queue its ACK, in order with the room
-            self.messages_stored += 1
+            stored = await self._store.append(draft)  # the rooms queue its ACK, in id order
+            if stored.repeat:  # stored before: the first ACK again, and nothing for the room
+                subscriber.acknowledge(self.encoding.ack(stored))
+            else:
+                self.messages_stored += 1
             if not call.sending.locked():
                 await _send_queued(call, subscriber.take())  # saves a hop to the sending task
             await subscriber.room_to_spare()
         subscriber.finish()
+
+    async def _send_epoch(self, call: Call[Any]) -> str:
+        """Sends a streaming call's response headers, with the store's epoch; returns it."""
+        epoch = self._store.epoch
+        await call.send_initial_metadata({contract.EPOCH: epoch})
+        return epoch
 
     async def _send_history(self, call: Call[Any], history: AsyncIterator[Stored]) -> int:
         """Streams stored messages, many per write; returns the last id sent (0 when none)."""
@@ -232,6 +249,16 @@ def _after_id(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or int(raw) > UINT64_MAX:
         raise GRPCError(Status.INVALID_ARGUMENT, f"chat-after-id {raw!r} is not a message id")
     return int(raw)
+
+
+def _same_history(call: Call[Any], epoch: str) -> bool:
+    """Whether the ids a client resumes after belong to the history of `epoch`: yes, unless its
+    `chat-epoch` names another one (the history was replaced, and every id of it is new to the
+    client); INVALID_ARGUMENT for a value that is no epoch."""
+    theirs = call.metadata(contract.EPOCH, "")
+    if theirs and not rules.NAME.fullmatch(theirs):
+        raise GRPCError(Status.INVALID_ARGUMENT, f"chat-epoch {theirs!r} is not an epoch")
+    return not theirs or theirs == epoch
 
 
 async def _nothing() -> AsyncIterator[Stored]:

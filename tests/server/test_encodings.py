@@ -171,3 +171,9 @@ def test_chat_and_ack_replies_are_the_same_bytes_from_both_encodings(
     assert FAST.chat(message) == REFERENCE.chat(message)
     assert FAST.ack(message) == REFERENCE.ack(message)
     assert MessageReply().parse(FAST.ack(message)).key == key
+
+
+@pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
+def test_an_error_reply_names_the_key_of_the_request_it_refuses(encoding: Encoding) -> None:
+    error = MessageReply().parse(encoding.error("empty message", "room", "ann", "k1"))
+    assert (error.kind, error.message, error.key) == (Kind.ERROR, "empty message", "k1")

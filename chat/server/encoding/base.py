@@ -99,9 +99,9 @@ class Encoding(ABC):
             Kind.ACK, text, message.user, message.room, message.id, message.sent_at, message.key
         )
 
-    def error(self, reason: str, room: str, user: str) -> bytes:
-        """A refusal on the same stream: the message was not stored, and why."""
-        return self.reply(Kind.ERROR, reason, user, room, 0, datetime.now(UTC))
+    def error(self, reason: str, room: str, user: str, key: str = "") -> bytes:
+        """A refusal on the same stream: the message (with its key) was not stored, and why."""
+        return self.reply(Kind.ERROR, reason, user, room, 0, datetime.now(UTC), key)
 
     def presence(self, kind: int, room: str, user: str) -> bytes:
         """A JOIN or LEAVE: a user's first stream in a room opened, or its last one closed."""

@@ -5,7 +5,7 @@ with `send_trailing_metadata`. A message over the size limit is refused once grp
 it (its API offers no hook between a message's length prefix and its body).
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from grpclib.server import Server
@@ -37,5 +37,7 @@ class GrpclibTransport(Transport):
     def send_now(self, stream: ServerStream, replies: list[bytes]) -> bool:
         return False
 
-    def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
+    def finish_unary_now(
+        self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]
+    ) -> bool:
         return False
