@@ -8,25 +8,26 @@ import sys
 from collections.abc import Callable, Sequence
 
 from grpclib.client import Channel
-from grpclib.const import Cardinality, Status
+from grpclib.const import Status
 from grpclib.events import SendRequest, listen
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from chat import contract
 from chat.client import output
-from chat.client.status import raise_status
+from chat.client.session import ChatSession, follow_messages
 from chat.contract import bearer
+from chat.tasks import cancel_and_wait
 from chat.tls import client_context
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
     MessageReplyKind,
-    MessageRequest,
     MessagesRequest,
     StatsRequest,
 )
 
 UNARY_TIMEOUT = 10.0
+PIPE_RETRIES = 3
+"""Failed connections in a row (about 3.5 s of backoff) after which piped chat gives up."""
 TUTORIAL_FLAGS = {"--chat": "chat", "--get-stats": "stats", "--read-messages": "messages"}
 
 
@@ -124,6 +125,14 @@ async def messages(channel: Channel, args: argparse.Namespace) -> int:
         room=args.room, after_id=args.after, limit=args.limit, follow=args.follow
     )
     show = output.message_json if args.json else output.message_line
+    if args.follow:
+        await follow_messages(
+            connector(args),
+            request,
+            show=lambda reply: print(show(reply), flush=True),
+            status=lambda text: print(f"-- {text}", file=sys.stderr, flush=True),
+        )
+        return 0
     async for reply in ChatServiceStub(channel).get_messages(request):
         print(show(reply), flush=args.follow)
     return 0
@@ -134,52 +143,40 @@ async def chat(channel: Channel, args: argparse.Namespace) -> int:
         from chat.client.terminal import interactive
 
         return await interactive(connector(args), args.user, args.room)
-    return await chat_from_pipe(channel, args.user, args.room)
+    return await chat_from_pipe(connector(args), args.user, args.room)
 
 
-async def chat_from_pipe(channel: Channel, user: str, room: str) -> int:
-    """Sends each input line, prints every reply; 0 at end of input unless a line was refused."""
-    metadata = {contract.USER: user, contract.ROOM: room}
-    refused = 0
-    async with channel.request(
-        contract.SEND_AND_RECEIVE,
-        Cardinality.STREAM_STREAM,
-        MessageRequest,
-        MessageReply,
-        metadata=metadata,
-    ) as stream:
-        await stream.send_request()
+def _show_reply(reply: MessageReply) -> None:
+    if reply.kind is MessageReplyKind.ERROR:
+        print(output.message_line(reply), file=sys.stderr, flush=True)
+    else:
+        print(output.message_line(reply), flush=True)
 
-        async def show_replies() -> None:
-            nonlocal refused
-            async for reply in stream:
-                if reply.kind is MessageReplyKind.ERROR:
-                    refused += 1
-                    print(output.message_line(reply), file=sys.stderr, flush=True)
-                else:
-                    print(output.message_line(reply), flush=True)
 
-        printer = asyncio.create_task(show_replies())
-        try:
-            try:
-                while line := await asyncio.to_thread(sys.stdin.readline):
-                    if printer.done():
-                        break
-                    if text := line.rstrip("\r\n"):
-                        await stream.send_message(MessageRequest(message=text))
-            except StreamTerminatedError:
-                raise_status(stream)  # the server ended the call while we sent: its status
-                raise
-            if printer.done():  # the server ended the call early: say why
-                raise_status(stream)
-                await stream.cancel()
-            else:
-                await stream.end()
-            await printer
-        finally:
-            printer.cancel()
-            await asyncio.gather(printer, return_exceptions=True)  # its error is told above
-    return 1 if refused else 0
+def _show_status(text: str) -> None:
+    """What the session says on stderr, but its first "connected as": a pipe's output stays the
+    tutorial's unless something happened."""
+    if not text.startswith("connected as"):
+        print(f"-- {text}", file=sys.stderr, flush=True)
+
+
+async def chat_from_pipe(connect: Callable[[], Channel], user: str, room: str) -> int:
+    """Sends each input line, prints every reply; after a disconnect, resends what was not
+    acknowledged. 0 at end of input once every line is acknowledged; 1 when one was refused or
+    could not be sent."""
+    session = ChatSession(connect, user, room, show=_show_reply, status=_show_status)
+    running = asyncio.create_task(session.run(retries=PIPE_RETRIES))
+    try:
+        while line := await asyncio.to_thread(sys.stdin.readline):
+            if running.done():
+                break
+            if text := line.rstrip("\r\n"):
+                session.send(text)
+        await session.close()
+        await running  # the server's final answer, or the last failure, reaches the caller
+    finally:
+        await cancel_and_wait([running])
+    return 1 if session.refused or session.pending else 0
 
 
 COMMANDS = {"chat": chat, "stats": stats, "messages": messages}

@@ -67,6 +67,8 @@ async def interactive(connect: Callable[[], Channel], user: str, room: str) -> i
             await session.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(running), CLOSE_TIMEOUT)
+            if session.pending:
+                _say("ansired", f"-- not sent: {len(session.pending)} messages, never acknowledged")
         finally:
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -92,5 +94,7 @@ async def _prompt_until_done(
             return
         if text == "/help":
             _say("ansibrightblack", f"-- {HELP}")
-        elif text and not await session.send(text):
-            _say("ansired", "-- not sent: not connected right now; try again shortly")
+        elif text:
+            session.send(text)
+            if not session.connected:
+                _say("ansiyellow", f"-- pending: {text} (sent when the connection is back)")
