@@ -89,6 +89,7 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
             for fan in report.fanouts(records, sizes)
         ],
         "idle_kib_per_stream": report.idle_kib_per_stream(records),
+        "key_cost_us": report.key_cost_us(records),
     }
 
 

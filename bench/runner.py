@@ -46,6 +46,8 @@ class Sizes:
 
 TUTORIAL = frozenset({REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_REFERENCE_PATH})
 """Who runs the tutorial's workloads: grpcio's service and ours."""
+OURS = TUTORIAL - {REFERENCE}
+"""Who runs what only our server can: bidi with message keys."""
 FANOUT = frozenset({BROADCAST, FLOOR, OURS_MEMORY, OURS_REFERENCE_PATH})
 """Who runs fan-out: grpcio's broadcast, the socket floor, and ours on both paths."""
 
@@ -83,6 +85,12 @@ def workloads(sizes: Sizes) -> tuple[Workload, ...]:
             lambda e, s, p: load.history(e.endpoint, p),
             lambda s: s.messages + load.WARM_UP_MESSAGES,
             TUTORIAL,
+        ),
+        Workload(
+            "bidi-keyed",
+            lambda e, s, p: load.bidi(e.endpoint, s.messages, p, keyed=True),
+            lambda s: s.messages,
+            OURS,
         ),
         Workload(
             "unary",

@@ -25,6 +25,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr
     assert "ratio = ours / grpcio" in result.stdout
+    assert "Message keys, ours only" in result.stdout
     assert "round 1/1 fast-sqlite bidi" in result.stderr  # the progress line
     assert "x floor" in result.stdout
 
@@ -32,6 +33,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     samples = {(s["target"], s["workload"]): s for s in report["samples"]}
     expected = {(t, w) for t in TUTORIAL for w in BOTH}
     expected |= {(t, f"fanout-{n}") for t in FANOUT for n in (3, 4)}
+    expected |= {(target, "bidi-keyed") for target in OURS.values()}
     assert set(samples) == expected
     for (target, workload), sample in samples.items():
         assert sample["wall_s"] > 0, (target, workload)
@@ -54,6 +56,10 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     servers = [(fan["listeners"], fan["server"]) for fan in report["fanout"]]
     assert servers == [(n, s) for n in (3, 4) for s in ("fast", "ref-path", "grpcio", "floor")]
     assert set(report["idle_kib_per_stream"]) == TUTORIAL
+    assert set(report["key_cost_us"]) == set(OURS)
+    for target in OURS.values():
+        assert samples[target, "bidi-keyed"]["count"] == 300
+        assert samples[target, "bidi-keyed"]["cpu_s"] > 0
     assert report["machine"]["cores"] >= 1
     assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
 
