@@ -1,6 +1,7 @@
 """Settings: one dataclass built from command-line flags and `CHAT_*` environment variables."""
 
 import argparse
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -179,8 +180,8 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"CHAT_ENCODING {settings.encoding!r} is not one of {encoding.CHOICES}")
     if settings.http2 not in http2.CHOICES:
         raise ConfigError(f"CHAT_HTTP2 {settings.http2!r} is not one of {http2.CHOICES}")
-    if not settings.dedupe_window >= 0:
-        raise ConfigError("--dedupe-window must be 0 seconds or more")
+    if not 0 <= settings.dedupe_window < math.inf:
+        raise ConfigError("--dedupe-window must be a number of seconds, 0 or more")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     return settings

@@ -93,6 +93,29 @@ def test_reconnects_after_a_restart_and_misses_nothing(
         assert log.count(f": {text}") == 1, (text, log)
 
 
+def test_a_line_typed_while_the_server_is_away_is_pending_then_sent_once(
+    server_process: Start,
+    terminal: Callable[[ServerProcess], tuple[pexpect.spawn, io.StringIO]],
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path / 'chat.db'}"
+    server = server_process(store)
+    child, _ = terminal(server)
+    child.expect(PROMPT)
+    assert server.stop() == 0
+    child.expect("reconnecting in")
+    child.sendline("typed while away")
+    child.expect("pending: typed while away")
+    again = server_process(store, port=server.port)
+    child.expect(r"\d\d:\d\d:\d\d .*ann.*: typed while away")  # its ACK, once it is back
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    history = run_client(["--server", again.address, "messages"])
+    assert [line.split("] ", 1)[1] for line in history.stdout.splitlines()] == [
+        "ann: typed while away"
+    ]
+
+
 def test_a_bad_room_name_is_one_line_and_exit_1(
     server_process: Start,
     terminal: Callable[[ServerProcess], tuple[pexpect.spawn, io.StringIO]],

@@ -10,6 +10,8 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
 
 from chat import contract
+from chat.errors import ConfigError
+from chat.server import config
 from chat.testing import Chatter
 from gen.grpc.chat import (
     ChatServiceStub,
@@ -148,3 +150,18 @@ async def test_a_chat_epoch_that_is_no_epoch_is_invalid_argument(
         with pytest.raises(GRPCError) as error:
             await chatter.recv()
     assert error.value.status is Status.INVALID_ARGUMENT
+
+
+def test_the_dedupe_window_is_a_day_unless_the_flag_or_chat_dedupe_window_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert config.load([]).dedupe_window == 24 * 3600
+    assert config.load(["--dedupe-window", "60"]).dedupe_window == 60
+    monkeypatch.setenv("CHAT_DEDUPE_WINDOW", "120")
+    assert config.load([]).dedupe_window == 120
+    for nonsense in ("-1", "inf", "nan"):
+        with pytest.raises(ConfigError, match="--dedupe-window must be a number of seconds"):
+            config.load(["--dedupe-window", nonsense])
+    monkeypatch.setenv("CHAT_DEDUPE_WINDOW", "a day")
+    with pytest.raises(ConfigError, match="CHAT_DEDUPE_WINDOW='a day' is not a number"):
+        config.load([])
