@@ -2,7 +2,9 @@
 keeps what is typed while the server is away, and resends what was not acknowledged."""
 
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +15,7 @@ from grpclib.client import Channel
 from chat.client import split_address
 from chat.client.session import ChatSession
 from chat.tasks import cancel_and_wait
-from chat.testing import ServerProcess, run_client
+from chat.testing import ROOT, ServerProcess, run_client
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessageReplyKind, MessagesRequest
 
 Start = Callable[..., ServerProcess]
@@ -141,3 +143,34 @@ async def test_messages_in_flight_when_the_server_is_killed_are_stored_exactly_o
     server.start()
     await ann.screen.until(lambda: not ann.session.pending)
     assert await stored(server) == [("ann", text) for text in texts]
+
+
+async def test_messages_follow_reconnects_and_shows_a_replaced_history_from_its_start(
+    server_process: Start,
+) -> None:
+    server = server_process("memory://")
+    await asyncio.to_thread(say, server, "bob", "before")
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *["-m", "chat.client", "--server", server.address, "messages", "--follow"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+    async def printed() -> str:
+        assert follower.stdout is not None
+        async with asyncio.timeout(WAIT):
+            return (await follower.stdout.readline()).decode().rstrip("\n")
+
+    try:
+        assert (await printed()).endswith("[general] bob: before")
+        server.stop(signal.SIGKILL)
+        server.start()  # a new, empty history: "after 1" takes id 1, as "before" had
+        await asyncio.to_thread(say, server, "cid", "after 1", "after 2")
+        lines = [await printed(), await printed()]
+        assert [line.split("] ", 1)[1] for line in lines] == ["cid: after 1", "cid: after 2"]
+    finally:
+        follower.kill()
+        await follower.wait()
