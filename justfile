@@ -43,7 +43,8 @@ lint:
 test *ARGS: lint
     pytest {{ARGS}}
 
-# the full soak (minutes): 100 clients in 10 rooms through server and Redis kills, SQLite then Redis
+# the full soak (minutes): 100 clients in 10 rooms through server and Redis kills, SQLite then Redis, then a memory server's restart
 soak *FLAGS:
     python -m soak --store sqlite {{FLAGS}}
     python -m soak --store redis {{FLAGS}}
+    python -m soak --store memory --kills 1 --messages 200 --rss-limit-mib 32 {{FLAGS}}

@@ -92,6 +92,7 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
             {**dataclasses.asdict(row), "extra": row.extra} for row in report.signed_costs(records)
         ],
         "idle_kib_per_stream": report.idle_kib_per_stream(records),
+        "key_cost_us": report.key_cost_us(records),
     }
 
 

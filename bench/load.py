@@ -79,10 +79,15 @@ async def _reply_to(stream: BidiStream, text: str) -> None:
             return
 
 
-async def _chat(stream: BidiStream, texts: range, progress: Progress) -> None:
+async def _chat(
+    stream: BidiStream, texts: range, progress: Progress, *, keyed: bool = False
+) -> None:
+    """Sends each message and awaits its reply; `keyed`: each with its own message key, as
+    the resending clients send them (a 32-digit key, as long as theirs)."""
     for i in texts:
         text = f"hello from the benchmark, message {i}"
-        await stream.send_message(MessageRequest(message=text))
+        key = f"{i:032}" if keyed else ""
+        await stream.send_message(MessageRequest(message=text, key=key))
         await _reply_to(stream, text)
         progress(i + 1)
 
@@ -108,13 +113,14 @@ async def warm_up(server: Endpoint, messages: int = WARM_UP_MESSAGES) -> None:
             await _get_stats(channel)(StatsRequest())
 
 
-async def bidi(server: Endpoint, size: int, progress: Progress) -> Sample:
-    """One SendAndReceiveMessage stream; every reply awaited before the next message."""
+async def bidi(server: Endpoint, size: int, progress: Progress, *, keyed: bool = False) -> Sample:
+    """One SendAndReceiveMessage stream; every reply awaited before the next message; `keyed`:
+    every message with a key, which the server looks up and records."""
     meter = Meter(server.pid)
     async with server.channel() as channel, _bidi(channel).open() as stream:
         await stream.send_request()
         meter.start()
-        await _chat(stream, range(size), progress)
+        await _chat(stream, range(size), progress, keyed=keyed)
         sample = meter.stop(size)
         await _hang_up(stream)
     return sample

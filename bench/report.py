@@ -201,6 +201,17 @@ def fanouts(records: Sequence[Record], sizes: Sizes) -> list[Fanout]:
     return rows
 
 
+def key_cost_us(records: Sequence[Record]) -> dict[str, tuple[float, float]]:
+    """Server CPU µs per bidi message without and with a message key, by store (medians)."""
+    return {
+        store: (
+            median(records, target, "bidi", cpu_us),
+            median(records, target, "bidi-keyed", cpu_us),
+        )
+        for store, target in STORES.items()
+    }
+
+
 def idle_kib_per_stream(records: Sequence[Record]) -> dict[str, float]:
     """Median RSS growth per open idle stream, by server."""
     return {
@@ -265,6 +276,13 @@ def table(records: Sequence[Record], sizes: Sizes, machine: Machine) -> str:
         lines.append(
             f"{cost.workload:<9} {cost.plain_cpu_us:>8.1f} {cost.signed_cpu_us:>9.1f} {extra:>7}"
         )
+    lines += [
+        "",
+        f"Message keys, ours only: bidi, {sizes.messages:,} messages, each with a key",
+        f"{'store':<7} {'µs':>8} {'keyed µs':>8} {'extra µs':>8}",
+    ]
+    for store, (plain, keyed) in key_cost_us(records).items():
+        lines.append(f"{store:<7} {plain:>8.1f} {keyed:>8.1f} {keyed - plain:>+8.1f}")
     lines += [
         "",
         f"Idle streams: {sizes.idle:,} open SendAndReceiveMessage streams",

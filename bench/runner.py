@@ -49,6 +49,8 @@ TUTORIAL = frozenset({REFERENCE, OURS_MEMORY, OURS_SQLITE, OURS_REFERENCE_PATH})
 """Who runs the tutorial's workloads: grpcio's service and ours."""
 UNARY = TUTORIAL | {OURS_SIGNED}
 """Who runs the unary workloads: those, and ours with a signed token on every call."""
+OURS = TUTORIAL - {REFERENCE}
+"""Who runs what only our server can: bidi with message keys."""
 FANOUT = frozenset({BROADCAST, FLOOR, OURS_MEMORY, OURS_REFERENCE_PATH})
 """Who runs fan-out: grpcio's broadcast, the socket floor, and ours on both paths."""
 
@@ -86,6 +88,12 @@ def workloads(sizes: Sizes) -> tuple[Workload, ...]:
             lambda e, s, p: load.history(e.endpoint, p),
             lambda s: s.messages + load.WARM_UP_MESSAGES,
             TUTORIAL,
+        ),
+        Workload(
+            "bidi-keyed",
+            lambda e, s, p: load.bidi(e.endpoint, s.messages, p, keyed=True),
+            lambda s: s.messages,
+            OURS,
         ),
         Workload(
             "unary",

@@ -21,6 +21,10 @@ ROOM = "chat-room"
 """Request metadata: a stream's default room (`general` without it)."""
 AFTER_ID = "chat-after-id"
 """Request metadata: resume a stream after this message id (0: replay the whole room)."""
+EPOCH = "chat-epoch"
+"""Response metadata: the epoch of the history the server keeps, a random id made with it.
+Request metadata, with `chat-after-id`: the epoch that id belongs to; when it is not the
+server's, the history was replaced and the stream replays it from the start."""
 AUTHORIZATION = "authorization"
 """Request metadata: `Bearer <token>` when the server asks for one."""
 
@@ -31,6 +35,9 @@ NAME_RULE = "1-64 characters of A-Z a-z 0-9 _ . -"
 
 DEFAULT_USER = "anonymous"
 DEFAULT_ROOM = "general"
+
+MAX_KEY_BYTES = 128
+"""The longest MessageRequest.key accepted, in UTF-8 bytes."""
 
 ACK_PREFIX = "Server Responding to "
 """The tutorial's ACK text is this prefix and the message: what tutorial clients print."""

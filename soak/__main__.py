@@ -17,13 +17,13 @@ def parser() -> argparse.ArgumentParser:
         description="Many clients chat while servers (and Redis) are killed; then nothing may "
         "be missing, duplicated or out of order.",
     )
-    p.add_argument("--store", choices=["sqlite", "redis"], default=d.store)
+    p.add_argument("--store", choices=["sqlite", "redis", "memory"], default=d.store)
     p.add_argument("--clients", type=int, default=d.clients)
     p.add_argument("--rooms", type=int, default=d.rooms)
     p.add_argument("--messages", type=int, default=d.messages, help="messages each client sends")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--hang-up-rate", type=float, default=d.hang_up_rate, help="per message sent")
-    p.add_argument("--kills", type=int, default=d.kills, help="server SIGKILLs (sqlite)")
+    p.add_argument("--kills", type=int, default=d.kills, help="server SIGKILLs (sqlite, memory)")
     p.add_argument("--rss-limit-mib", type=float, default=d.rss_limit_mib)
     p.add_argument("--timeout", type=float, default=d.timeout, help="seconds for the whole run")
     p.add_argument("--workdir", type=Path, help="keep the database and logs here")

@@ -47,16 +47,40 @@ def acked_are_stored(ledgers: Iterable[Ledger], history: list[Message]) -> Resul
     )
 
 
-def stored_once(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
-    """No message stored twice, and none that its user did not send."""
+def sent_are_stored_once(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
+    """Every message a client sent, ACKed at once or resent after a broken stream, is stored
+    exactly once; none is stored that its user did not send. Messages ACKed in a history
+    that was since replaced (a memory store restarted) went with it."""
+    ledgers = list(ledgers)
     sent = {(ledger.user, text) for ledger in ledgers for text in ledger.sent}
+    gone = {(ledger.user, text) for ledger in ledgers for text in ledger.forgotten}
     counts = Counter((message.user, message.text) for message in history)
     twice = [key for key, count in counts.items() if count > 1]
     unsent = [key for key in counts if key not in sent]
-    detail = f"{len(history):,} stored, {len(twice)} stored twice, {len(unsent)} never sent"
-    if twice or unsent:
-        detail += f"; e.g. {(twice or unsent)[0]}"
-    return Result("no message stored twice or unsent", not twice and not unsent, detail)
+    lost = [key for key in sorted(sent - gone) if key not in counts]
+    detail = (
+        f"{len(sent):,} sent, {len(history):,} stored, {len(lost)} lost, {len(twice)} stored "
+        f"twice, {len(unsent)} never sent, {len(gone)} gone with a replaced history"
+    )
+    if twice or unsent or lost:
+        detail += f"; e.g. {(twice or unsent or lost)[0]}"
+    return Result(
+        "every message sent is stored exactly once",
+        bool(sent) and not twice and not unsent and not lost,
+        detail,
+    )
+
+
+def epochs_changed_with_the_history(ledgers: Iterable[Ledger], histories: int) -> Result:
+    """Every client was shown `histories` epochs: one more for each time the history was
+    replaced (a memory store restarted), and never a new one while it was kept."""
+    counts = Counter(ledger.epochs for ledger in ledgers)
+    detail = ", ".join(f"{n} clients saw {epochs}" for epochs, n in sorted(counts.items()))
+    return Result(
+        f"every client was shown {histories} history epoch{'s' if histories > 1 else ''}",
+        set(counts) == {histories},
+        detail,
+    )
 
 
 def listeners_saw_their_rooms(ledgers: Iterable[Ledger], history: list[Message]) -> Result:

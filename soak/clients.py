@@ -1,10 +1,8 @@
 """A soak client: one user in one room, sending while it listens, hanging up now and then.
 
-It never sends a message twice. A message whose stream broke before its ACK may or may not be
-stored; sending it again could store it twice, because a server that was reached keeps writing
-after the client is gone, and the protocol has no key to tell a repeat from a new message. So the
-client moves on, and after reconnecting its resume (`chat-after-id`) shows it the message if it
-was stored: the record stays complete either way.
+Every message has a key. A message whose stream broke before its ACK may or may not be stored;
+after reconnecting, the client resumes (`chat-after-id` and `chat-epoch`) and sends it again
+with the same key, so the server stores it once either way and acknowledges it with its one id.
 """
 
 import asyncio
@@ -19,7 +17,7 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
 from chat.client.status import raise_status
-from chat.contract import ACK_PREFIX, SEND_AND_RECEIVE
+from chat.contract import ACK_PREFIX, AFTER_ID, EPOCH, ROOM, SEND_AND_RECEIVE, USER
 from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
 from soak.ledger import Connection, Ledger
 from soak.tally import Tally
@@ -73,7 +71,8 @@ class SoakClient:
         self._tally = tally
         self._go = go
         self._next = 0
-        self._inflight: tuple[str, asyncio.Future[int]] | None = None
+        self._unacked: tuple[str, str] | None = None  # text and key, until the ACK
+        self._acked: asyncio.Future[int] | None = None
         self._last_id: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._reached: asyncio.Future[None] | None = None
         self._channel: Channel | None = None
@@ -115,10 +114,12 @@ class SoakClient:
 
     async def _stream_once(self, address: str) -> None:
         """One stream: resume after the last id seen, listen, send; raises when it ends early."""
-        metadata = {"chat-user": self.ledger.user, "chat-room": self.ledger.room}
+        metadata = {USER: self.ledger.user, ROOM: self.ledger.room}
         after_id = self.ledger.last_seen if self.ledger.connections else None
         if after_id is not None:
-            metadata["chat-after-id"] = str(after_id)
+            metadata[AFTER_ID] = str(after_id)
+            if self.ledger.epoch:
+                metadata[EPOCH] = self.ledger.epoch
         connection = Connection(address, after_id)
         self.ledger.connections.append(connection)
         if self._channel is None:
@@ -154,18 +155,23 @@ class SoakClient:
                 await stream.__aexit__(None, None, None)
 
     async def _talk(self, stream: Stream[MessageRequest, MessageReply], reader: Any) -> None:
-        """Sends what is left to send, then waits for the room's last id and half-closes."""
+        """Sends again what was not acknowledged, then what is left to send; then waits for the
+        room's last id and half-closes."""
         await self._until(self._go, reader, seconds=None)  # every client is listening
-        while self._next < self._behaviour.messages:
-            text = f"{self.ledger.user} {self._next}"
-            self._next += 1
-            self.ledger.sent.append(text)
-            acked = asyncio.get_running_loop().create_future()
-            self._inflight = (text, acked)
-            await stream.send_message(MessageRequest(message=text))
+        while self._unacked is not None or self._next < self._behaviour.messages:
+            if self._unacked is None:
+                text = f"{self.ledger.user} {self._next}"
+                self._unacked = (text, f"{self.ledger.user}-{self._next}")
+                self._next += 1
+                self.ledger.sent.append(text)
+            else:
+                self.ledger.resent += 1
+            text, key = self._unacked
+            acked = self._acked = asyncio.get_running_loop().create_future()
+            await stream.send_message(MessageRequest(message=text, key=key))
             self._maybe_hang_up("before its ACK")
             await self._until(acked, reader)
-            self._inflight = None
+            self._unacked = None
             self._maybe_hang_up("after an ACK")
         self.sent_all.set()
         last_id = await self._until(self._last_id, reader, seconds=None)
@@ -197,6 +203,14 @@ class SoakClient:
 
     async def _read(self, stream: Stream[MessageRequest, MessageReply], into: Connection) -> None:
         try:
+            await stream.recv_initial_metadata()
+            epoch = stream.initial_metadata.get(EPOCH) if stream.initial_metadata else None
+            if not isinstance(epoch, str):
+                self.ledger.problems.append("a stream without chat-epoch")
+                return
+            into.epoch = epoch
+            if epoch != self.ledger.epoch:
+                self.ledger.new_epoch(epoch)
             while (reply := await stream.recv_message()) is not None:
                 self._take(reply, into)
         except StreamTerminatedError:
@@ -205,19 +219,29 @@ class SoakClient:
         raise_status(stream)
 
     def _take(self, reply: MessageReply, into: Connection) -> None:
-        """Records one reply: a message of the room (CHAT), or the ACK of the message in flight."""
+        """Records one reply: a message of the room (CHAT), or the ACK of the message in flight
+        (of a resend: maybe of a message stored, and shown by the resume, already)."""
         if reply.kind == MessageReplyKind.CHAT:
             if reply.room != self.ledger.room:
                 self.ledger.problems.append(f"CHAT {reply.id} of room {reply.room!r}")
             self._tally.deliveries += 1
         elif reply.kind == MessageReplyKind.ACK:
-            inflight = self._inflight
-            if inflight is None or reply.message != ACK_PREFIX + inflight[0]:
+            unacked, acked = self._unacked, self._acked
+            if (
+                unacked is None
+                or acked is None
+                or acked.done()
+                or reply.message != ACK_PREFIX + unacked[0]
+                or reply.key != unacked[1]
+            ):
                 self.ledger.problems.append(f"unexpected ACK {reply.id}: {reply.message!r}")
                 return
-            self.ledger.acked[reply.id] = inflight[0]
-            inflight[1].set_result(reply.id)
+            self.ledger.acked[reply.id] = unacked[0]
+            acked.set_result(reply.id)
             self._tally.ack()
+            if reply.id <= self.ledger.last_seen:
+                self.ledger.repeats += 1
+                return  # stored before the stream broke: the resume showed it
         elif reply.kind == MessageReplyKind.ERROR:
             self.ledger.problems.append(f"ERROR: {reply.message}")
             return

@@ -15,6 +15,7 @@ class Connection:
     after_id: int | None  # None: the first stream, live from the moment it opened
     ids: list[int] = field(default_factory=list)
     ended: str = ""
+    epoch: str = ""  # the server's chat-epoch ('' until its headers came)
 
 
 @dataclass
@@ -24,18 +25,29 @@ class Ledger:
     user: str
     room: str
     sent: list[str] = field(default_factory=list)
-    acked: dict[int, str] = field(default_factory=dict)
+    acked: dict[int, str] = field(default_factory=dict)  # in the current epoch
     connections: list[Connection] = field(default_factory=list)
     last_seen: int = 0  # the newest id shown to the client: where its next stream resumes
+    epoch: str = ""  # of the history last_seen belongs to
+    epochs: int = 0  # how many histories the client was shown
+    forgotten: list[str] = field(default_factory=list)  # ACKed in a history since replaced
+    resent: int = 0  # sends again, with the same key, after a stream broke before the ACK
+    repeats: int = 0  # of those, the ones the server had stored already
     hang_ups: int = 0
     failures: int = 0
     problems: list[str] = field(default_factory=list)
 
     def seen(self) -> list[int]:
-        """Every id shown to the client, stream after stream, in arrival order."""
-        return [id for connection in self.connections for id in connection.ids]
+        """Every id of the current history shown to the client, stream after stream, in
+        arrival order."""
+        return [id for c in self.connections if c.epoch == self.epoch for id in c.ids]
 
-    def unacked(self) -> list[str]:
-        """Texts sent without an ACK: their stream broke first. Each may or may not be stored."""
-        acked = set(self.acked.values())
-        return [text for text in self.sent if text not in acked]
+    def new_epoch(self, epoch: str) -> None:
+        """The server has another history than before (or the first one): nothing of it has
+        been seen, and what was ACKed in the old one is gone with it."""
+        if self.epoch:
+            self.forgotten += self.acked.values()
+            self.acked = {}
+            self.last_seen = 0
+        self.epoch = epoch
+        self.epochs += 1

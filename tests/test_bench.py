@@ -25,6 +25,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr
     assert "ratio = ours / grpcio" in result.stdout
+    assert "Message keys, ours only" in result.stdout
     assert "round 1/1 fast-sqlite bidi" in result.stderr  # the progress line
     assert "x floor" in result.stdout
 
@@ -33,6 +34,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     expected = {(t, w) for t in TUTORIAL for w in BOTH}
     expected |= {(t, f"fanout-{n}") for t in FANOUT for n in (3, 4)}
     expected |= {("fast-signed", "unary"), ("fast-signed", "unary-32")}
+    expected |= {(target, "bidi-keyed") for target in OURS.values()}
     assert set(samples) == expected
     for (target, workload), sample in samples.items():
         assert sample["wall_s"] > 0, (target, workload)
@@ -59,6 +61,10 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     assert all(row["signed_cpu_us"] > 0 for row in report["signed"])
     assert samples["fast-signed", "unary"]["count"] == 75
     assert "Signed tokens, ours only" in result.stdout
+    assert set(report["key_cost_us"]) == set(OURS)
+    for target in OURS.values():
+        assert samples[target, "bidi-keyed"]["count"] == 300
+        assert samples[target, "bidi-keyed"]["cpu_s"] > 0
     assert report["machine"]["cores"] >= 1
     assert set(report["machine"]["packages"]) >= {"grpclib", "betterproto", "grpcio"}
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from grpclib.client import Channel
-from grpclib.const import Cardinality, Status
+from grpclib.const import Status
 from grpclib.events import SendRequest, listen
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
@@ -16,21 +16,23 @@ from chat import contract
 from chat.cli import Parser
 from chat.client import output, values
 from chat.client.history import print_messages
-from chat.client.status import raise_status
+from chat.client.session import ChatSession
 from chat.client.values import split_address
 from chat.contract import bearer
+from chat.tasks import cancel_and_wait
 from chat.tls import client_context
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
     MessageReplyKind,
-    MessageRequest,
     StatsRequest,
 )
 
 __all__ = ["main", "parser", "split_address"]
 
 UNARY_TIMEOUT = 10.0
+PIPE_RETRIES = 3
+"""Failed connections in a row (about 3.5 s of backoff) after which piped chat gives up."""
 TUTORIAL_FLAGS = {"--chat": "chat", "--get-stats": "stats", "--read-messages": "messages"}
 
 
@@ -149,56 +151,43 @@ async def chat(channel: Channel, args: argparse.Namespace) -> int:
         from chat.client.terminal import interactive
 
         return await interactive(connector(args), args.server, user, args.room)
-    return await chat_from_pipe(channel, user, args.room)
+    return await chat_from_pipe(connector(args), user, args.room)
 
 
 async def messages(channel: Channel, args: argparse.Namespace) -> int:
     return await print_messages(connector(args), args)
 
 
-async def chat_from_pipe(channel: Channel, user: str, room: str) -> int:
-    """Sends each input line, prints every reply; 0 at end of input unless a line was refused."""
-    metadata = {contract.USER: user, contract.ROOM: room}
-    refused = 0
-    async with channel.request(
-        contract.SEND_AND_RECEIVE,
-        Cardinality.STREAM_STREAM,
-        MessageRequest,
-        MessageReply,
-        metadata=metadata,
-    ) as stream:
-        await stream.send_request()
+def _show_reply(reply: MessageReply) -> None:
+    if reply.kind is MessageReplyKind.ERROR:
+        print(output.message_line(reply), file=sys.stderr, flush=True)
+    else:
+        print(output.message_line(reply), flush=True)
 
-        async def show_replies() -> None:
-            nonlocal refused
-            async for reply in stream:
-                if reply.kind is MessageReplyKind.ERROR:
-                    refused += 1
-                    print(output.message_line(reply), file=sys.stderr, flush=True)
-                else:
-                    print(output.message_line(reply), flush=True)
 
-        printer = asyncio.create_task(show_replies())
-        try:
-            try:
-                while line := await asyncio.to_thread(sys.stdin.readline):
-                    if printer.done():
-                        break
-                    if text := line.rstrip("\r\n"):
-                        await stream.send_message(MessageRequest(message=text))
-            except StreamTerminatedError:
-                raise_status(stream)  # the server ended the call while we sent: its status
-                raise
-            if printer.done():  # the server ended the call early: say why
-                raise_status(stream)
-                await stream.cancel()
-            else:
-                await stream.end()
-            await printer
-        finally:
-            printer.cancel()
-            await asyncio.gather(printer, return_exceptions=True)  # its error is told above
-    return 1 if refused else 0
+def _show_status(text: str) -> None:
+    """What the session says (only ever about an outage), on stderr: stdout stays the
+    tutorial's."""
+    print(f"chat: {text}", file=sys.stderr, flush=True)
+
+
+async def chat_from_pipe(connect: Callable[[], Channel], user: str, room: str) -> int:
+    """Sends each input line, prints every reply; after a disconnect, resends what was not
+    acknowledged. 0 at end of input once every line is acknowledged; 1 when one was refused or
+    could not be sent."""
+    session = ChatSession(connect, user, room, show=_show_reply, status=_show_status)
+    running = asyncio.create_task(session.run(retries=PIPE_RETRIES))
+    try:
+        while line := await asyncio.to_thread(sys.stdin.readline):
+            if running.done():
+                break
+            if text := line.rstrip("\r\n"):
+                session.send(text)
+        await session.close()
+        await running  # the server's final answer, or the last failure, reaches the caller
+    finally:
+        await cancel_and_wait([running])
+    return 1 if session.refused or session.pending else 0
 
 
 COMMANDS = {"chat": chat, "stats": stats, "messages": messages}

@@ -1,5 +1,6 @@
 """`chat messages`: the history once, or followed live for as long as the user wants, across
-server restarts: a lost server is waited for and the reading resumes after the last id shown."""
+server restarts: a lost server is waited for and the reading resumes after the last id shown, in
+the same history (`chat-epoch`); a history replaced meanwhile is printed from its start."""
 
 import argparse
 import asyncio
@@ -8,11 +9,13 @@ import sys
 from collections.abc import Callable
 
 from grpclib.client import Channel
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
+from chat import contract
 from chat.client import output
-from gen.grpc.chat import ChatServiceStub, MessagesRequest, StatsRequest
+from chat.client.session import epoch_of
+from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest, StatsRequest
 
 RETRY_DELAY = 1.0
 """Seconds between tries to reach a lost server: a restart takes about one."""
@@ -25,13 +28,30 @@ async def print_messages(connect: Callable[[], Channel], args: argparse.Namespac
     request = MessagesRequest(
         room=args.room, after_id=args.after, limit=args.limit, follow=args.follow
     )
-    last_id = args.after
+    last_id, epoch = args.after, ""
     while True:
         channel = connect()
         try:
-            async for reply in ChatServiceStub(channel).get_messages(request):
-                print(show(reply), flush=args.follow)
-                last_id = max(last_id, reply.id)
+            stream = channel.request(
+                contract.GET_MESSAGES,
+                Cardinality.UNARY_STREAM,
+                MessagesRequest,
+                MessageReply,
+                metadata={contract.EPOCH: epoch} if epoch else None,
+            )
+            async with stream:
+                await stream.send_message(request, end=True)
+                await stream.recv_initial_metadata()
+                theirs = epoch_of(stream)
+                if epoch and theirs is not None and theirs != epoch:  # replaced by a restart
+                    _tell(f"the server at {args.server} has a new history; printing it all")
+                    last_id = 0
+                epoch = theirs or epoch
+                async for reply in stream:
+                    if reply.id and reply.id <= last_id:
+                        continue  # printed before the server was lost
+                    print(show(reply), flush=args.follow)
+                    last_id = max(last_id, reply.id)
             return 0
         except (OSError, StreamTerminatedError, GRPCError) as error:
             if not args.follow or not _lost(error):
@@ -39,8 +59,12 @@ async def print_messages(connect: Callable[[], Channel], args: argparse.Namespac
         finally:
             channel.close()
         _tell(f"lost the server at {args.server}; following again once it is back (Ctrl-C stops)")
-        await _until_back(connect, args.room)
-        _tell(f"the server at {args.server} is back; following again after message {last_id}")
+        back = await _until_back(connect, args.room)
+        if epoch and back and back != epoch:
+            _tell(f"the server at {args.server} is back with a new history; printing it all")
+            last_id, epoch = 0, back
+        else:
+            _tell(f"the server at {args.server} is back; following again after message {last_id}")
         request = MessagesRequest(room=args.room, after_id=last_id, follow=True)
 
 
@@ -49,17 +73,17 @@ def _lost(error: Exception) -> bool:
     return not isinstance(error, GRPCError) or error.status is Status.UNAVAILABLE
 
 
-async def _until_back(connect: Callable[[], Channel], room: str) -> None:
-    """Returns once the server answers a stats call again."""
+async def _until_back(connect: Callable[[], Channel], room: str) -> str:
+    """Once the server answers a stats call again, its epoch ('' from one without epochs)."""
     while True:
         await asyncio.sleep(RETRY_DELAY)  # the pause between tries, not a synchronisation
         channel = connect()
         try:
             with contextlib.suppress(OSError, StreamTerminatedError, GRPCError):
-                await ChatServiceStub(channel, timeout=PROBE_TIMEOUT).get_stats(
+                stats = await ChatServiceStub(channel, timeout=PROBE_TIMEOUT).get_stats(
                     StatsRequest(room=room)
                 )
-                return
+                return stats.epoch
         finally:
             channel.close()
 

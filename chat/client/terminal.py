@@ -4,14 +4,16 @@ online on entering, /commands, and incoming lines printed above the line being t
 A line mode, not a full-screen one: the chat stays in the terminal's own scrollback, where it can
 be searched, copied and kept after leaving, and it works in any terminal and multiplexer. Lines
 sent and not yet acknowledged are shown under the chat, just above the prompt, and replaced by
-the stored line when their ACK arrives: each line appears once. The connection, with reconnects
-and resume, is chat/client/session.py; what a typed line means, chat/client/commands.py.
+the stored line when the ACK with their key arrives: each line appears once. A line typed while
+the server is away waits there too, and goes when it is back. The connection, with reconnects,
+resume and resends, is chat/client/session.py; what a typed line means, chat/client/commands.py.
 """
 
 import asyncio
 import contextlib
 import zlib
 from collections.abc import AsyncIterator, Callable
+from typing import NamedTuple
 
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
@@ -40,9 +42,17 @@ SCAN = 500
 ASK_TIMEOUT = 10.0
 """Seconds a question to the server (history, who, rooms) may take."""
 CLOSE_TIMEOUT = 2.0
-"""Seconds leaving waits for the ACKs of lines already sent."""
+"""Seconds leaving waits for the ACKs of lines not acknowledged yet."""
 NOT_REACHED = (OSError, GRPCError, StreamTerminatedError)
 """What a call raises when the server cannot be reached or refuses."""
+
+
+class Look(NamedTuple):
+    """A room as found on entering it: its last messages, who is online, the history's epoch."""
+
+    recent: list[MessageReply]
+    online: list[str]
+    epoch: str
 
 
 def colour_of(user: str) -> str:
@@ -82,37 +92,41 @@ class Terminal:
     def __init__(self, connect: Callable[[], Channel], user: str) -> None:
         self.user = user
         self.room = ""
-        self.pending: list[str] = []
+        self.pending: dict[str, str] = {}
+        """The lines sent and not answered yet, by message key, oldest first."""
         self._connect = connect
         self._session: ChatSession | None = None
         self._running: asyncio.Task[None] | None = None
         self._prompt: PromptSession[str] = PromptSession(erase_when_done=True)
 
-    async def look(self, room: str) -> tuple[list[MessageReply], list[str]]:
+    async def look(self, room: str) -> Look:
         """The room's last messages and who is online there; raises what the server answered
-        when it cannot be asked."""
+        when it cannot be asked. The epoch is asked first: should the history be replaced in
+        between, the chat shows the new one whole rather than skip any of it."""
         async with self._asking() as stub:
+            stats = await stub.get_stats(StatsRequest(room=room))
             request = MessagesRequest(room=room, limit=RECENT)
             recent = [reply async for reply in stub.get_messages(request)]
-            stats = await stub.get_stats(StatsRequest(room=room))
-        return recent, list(stats.online)
+        return Look(recent, list(stats.online), stats.epoch)
 
-    async def enter(self, room: str, recent: list[MessageReply], online: list[str]) -> None:
+    async def enter(self, room: str, look: Look) -> None:
         """Leaves the room the user is in, shows the new one as `look` saw it, then chats there
-        from its newest message shown on: no gap, no repeat."""
+        from its newest message shown on, in that history: no gap, no repeat."""
         await self.leave()
         self.room = room
-        _say(f"{room}: {_counted(len(recent))}")
-        for reply in recent:
+        _say(f"{room}: {_counted(len(look.recent))}")
+        for reply in look.recent:
             print_formatted_text(formatted(reply))
-        _say(_online(room, online, self.user))
+        _say(_online(room, look.online, self.user))
         session = ChatSession(self._connect, self.user, room, show=self._show, status=self._status)
-        session.last_id = max((reply.id for reply in recent), default=0)
+        session.last_id = max((reply.id for reply in look.recent), default=0)
+        session.epoch = look.epoch
         self._session = session
         self._running = asyncio.create_task(session.run())
 
     async def leave(self) -> None:
-        """Leaves the room: waits briefly for the ACKs of lines sent, then hangs up."""
+        """Leaves the room: waits briefly for the ACKs of lines sent (or still to be sent),
+        then hangs up, saying how many never were."""
         if self._session is None or self._running is None:
             return
         await self._session.close()
@@ -120,6 +134,8 @@ class Terminal:
             await asyncio.wait_for(asyncio.shield(self._running), CLOSE_TIMEOUT)
         self._running.cancel()
         await asyncio.gather(self._running, return_exceptions=True)  # its error was told
+        if lost := len(self._session.pending):
+            _say(f"not sent: {lost} {'line' if lost == 1 else 'lines'}, never acknowledged", ALERT)
         self._session = self._running = None
         self.pending.clear()
 
@@ -149,7 +165,9 @@ class Terminal:
     def _prompt_text(self) -> FormattedText:
         connected = self._session is not None and self._session.connected
         state = "sending" if connected else "waiting for the server"
-        lines = [(DIM, f"  {_as_said(self.user, text)}  ({state})\n") for text in self.pending]
+        lines = [
+            (DIM, f"  {_as_said(self.user, text)}  ({state})\n") for text in self.pending.values()
+        ]
         return FormattedText([*lines, ("bold", f"{self.user}@{self.room}> ")])
 
     async def _carry_out(self, typed: Typed) -> bool:
@@ -157,9 +175,9 @@ class Terminal:
         match typed.action:
             case "say":
                 if typed.argument:
-                    await self._send(typed.argument)
+                    self._send(typed.argument)
             case "me":
-                await self._send(commands.ACTION_PREFIX + typed.argument)
+                self._send(commands.ACTION_PREFIX + typed.argument)
             case "who":
                 await self._who()
             case "join":
@@ -180,12 +198,10 @@ class Terminal:
                 _say(typed.argument)
         return True
 
-    async def _send(self, text: str) -> None:
+    def _send(self, text: str) -> None:
+        """Hands the line to the session, which keeps it until answered, across reconnects."""
         assert self._session is not None
-        self.pending.append(text)
-        if not await self._session.send(text):
-            self.pending.remove(text)
-            _say(f"not sent, not connected right now: {text}", ALERT)
+        self.pending[self._session.send(text)] = text
 
     async def _who(self) -> None:
         try:
@@ -203,11 +219,11 @@ class Terminal:
             _say(f"you are in {room} already")
         else:
             try:
-                recent, online = await self.look(room)
+                look = await self.look(room)
             except NOT_REACHED as error:
                 _say(f"cannot join {room}: {_reason(error)}; still in {self.room}", ALERT)
                 return
-            await self.enter(room, recent, online)
+            await self.enter(room, look)
 
     async def _rooms(self) -> None:
         try:
@@ -237,17 +253,22 @@ class Terminal:
 
     def _show(self, reply: MessageReply) -> None:
         if reply.kind == MessageReplyKind.ACK:
-            self._confirm(output.own_text(reply))
+            self.pending.pop(reply.key, None)
+        elif reply.kind == MessageReplyKind.ERROR:
+            if (text := self.pending.pop(reply.key, None)) is not None:
+                reply.message = f"{reply.message}: {text}"
         elif reply.kind == MessageReplyKind.CHAT and reply.user == self.user:
-            self._confirm(reply.message)  # shown again by a resume before its ACK came
-        elif reply.kind == MessageReplyKind.ERROR and self.pending:
-            reply.message = f"{reply.message}: {self.pending.pop(0)}"
+            self._confirm(reply.message)
         print_formatted_text(formatted(reply))
         self._prompt.app.invalidate()
 
     def _confirm(self, text: str) -> None:
-        if text in self.pending:
-            self.pending.remove(text)
+        """A line of ours the resume replayed: stored before its ACK was lost. Its ACK comes
+        again after the resend, as a repeat the session does not show, so the oldest pending
+        line with this text is taken as stored now."""
+        key = next((key for key, pending in self.pending.items() if pending == text), None)
+        if key is not None:
+            del self.pending[key]
 
     def _status(self, text: str) -> None:
         _say(text)
@@ -278,9 +299,9 @@ async def interactive(connect: Callable[[], Channel], address: str, user: str, r
     terminal = Terminal(connect, user)
     with patch_stdout(raw=True):
         _say(f"connecting to {address} as {user}")
-        recent, online = await terminal.look(room)
+        look = await terminal.look(room)
         _say(f"connected to {address} as {user}; /help lists the commands, Ctrl-D leaves")
-        await terminal.enter(room, recent, online)
+        await terminal.enter(room, look)
         try:
             await terminal.chat()
         finally:

@@ -23,7 +23,9 @@ log = logging.getLogger("chat.server")
 async def serve(settings: Settings) -> None:
     """Serves until SIGINT/SIGTERM; open streams then end with UNAVAILABLE, the store flushes."""
     ssl = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
-    store = await open_store(settings.store, max_history=settings.max_history)
+    store = await open_store(
+        settings.store, max_history=settings.max_history, dedupe_window=settings.dedupe_window
+    )
     try:
         service = ChatService(store, settings)
     except ConfigError:  # a fast path refused: nothing else has started

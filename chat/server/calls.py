@@ -40,6 +40,7 @@ class Call(Generic[Request]):
         self.received = 0
         self.sent = 0
         self.reply: bytes | None = None
+        self.reply_metadata: dict[str, str] = {}
         self.codec = codec
         self.identity: Identity | None = None
         """Who the call's signed token says it is; None without one (every room is open)."""
@@ -57,10 +58,16 @@ class Call(Generic[Request]):
             self.received += 1
         return request
 
-    def reply_once(self, reply: bytes) -> None:
-        """Keeps a unary call's one encoded reply; it goes out with the status."""
+    def reply_once(self, reply: bytes, metadata: dict[str, str]) -> None:
+        """Keeps a unary call's one encoded reply and its response headers' metadata; they go
+        out with the status."""
         self.reply = reply
+        self.reply_metadata = metadata
         self.sent += 1
+
+    async def send_initial_metadata(self, metadata: dict[str, str]) -> None:
+        """Sends a streaming call's response headers now, with `metadata`."""
+        await self.stream.send_initial_metadata(metadata=metadata)
 
     async def send_all(self, replies: list[bytes]) -> None:
         """Sends encoded replies of a streaming call, in order (hold `sending`)."""
@@ -98,10 +105,12 @@ class Call(Generic[Request]):
         stream = self.stream
         reply = self.reply if status is Status.OK else None
         try:
-            if reply is not None and self._transport.finish_unary_now(stream, reply):
+            metadata = self.reply_metadata
+            if reply is not None and self._transport.finish_unary_now(stream, reply, metadata):
                 return
             async with asyncio.timeout(TRAILERS_TIMEOUT):
                 if reply is not None:
+                    await stream.send_initial_metadata(metadata=metadata)
                     await stream.send_message(reply)
                 await stream.send_trailing_metadata(status=status, status_message=message)
         except (

@@ -1,5 +1,6 @@
 """Settings: one dataclass built from command-line flags and `CHAT_*` environment variables."""
 
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from chat.errors import ConfigError
 from chat.server import encoding, http2, logs
 from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
+from chat.store import DEDUPE_WINDOW
 
 MiB = 1024 * 1024
 
@@ -25,6 +27,7 @@ class Settings:
     max_message_bytes: int = 4 * MiB
     max_text_bytes: int = 8 * 1024
     max_history: int = 0
+    dedupe_window: float = DEDUPE_WINDOW
     drain_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
@@ -131,6 +134,17 @@ def parser() -> Parser:
         default=_env_int("CHAT_MAX_HISTORY", d.max_history),
         metavar="N",
         help=_shown("messages kept per room, 0 for all", "max_history"),
+    )
+    p.add_argument(
+        "--dedupe-window",
+        type=float,
+        default=_env_float("CHAT_DEDUPE_WINDOW", d.dedupe_window),
+        metavar="SECONDS",
+        help=_shown(
+            "seconds a message key is remembered, so a resend is stored once (86400: 24 h; "
+            "memory:// remembers keys while it runs)",
+            "dedupe_window",
+        ),
     )
     p.add_argument(
         "--drain-seconds",
@@ -289,6 +303,8 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"CHAT_ENCODING {settings.encoding!r} is not one of {encoding.CHOICES}")
     if settings.http2 not in http2.CHOICES:
         raise ConfigError(f"CHAT_HTTP2 {settings.http2!r} is not one of {http2.CHOICES}")
+    if not 0 <= settings.dedupe_window < math.inf:
+        raise ConfigError("--dedupe-window must be a number of seconds, 0 or more")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     _check_auth(settings)

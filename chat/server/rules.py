@@ -1,6 +1,6 @@
 """What a message must look like to be stored: names and text limits, with reasons a user reads."""
 
-from chat.contract import NAME, NAME_RULE
+from chat.contract import MAX_KEY_BYTES, NAME, NAME_RULE
 from chat.model import Draft
 
 
@@ -23,6 +23,10 @@ def draft_problem(draft: Draft, max_text_bytes: int, *, names: bool = True) -> s
         size = len(draft.text.encode())
         if size > max_text_bytes:
             return f"message is {size} bytes; the limit is {max_text_bytes} bytes of UTF-8"
+    if len(draft.key) * 4 > MAX_KEY_BYTES:
+        size = len(draft.key.encode())
+        if size > MAX_KEY_BYTES:
+            return f"key is {size} bytes; the limit is {MAX_KEY_BYTES} bytes of UTF-8"
     if not names:
         return None
     return name_problem("user", draft.user) or name_problem("room", draft.room)

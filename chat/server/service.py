@@ -108,7 +108,8 @@ class ChatService:
         request = await _one_request(call)
         room = _room_filter(request.room, call.identity)
         if room is None and _restricted(call.identity):
-            call.reply_once(self.encoding.stats(await self._readable_stats(call.identity)))
+            stats = await self._readable_stats(call.identity)
+            call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self._store.epoch})
             return
         messages = await self._store.count(room)
         if room is None:
@@ -121,8 +122,9 @@ class ChatService:
             connected=self.rooms.connected(room),
             online=self.rooms.online(room),
             uptime_seconds=time.monotonic() - self._started,
+            epoch=self._store.epoch,
         )
-        call.reply_once(self.encoding.stats(stats))
+        call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self._store.epoch})
 
     async def _readable_stats(self, identity: Identity) -> Stats:
         """The whole server's figures as a token limited to some rooms may see them: only
@@ -136,16 +138,19 @@ class ChatService:
             connected=self.rooms.connected_in(active),
             online=sorted(set().union(*(self.rooms.online(room) for room in active))),
             uptime_seconds=time.monotonic() - self._started,
+            epoch=self._store.epoch,
         )
 
     async def get_messages(self, call: Call[MessagesRequest]) -> None:
         request = await _one_request(call)
         identity = call.identity
         room = _room_filter(request.room, identity)
+        epoch = await self._send_epoch(call)
+        after_id = request.after_id if _same_history(call, epoch) else 0
         if room is None and _restricted(identity):
-            history = self._readable_history(identity, request.after_id, request.limit)
+            history = self._readable_history(identity, after_id, request.limit)
         else:
-            history = self._store.history(room, request.after_id, request.limit)
+            history = self._store.history(room, after_id, request.limit)
         if not request.follow:
             await self._send_history(call, history)
             return
@@ -155,7 +160,7 @@ class ChatService:
                 self.rooms.follow_everything(subscriber, reads)
             else:
                 self.rooms.join(subscriber, room)
-            replay = self._replay_then_live(call, subscriber, history, request.after_id)
+            replay = self._replay_then_live(call, subscriber, history, after_id)
             await _until_ended(subscriber, replay)
 
     async def send_and_receive_message(self, call: Call[ChatRequest]) -> None:
@@ -170,8 +175,11 @@ class ChatService:
         ):
             raise GRPCError(Status.PERMISSION_DENIED, problem)
         # Present (0 included: a client that has seen nothing yet), it asks for a replay.
+        epoch = await self._send_epoch(call)
         resume = call.metadata(contract.AFTER_ID, "")
         after_id = _after_id(resume) if resume else None
+        if not _same_history(call, epoch) and after_id is not None:
+            after_id = 0
         with self.rooms.subscribe(user=user) as subscriber:
             self.rooms.join(subscriber, room)
             history = self._store.history(room, after_id) if after_id is not None else _nothing()
@@ -195,6 +203,7 @@ class ChatService:
                 user=request.user or defaults.user,
                 text=request.message,
                 origin=defaults.origin,
+                key=request.key,
             )
             # The stream's own names were checked when it opened; only overrides need a look.
             overrides = draft.room is not defaults.room or draft.user is not defaults.user
@@ -202,11 +211,15 @@ class ChatService:
             if not problem:
                 problem = await self._refusal(call.identity, draft, overrides)
             if problem:
-                await subscriber.put(0, self.encoding.error(problem, draft.room, draft.user))
+                error = self.encoding.error(problem, draft.room, draft.user, draft.key)
+                await subscriber.put(0, error)
                 continue
             self.rooms.join(subscriber, draft.room)
-            await self._store.append(draft)  # the rooms queue its ACK, in order with the room
-            self.messages_stored += 1
+            stored = await self._store.append(draft)  # the rooms queue its ACK, in id order
+            if stored.repeat:  # stored before: the first ACK again, and nothing for the room
+                subscriber.acknowledge(self.encoding.ack(stored))
+            else:
+                self.messages_stored += 1
             if not call.sending.locked():
                 await _send_queued(call, subscriber.take())  # saves a hop to the sending task
             await subscriber.room_to_spare()
@@ -250,6 +263,12 @@ class ChatService:
         newest.sort(key=lambda message: message.id)
         for message in newest[-limit:]:
             yield message
+
+    async def _send_epoch(self, call: Call[Any]) -> str:
+        """Sends a streaming call's response headers, with the store's epoch; returns it."""
+        epoch = self._store.epoch
+        await call.send_initial_metadata({contract.EPOCH: epoch})
+        return epoch
 
     async def _send_history(self, call: Call[Any], history: AsyncIterator[Stored]) -> int:
         """Streams stored messages, many per write; returns the last id sent (0 when none)."""
@@ -318,6 +337,16 @@ def _after_id(raw: str) -> int:
     if len(raw) > 20 or not (raw.isascii() and raw.isdigit()) or int(raw) > UINT64_MAX:
         raise GRPCError(Status.INVALID_ARGUMENT, f"chat-after-id {raw!r} is not a message id")
     return int(raw)
+
+
+def _same_history(call: Call[Any], epoch: str) -> bool:
+    """Whether the ids a client resumes after belong to the history of `epoch`: yes, unless its
+    `chat-epoch` names another one (the history was replaced, and every id of it is new to the
+    client); INVALID_ARGUMENT for a value that is no epoch."""
+    theirs = call.metadata(contract.EPOCH, "")
+    if theirs and not contract.NAME.fullmatch(theirs):
+        raise GRPCError(Status.INVALID_ARGUMENT, f"chat-epoch {theirs!r} is not an epoch")
+    return not theirs or theirs == epoch
 
 
 async def _nothing() -> AsyncIterator[Stored]:

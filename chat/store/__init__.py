@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from chat.errors import ConfigError
-from chat.store.base import PAGE_SIZE, Listener, Store
+from chat.store.base import DEDUPE_WINDOW, PAGE_SIZE, Listener, Store
 
-__all__ = ["PAGE_SIZE", "Listener", "Store", "open_store", "sqlite_path"]
+__all__ = ["DEDUPE_WINDOW", "PAGE_SIZE", "Listener", "Store", "open_store", "sqlite_path"]
 
 SQLITE_FORMS = (
     "sqlite:///chat.db is chat.db in the working directory; four slashes make a path absolute: "
@@ -13,10 +13,13 @@ SQLITE_FORMS = (
 )
 
 
-async def open_store(url: str, *, max_history: int = 0) -> Store:
+async def open_store(
+    url: str, *, max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW
+) -> Store:
     """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`, `redis://host/db`.
 
-    `max_history` keeps about the newest N messages per room (0: all).
+    `max_history` keeps about the newest N messages per room (0: all); `dedupe_window` is how
+    many seconds a message key is remembered at least (memory: as long as the process runs).
     """
     scheme, sep, _ = url.partition("://")
     if not sep:
@@ -28,11 +31,11 @@ async def open_store(url: str, *, max_history: int = 0) -> Store:
     if scheme == "sqlite":
         from chat.store.sqlite import SqliteStore
 
-        return await SqliteStore.open(str(sqlite_path(url)), max_history)
+        return await SqliteStore.open(str(sqlite_path(url)), max_history, dedupe_window)
     if scheme == "redis":
         from chat.store.redis import RedisStore
 
-        return await RedisStore.open(url, max_history)
+        return await RedisStore.open(url, max_history, dedupe_window)
     raise ConfigError(
         f"unknown store {scheme!r} in {url!r}; use memory://, sqlite:///path or redis://host:port/db"
     )

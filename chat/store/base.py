@@ -1,5 +1,6 @@
 """The storage interface every backend implements, and the constants they share."""
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -23,10 +24,22 @@ PAGE_SIZE = 500
 """Rows fetched per history query: memory stays flat however long the history is."""
 SLACK = 1.1
 """With a retention limit N, a room may grow to N x SLACK before it is trimmed back to N."""
+DEDUPE_WINDOW = 24 * 3600.0
+"""Seconds a message key is remembered at least (SQLite and Redis; memory: its lifetime)."""
+
+
+def new_epoch() -> str:
+    """A random epoch for a history made now: 16 hex digits."""
+    return secrets.token_hex(8)
 
 
 class Store(Protocol):
     """What the server keeps; every backend tells its listener of commits in id order."""
+
+    @property
+    def epoch(self) -> str:
+        """The epoch of the history kept now: made with it, changed only when it is replaced."""
+        ...
 
     def listen(self, listener: Listener) -> None:
         """Tells `listener` of every message committed from now on, on any replica, in id order."""
@@ -38,7 +51,11 @@ class Store(Protocol):
 
     async def append(self, draft: Draft) -> Stored:
         """Stores the draft; returns only once it is durable and the listeners have heard of it
-        (so its ACK, queued by the listener, comes in id order among the room's messages)."""
+        (so its ACK, queued by the listener, comes in id order among the room's messages).
+
+        A draft whose (user, key) was stored before, within the dedupe window, is not stored
+        again and the listeners hear nothing: the result is the first one's id and time, marked
+        `repeat`, whichever stream or replica posted either."""
         ...
 
     def history(self, room: str | None, after_id: int = 0, limit: int = 0) -> AsyncIterator[Stored]:

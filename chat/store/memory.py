@@ -1,18 +1,22 @@
 """`memory://`: a list and a dict, for tests and demos; nothing survives a restart."""
 
 import bisect
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 from chat.model import Draft, Stored
-from chat.store.base import SLACK, Listener
+from chat.store.base import SLACK, Listener, new_epoch
 from chat.store.buckets import TokenBuckets
 
 
 class MemoryStore:
-    """Keeps every message in process memory; appends are durable the moment they return."""
+    """Keeps every message in process memory; appends are durable the moment they return.
+    Message keys are remembered for the process's lifetime."""
 
     def __init__(self, max_history: int = 0) -> None:
+        self.epoch = new_epoch()
+        self._keys: dict[tuple[str, str], Stored] = {}
         self._max_history = max_history
         self._all: list[Stored] = []
         self._by_room: dict[str, list[Stored]] = {}
@@ -24,6 +28,10 @@ class MemoryStore:
         self._listeners.append(listener)
 
     async def append(self, draft: Draft) -> Stored:
+        if draft.key:
+            first = self._keys.get((draft.user, draft.key))
+            if first is not None:
+                return dataclasses.replace(first, origin=draft.origin, repeat=True)
         stored = Stored(
             id=self._next_id,
             room=draft.room,
@@ -31,8 +39,11 @@ class MemoryStore:
             text=draft.text,
             sent_at=datetime.now(UTC),
             origin=draft.origin,
+            key=draft.key,
         )
         self._next_id += 1
+        if draft.key:
+            self._keys[draft.user, draft.key] = stored
         self._all.append(stored)
         room = self._by_room.setdefault(draft.room, [])
         room.append(stored)

@@ -1,15 +1,21 @@
 """`redis://host:port/db`: history, ids and live fan-out in Redis Streams, shared by replicas.
 
 Each message gets its id and lands in two streams in one Lua script (atomic): its room's stream
-and the stream of all rooms, both with the entry id `<id>-0`. Every replica follows the
-all-rooms stream with XREAD BLOCK and tells its listener of each entry in order, its own
-included; the stream, not pub/sub, is the source of truth, so a replica that reconnects
-resumes where it stopped. An append returns once its own entry has come round (as the other
-stores do, after the listener heard it), so the ACK takes its place among the room's messages.
+and the stream of all rooms, both with the entry id `<id>-0`. The same script looks up and
+records the message's key (`chat:key:<user>:<key>`, expiring after the dedupe window), so every
+replica agrees on which of two posts with one key was first. The history's epoch is a key set
+once (`SET NX`): a Redis that comes back empty gets a new one from the first replica to look.
+
+Every replica follows the all-rooms stream with XREAD BLOCK and tells its listener of each
+entry in order, its own included; the stream, not pub/sub, is the source of truth, so a
+replica that reconnects resumes where it stopped. An append returns once its own entry has come
+round (as the other stores do, after the listener heard it), so the ACK takes its place among
+the room's messages.
 """
 
 import asyncio
 import heapq
+import itertools
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -24,28 +30,39 @@ from redis.exceptions import RedisError
 
 from chat.errors import ConfigError, StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store.base import PAGE_SIZE, Listener
+from chat.store.base import DEDUPE_WINDOW, PAGE_SIZE, Listener, new_epoch
 from chat.tasks import cancel_and_wait
 
 log = logging.getLogger("chat.store.redis")
 
 PREFIX = "chat:"
 NEXT_ID, ALL, ROOMS = PREFIX + "next_id", PREFIX + "all", PREFIX + "rooms"
+EPOCH = PREFIX + "epoch"
 BLOCK_MS = 1000
 SOCKET_TIMEOUT = 5.0
 MAX_CONNECTIONS = 64
 RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
-# KEYS: next_id, all-rooms stream, room stream, rooms set.
-# ARGV: room, user, text, replica, origin, max per room (0: all).
+# KEYS: next_id, all-rooms stream, room stream, rooms set, and the message key's record if any.
+# ARGV: room, user, text, replica, origin, max per room (0: all), key, dedupe window in ms.
 # With a limit, the all-rooms stream keeps about limit x rooms entries.
+# Returns {id, micros}, or {'id:micros'} of the first message with the key.
 APPEND = """
+if KEYS[5] then
+  local first = redis.call('GET', KEYS[5])
+  if first then return {first} end
+end
 local id = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
 local micros = now[1] * 1000000 + now[2]
 local entry = id .. '-0'
 local fields = {'room', ARGV[1], 'user', ARGV[2], 'text', ARGV[3], 'at', micros,
                 'replica', ARGV[4], 'origin', ARGV[5]}
+if KEYS[5] then
+  redis.call('SET', KEYS[5], string.format('%d:%d', id, micros), 'PX', ARGV[8])
+  table.insert(fields, 'key')
+  table.insert(fields, ARGV[7])
+end
 local limit = tonumber(ARGV[6])
 redis.call('SADD', KEYS[4], ARGV[1])
 if limit > 0 then
@@ -94,12 +111,19 @@ def bucket_key(user: str) -> str:
     return PREFIX + "rate:" + user
 
 
+def message_key(user: str, key: str) -> str:
+    """Where a user's message key is recorded (user names have no colon)."""
+    return f"{PREFIX}key:{user}:{key}"
+
+
 class RedisStore:
     """One client for commands (never retried: an append must not run twice), one for XREAD."""
 
-    def __init__(self, url: str, max_history: int) -> None:
+    def __init__(self, url: str, max_history: int, dedupe_window: float = DEDUPE_WINDOW) -> None:
+        self.epoch = ""
         self._url = url
         self._max_history = max_history
+        self._dedupe_ms = max(1, int(dedupe_window * 1000))
         self._replica = secrets.token_hex(8)  # tells this replica's entries from the others'
         # A blocking pool: a burst of appends waits for a free connection instead of failing.
         self._client = aioredis.Redis(
@@ -123,17 +147,22 @@ class RedisStore:
         self._listeners: list[Listener] = []
         self._last_entry = "0-0"
         self._delivered = 0  # the newest id this replica's listeners have been told of
-        self._waiting: list[tuple[int, asyncio.Future[None]]] = []  # a heap by id
+        # A heap by id; the number tells apart appends waiting for one id (repeats of a key).
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tickets = itertools.count()
         self._follower: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, url: str, max_history: int = 0) -> "RedisStore":
+    async def open(
+        cls, url: str, max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW
+    ) -> "RedisStore":
         """Connects and starts following the all-rooms stream from its current end."""
         try:
-            store = cls(url, max_history)
+            store = cls(url, max_history, dedupe_window)
         except ValueError as error:
             raise ConfigError(f"bad Redis URL {url!r}: {error}") from error
         try:
+            store.epoch = await _epoch_of(store._client)
             newest = cast(Entries, await store._client.xrevrange(ALL, count=1))
         except RedisError as error:
             await store._close_clients()
@@ -154,9 +183,12 @@ class RedisStore:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
 
     async def append(self, draft: Draft) -> Stored:
+        keys = [NEXT_ID, ALL, room_key(draft.room), ROOMS]
+        if draft.key:
+            keys.append(message_key(draft.user, draft.key))
         try:
-            id_, micros = await self._append(
-                keys=[NEXT_ID, ALL, room_key(draft.room), ROOMS],
+            result = await self._append(
+                keys=keys,
                 args=[
                     draft.room,
                     draft.user,
@@ -164,14 +196,19 @@ class RedisStore:
                     self._replica,
                     draft.origin,
                     self._max_history,
+                    draft.key,
+                    self._dedupe_ms,
                 ],
             )
         except RedisError as error:
             raise StoreUnavailable(f"Redis did not take the message: {error}") from error
-        id_ = int(id_)
+        repeat = len(result) == 1
+        id_, micros = map(int, result[0].split(b":")) if repeat else map(int, result)
         await self._delivery_of(id_)
-        sent_at = datetime.fromtimestamp(int(micros) / 1e6, UTC)
-        return Stored(id_, draft.room, draft.user, draft.text, sent_at, draft.origin)
+        sent_at = datetime.fromtimestamp(micros / 1e6, UTC)
+        return Stored(
+            id_, draft.room, draft.user, draft.text, sent_at, draft.origin, draft.key, repeat
+        )
 
     async def _delivery_of(self, id_: int) -> None:
         """Waits until the listeners were told of message `id_` and of every one before it.
@@ -182,7 +219,7 @@ class RedisStore:
         if self._delivered >= id_:
             return
         future = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (id_, future))
+        heapq.heappush(self._waiting, (id_, next(self._tickets), future))
         try:
             async with asyncio.timeout(SOCKET_TIMEOUT):
                 await future
@@ -236,7 +273,7 @@ class RedisStore:
             await cancel_and_wait([self._follower])  # redis-py can swallow a cancel mid-read
             self._follower = None
         self._listeners.clear()
-        for _, heard in self._waiting:  # appends that will never come round now
+        for _, _, heard in self._waiting:  # appends that will never come round now
             if not heard.done():
                 heard.set_exception(StoreUnavailable("the Redis store is closed"))
         self._waiting.clear()
@@ -279,13 +316,14 @@ class RedisStore:
                     for listener in self._listeners:
                         listener.stored(message)
             while self._waiting and self._waiting[0][0] <= self._delivered:
-                _, future = heapq.heappop(self._waiting)
+                _, _, future = heapq.heappop(self._waiting)
                 if not future.done():
                     future.set_result(None)
 
     async def _notice_lost_data(self) -> None:
         """After an outage: a Redis that came back without its data starts the ids again, and
-        following from the old position would skip every new message."""
+        following from the old position would skip every new message; its epoch is new."""
+        self.epoch = await _epoch_of(self._reader)
         newest = cast(Entries, await self._reader.xrevrange(ALL, count=1))
         newest_id = _entry_id(newest[0][0]) if newest else 0
         if newest_id < self._delivered:
@@ -302,7 +340,15 @@ class RedisStore:
             text=fields[b"text"].decode(),
             sent_at=datetime.fromtimestamp(int(fields[b"at"]) / 1e6, UTC),
             origin=int(fields.get(b"origin", b"0")) if ours else 0,
+            key=fields.get(b"key", b"").decode() if ours else "",
         )
+
+
+async def _epoch_of(client: "aioredis.Redis") -> str:
+    """The history's epoch, made now by this replica when Redis has none (a new or emptied
+    Redis); the first replica to set it wins."""
+    await client.set(EPOCH, new_epoch(), nx=True)
+    return cast(bytes, await client.get(EPOCH)).decode()
 
 
 def _entry_id(entry: Any) -> int:

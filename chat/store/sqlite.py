@@ -9,6 +9,8 @@ into the database, runs on aiosqlite's thread, as do the history reads.
 """
 
 import asyncio
+import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ import aiosqlite
 
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store.base import PAGE_SIZE, SLACK, Listener
+from chat.store.base import DEDUPE_WINDOW, PAGE_SIZE, SLACK, Listener, new_epoch
 from chat.store.buckets import TokenBuckets
 
 SCHEMA = """
@@ -30,6 +32,17 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_at INTEGER NOT NULL  -- microseconds since the epoch, UTC
 );
 CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS message_keys (
+    id      INTEGER PRIMARY KEY,  -- the message's id
+    user    TEXT    NOT NULL,
+    key     TEXT    NOT NULL,
+    sent_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS message_keys_by_user ON message_keys (user, key);
 """
 
 COLUMNS = "id, room, user, text, sent_at"
@@ -41,6 +54,9 @@ MAX_BATCH = 1000
 """Messages per transaction at most: 5,000 parameters, well within SQLite's 32,766."""
 CHECKPOINT_EVERY = 200
 """Transactions between checkpoints: the log stays around a thousand pages, as SQLite's own."""
+MIN_EXPIRY = 1000
+"""Keys past the dedupe window deleted at least per checkpoint (twice as many as were added
+since the last one): the oldest first, so each deletion reads only what it deletes."""
 
 
 def _row_to_stored(row: aiosqlite.Row | tuple[int, str, str, str, int]) -> Stored:
@@ -52,9 +68,17 @@ class SqliteStore:
     """A writer connection on the loop's thread, a reader connection on aiosqlite's thread."""
 
     def __init__(
-        self, writer: sqlite3.Connection, reader: aiosqlite.Connection, max_history: int
+        self,
+        writer: sqlite3.Connection,
+        reader: aiosqlite.Connection,
+        max_history: int,
+        dedupe_window: float = DEDUPE_WINDOW,
+        epoch: str = "",
     ) -> None:
+        self.epoch = epoch
         self._max_history = max_history
+        self._dedupe_micros = int(dedupe_window * 1e6)
+        self._keys_added = 0  # since the last expiry
         self._writer: sqlite3.Connection | None = writer
         self._reader = reader
         self._loop = asyncio.get_running_loop()
@@ -67,8 +91,10 @@ class SqliteStore:
         self._checkpoint: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, path: str, max_history: int = 0) -> "SqliteStore":
-        """Opens (creating if needed) the database file."""
+    async def open(
+        cls, path: str, max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW
+    ) -> "SqliteStore":
+        """Opens (creating if needed) the database file; a new file gets a new epoch."""
         try:
             # Autocommit: each batch is one multi-row INSERT, its own transaction.
             writer = sqlite3.connect(path, isolation_level=None)
@@ -78,11 +104,16 @@ class SqliteStore:
             writer.execute("PRAGMA synchronous=NORMAL")
             writer.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run off the loop
             writer.executescript(SCHEMA)
+            writer.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", [new_epoch()]
+            )
+            (epoch,) = writer.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()
             reader = await aiosqlite.connect(path)
         except Exception as error:
             raise StoreUnavailable(f"cannot open SQLite database {path!r}: {error}") from error
-        store = cls(writer, reader, max_history)
+        store = cls(writer, reader, max_history, dedupe_window, str(epoch))
         await store._load_counts()
+        store._expire_keys()
         return store
 
     async def _load_counts(self) -> None:
@@ -123,32 +154,100 @@ class SqliteStore:
     def _commit(self, batch: list[Pending]) -> None:
         now = datetime.now(UTC)
         micros = int(now.timestamp() * 1e6)
-        stored = [
-            Stored(self._next_id + n, d.room, d.user, d.text, now, d.origin)
-            for n, (d, _) in enumerate(batch)
-        ]
-        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(stored))
-        values = [v for s in stored for v in (s.id, s.room, s.user, s.text, micros)]
+        stored: list[Stored] = []
+        results: list[Stored] = []  # one per draft of the batch: stored now, or a repeat
+        keyed: dict[tuple[str, str], Stored] = {}
+        for draft, _ in batch:
+            first = self._first_with_key(draft, keyed) if draft.key else None
+            if first is not None:
+                results.append(first)
+                continue
+            id_ = self._next_id + len(stored)
+            message = Stored(id_, draft.room, draft.user, draft.text, now, draft.origin, draft.key)
+            stored.append(message)
+            results.append(message)
+            if draft.key:
+                keyed[draft.user, draft.key] = message
         try:
-            assert self._writer is not None
-            self._writer.execute(f"INSERT INTO messages ({COLUMNS}) VALUES {rows}", values)
+            self._insert(stored, keyed, micros)
         except Exception as error:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(StoreUnavailable(f"SQLite write failed: {error}"))
             return
         self._next_id += len(stored)
-        for message, (_, future) in zip(stored, batch, strict=True):
+        for message in stored:
             self._counts[message.room] = self._counts.get(message.room, 0) + 1
             for listener in self._listeners:
                 listener.stored(message)
+        for result, (_, future) in zip(results, batch, strict=True):
             if not future.done():
-                future.set_result(message)
+                future.set_result(result)
         if self._max_history:
             self._trim({message.room for message in stored})
         self._commits += 1
         if self._commits % CHECKPOINT_EVERY == 0 and self._checkpoint is None:
+            self._expire_keys()
             self._checkpoint = self._loop.create_task(self._checkpoint_log())
+
+    def _first_with_key(self, draft: Draft, keyed: dict[tuple[str, str], Stored]) -> Stored | None:
+        """The message stored first with the draft's (user, key), in this batch or before it,
+        as a repeat for this draft; None when the key is new."""
+        first = keyed.get((draft.user, draft.key))
+        if first is not None:
+            return dataclasses.replace(first, origin=draft.origin, repeat=True)
+        assert self._writer is not None
+        row = self._writer.execute(
+            "SELECT id, sent_at FROM message_keys WHERE user = ? AND key = ?",
+            [draft.user, draft.key],
+        ).fetchone()
+        if row is None:
+            return None
+        sent_at = datetime.fromtimestamp(row[1] / 1e6, UTC)
+        return Stored(
+            row[0], draft.room, draft.user, draft.text, sent_at, draft.origin, draft.key, True
+        )
+
+    def _insert(
+        self, stored: list[Stored], keyed: dict[tuple[str, str], Stored], micros: int
+    ) -> None:
+        """Writes the batch's messages, and their keys in the same transaction."""
+        assert self._writer is not None
+        if not stored:
+            return
+        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(stored))
+        values = [v for s in stored for v in (s.id, s.room, s.user, s.text, micros)]
+        insert = f"INSERT INTO messages ({COLUMNS}) VALUES {rows}"
+        if not keyed:
+            self._writer.execute(insert, values)  # one statement: its own transaction
+            return
+        keys = ", ".join(["(?, ?, ?, ?)"] * len(keyed))
+        key_values = [v for (user, key), s in keyed.items() for v in (s.id, user, key, micros)]
+        self._writer.execute("BEGIN")
+        try:
+            self._writer.execute(insert, values)
+            self._writer.execute(
+                f"INSERT INTO message_keys (id, user, key, sent_at) VALUES {keys}", key_values
+            )
+            self._writer.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                self._writer.execute("ROLLBACK")
+            raise
+        self._keys_added += len(keyed)
+
+    def _expire_keys(self) -> None:
+        """Deletes the oldest keys past the dedupe window (housekeeping: errors wait)."""
+        assert self._writer is not None
+        limit = max(MIN_EXPIRY, 2 * self._keys_added)
+        self._keys_added = 0
+        cutoff = int(datetime.now(UTC).timestamp() * 1e6) - self._dedupe_micros
+        with contextlib.suppress(sqlite3.Error):
+            self._writer.execute(
+                "DELETE FROM message_keys WHERE sent_at < ? AND id IN"
+                " (SELECT id FROM message_keys ORDER BY id LIMIT ?)",
+                [cutoff, limit],
+            )
 
     async def _checkpoint_log(self) -> None:
         """Copies the log into the database on aiosqlite's thread (this is what fsyncs).

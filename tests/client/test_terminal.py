@@ -242,6 +242,67 @@ def test_reconnects_after_a_restart_saying_so_once_and_misses_nothing(
     assert "after_id" not in log
 
 
+def test_a_line_typed_while_the_server_is_away_is_pending_then_stored_once(
+    server_process: Start, screen: Open, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'chat.db'}"
+    server = server_process(store)
+    ann = screen("--server", server.address, "chat", "--user", "ann")
+    ann.wait_for(PROMPT)
+    assert server.stop() == 0
+    ann.wait_for("-- disconnected")
+    ann.type("typed while away")
+    ann.wait_for(r"^  ann: typed while away  \(waiting for the server\)$")
+    again = server_process(store, port=server.port)
+    ann.wait_for(f"{TIME} ann: typed while away$")
+    ann.type("/help")
+    seen = ann.wait_for("/quit +leave")
+    assert seen.count("typed while away") == 1, seen
+    assert history(again).endswith("[general] ann: typed while away\n")
+
+
+def test_leaving_while_the_server_is_away_says_what_was_never_sent(
+    server: ServerProcess, screen: Open
+) -> None:
+    ann = screen("--server", server.address, "chat", "--user", "ann")
+    ann.wait_for(PROMPT)
+    assert server.stop() == 0
+    ann.wait_for("-- disconnected")
+    ann.type("lost words")
+    ann.wait_for(r"^  ann: lost words  \(waiting for the server\)$")
+    ann.press("C-d")
+    assert ann.exit_status() == 0
+    assert "-- not sent: 1 line, never acknowledged" in ann.text()
+
+
+def test_a_refused_line_is_named_in_its_error_and_leaves_the_others_to_their_acks(
+    tmp_path: Path, screen: Open
+) -> None:
+    server = ServerProcess(
+        tmp_path / "server.log", "memory://", "--max-text-bytes", "20", "--rate-limit", "0"
+    )
+    server.start()
+    try:
+        ann = screen("--server", server.address, "chat", "--user", "ann")
+        ann.wait_for(PROMPT)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGSTOP)  # all three are pending when the answers come
+        try:
+            for text in ("short one", "x" * 30, "short two"):
+                ann.type(text)
+            ann.wait_for(r"^  ann: short two  \(sending\)$")
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        ann.wait_for(f"{TIME} ann: short one$")
+        ann.wait_for(f"not sent: message is 30 bytes; the limit is 20 .*: {'x' * 30}$")
+        ann.wait_for(f"{TIME} ann: short two$")
+        assert "(sending)" not in ann.text()
+        stored = [line.split("] ", 1)[1] for line in history(server).splitlines()]
+        assert stored == ["ann: short one", "ann: short two"]
+    finally:
+        server.stop(signal.SIGKILL)
+
+
 def test_ctrl_d_while_the_server_is_down_leaves_at_once(
     server: ServerProcess, terminal: Callable[..., tuple[pexpect.spawn, io.StringIO]]
 ) -> None:

@@ -1,5 +1,6 @@
 """The soak run at a small size: clients chat through a server SIGKILL (SQLite), or through a
-replica SIGKILL and a Redis restart, and nothing is lost, doubled or shown out of order."""
+replica SIGKILL and a Redis restart, and nothing is lost, doubled or shown out of order; through
+a memory server's restart, resuming clients are shown the whole new history."""
 
 import asyncio
 import dataclasses
@@ -49,3 +50,11 @@ async def test_nothing_is_lost_through_a_replica_sigkill_and_a_redis_restart(
         "replica restarted",
         "redis-server SIGKILLed and restarted",
     ]
+
+
+async def test_clients_resuming_after_a_memory_server_restart_are_shown_the_new_history(
+    tmp_path: Path,
+) -> None:
+    report = await run(dataclasses.replace(SMALL, store="memory"), tmp_path)
+    assert report.ok, report.summary()
+    assert "every client was shown 2 history epochs" in report.summary()

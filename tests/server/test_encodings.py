@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat.contract import Kind
+from chat.model import Stored
 from chat.server.encoding import handwritten_impl
 from chat.server.encoding.base import DecodeError, Encoding, Stats
 from chat.server.encoding.betterproto_impl import BetterprotoEncoding
@@ -37,9 +38,9 @@ def runtime(name: str) -> Any:
 
 
 def runtime_reply(
-    kind: int, text: str, user: str, room: str, id: int, sent_at: datetime
+    kind: int, text: str, user: str, room: str, id: int, sent_at: datetime, key: str = ""
 ) -> Message:
-    reply = runtime("MessageReply")(message=text, user=user, room=room, id=id, kind=kind)
+    reply = runtime("MessageReply")(message=text, user=user, room=room, id=id, kind=kind, key=key)
     reply.sent_at.FromDatetime(sent_at)
     message: Message = reply
     return message
@@ -52,13 +53,14 @@ def runtime_reply(
     room=texts,
     id=st.integers(0, 2**64 - 1),
     sent_at=moments,
+    key=texts,
 )
 def test_a_reply_is_the_same_bytes_from_both_encodings_and_the_protobuf_runtime(
-    kind: int, text: str, user: str, room: str, id: int, sent_at: datetime
+    kind: int, text: str, user: str, room: str, id: int, sent_at: datetime, key: str
 ) -> None:
-    fast = FAST.reply(kind, text, user, room, id, sent_at)
-    assert fast == REFERENCE.reply(kind, text, user, room, id, sent_at)
-    assert fast == runtime_reply(kind, text, user, room, id, sent_at).SerializeToString()
+    fast = FAST.reply(kind, text, user, room, id, sent_at, key)
+    assert fast == REFERENCE.reply(kind, text, user, room, id, sent_at, key)
+    assert fast == runtime_reply(kind, text, user, room, id, sent_at, key).SerializeToString()
 
 
 @given(
@@ -67,29 +69,31 @@ def test_a_reply_is_the_same_bytes_from_both_encodings_and_the_protobuf_runtime(
     connected=st.integers(0, 2**31 - 1),
     online=st.lists(texts, max_size=5),
     uptime=st.floats(min_value=0, max_value=1e9),
+    epoch=texts,
 )
 def test_stats_are_the_same_bytes_from_both_encodings_and_the_protobuf_runtime(
-    messages: int, rooms: int, connected: int, online: list[str], uptime: float
+    messages: int, rooms: int, connected: int, online: list[str], uptime: float, epoch: str
 ) -> None:
-    stats = Stats(messages, rooms, connected, online, uptime)
+    stats = Stats(messages, rooms, connected, online, uptime, epoch)
     expected = runtime("StatsReply")(
         num_messages=messages,
         num_rooms=rooms,
         num_connected=connected,
         online=online,
         uptime_seconds=uptime,
+        epoch=epoch,
     ).SerializeToString()
     assert FAST.stats(stats) == REFERENCE.stats(stats) == expected
 
 
 @pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
-@given(message=texts, user=texts, room=texts)
+@given(message=texts, user=texts, room=texts, key=texts)
 def test_a_request_the_protobuf_runtime_wrote_parses_to_its_fields(
-    encoding: Encoding, message: str, user: str, room: str
+    encoding: Encoding, message: str, user: str, room: str, key: str
 ) -> None:
-    data = runtime("MessageRequest")(message=message, user=user, room=room).SerializeToString()
-    parsed = encoding.parse_request(data)
-    assert (parsed.message, parsed.user, parsed.room) == (message, user, room)
+    request = runtime("MessageRequest")(message=message, user=user, room=room, key=key)
+    parsed = encoding.parse_request(request.SerializeToString())
+    assert (parsed.message, parsed.user, parsed.room, parsed.key) == (message, user, room, key)
 
 
 @pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
@@ -108,13 +112,10 @@ def test_random_bytes_the_hand_parser_accepts_mean_the_same_to_the_protobuf_runt
     except DecodeError:
         return  # refused: never stored
     theirs = runtime("MessageRequest").FromString(data)
-    assert (ours.message, ours.user, ours.room) == (theirs.message, theirs.user, theirs.room)
+    fields = (ours.message, ours.user, ours.room, ours.key)
+    assert fields == (theirs.message, theirs.user, theirs.room, theirs.key)
     reference = REFERENCE.parse_request(data)
-    assert (ours.message, ours.user, ours.room) == (
-        reference.message,
-        reference.user,
-        reference.room,
-    )
+    assert fields == (reference.message, reference.user, reference.room, reference.key)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +138,7 @@ def test_malformed_requests_are_refused_by_the_hand_parser(data: bytes) -> None:
 @pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
 def test_unknown_fields_from_newer_clients_are_skipped(encoding: Encoding) -> None:
     known = bytes(MessageRequest(message="hi", room="dev"))
-    extra = b"\x20\x96\x01" + b"\x29" + bytes(8) + b"\x32\x02ok" + b"\x3d" + bytes(4)
+    extra = b"\x28\x96\x01" + b"\x29" + bytes(8) + b"\x32\x02ok" + b"\x3d" + bytes(4)
     parsed = encoding.parse_request(extra + known)
     assert (parsed.message, parsed.room, parsed.user) == ("hi", "dev", "")
 
@@ -160,3 +161,19 @@ def test_varints_match_betterproto_at_every_length_boundary(bits: int) -> None:
     for value in (2**bits - 2, 2**bits - 1, 2**bits, 2**bits + 1):
         if 0 <= value < 2**64:
             assert handwritten_impl.varint(value) == betterproto.encode_varint(value), value
+
+
+@given(text=texts, key=texts, id=st.integers(1, 2**64 - 1), sent_at=moments)
+def test_chat_and_ack_replies_are_the_same_bytes_from_both_encodings(
+    text: str, key: str, id: int, sent_at: datetime
+) -> None:
+    message = Stored(id, "room", "ann", text, sent_at, key=key)
+    assert FAST.chat(message) == REFERENCE.chat(message)
+    assert FAST.ack(message) == REFERENCE.ack(message)
+    assert MessageReply().parse(FAST.ack(message)).key == key
+
+
+@pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
+def test_an_error_reply_names_the_key_of_the_request_it_refuses(encoding: Encoding) -> None:
+    error = MessageReply().parse(encoding.error("empty message", "room", "ann", "k1"))
+    assert (error.kind, error.message, error.key) == (Kind.ERROR, "empty message", "k1")

@@ -1,4 +1,5 @@
-"""Every store keeps the same promises: ids, order, filters, counts, listeners, retention."""
+"""Every store keeps the same promises: ids, order, filters, counts, listeners, retention,
+epochs and message keys."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -8,7 +9,8 @@ import pytest
 
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store import PAGE_SIZE, Store, open_store
+from chat.store import DEDUPE_WINDOW, PAGE_SIZE, Store, open_store
+from chat.store.memory import MemoryStore
 
 Open = Callable[..., Awaitable[Store]]
 
@@ -54,8 +56,8 @@ async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         url = request.getfixturevalue("redis_server").url
     opened: list[Store] = []
 
-    async def open_(max_history: int = 0) -> Store:
-        opened.append(await open_store(url, max_history=max_history))
+    async def open_(max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW) -> Store:
+        opened.append(await open_store(url, max_history=max_history, dedupe_window=dedupe_window))
         return opened[-1]
 
     yield open_
@@ -174,3 +176,73 @@ async def test_a_history_read_sees_every_message_stored_before_it_began(
 
     missed = await asyncio.gather(*(write_then_read(n) for n in range(40)))
     assert not [id for ids in missed for id in ids], "a reader saw an older snapshot"
+
+
+async def test_a_history_has_an_epoch_that_every_store_on_its_data_shares(
+    open_backend: Open,
+) -> None:
+    first = await open_backend()
+    await first.append(Draft("r", "u", "m"))
+    second = await open_backend()
+    assert len(first.epoch) == 16 and int(first.epoch, 16) >= 0
+    if isinstance(first, MemoryStore):  # a memory store's history is its own
+        assert second.epoch != first.epoch
+    else:
+        assert second.epoch == first.epoch
+
+
+async def test_a_key_posted_twice_is_stored_once_and_repeats_the_first_id_and_time(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    recorder = Recorder()
+    store.listen(recorder)
+    first = await store.append(Draft("r", "ann", "hello", origin=1, key="k1"))
+    again = await store.append(Draft("r", "ann", "hello", origin=2, key="k1"))
+    assert (first.repeat, again.repeat) == (False, True)
+    assert (again.id, again.sent_at, again.key, again.origin) == (first.id, first.sent_at, "k1", 2)
+    after = await store.append(Draft("r", "ann", "next", key="k2"))
+    assert after.id == first.id + 1
+    assert [m.id for m in await recorder.wait_for(2)] == [first.id, after.id]
+    assert await texts(store.history("r")) == ["hello", "next"]
+
+
+async def test_keys_belong_to_their_user(open_backend: Open) -> None:
+    store = await open_backend()
+    ann = await store.append(Draft("r", "ann", "hi", key="same"))
+    bob = await store.append(Draft("r", "bob", "hi", key="same"))
+    assert not bob.repeat and bob.id == ann.id + 1
+    unkeyed = [await store.append(Draft("r", "ann", "hi")) for _ in range(2)]
+    assert not any(m.repeat for m in unkeyed)
+    assert await store.count("r") == 4
+
+
+async def test_one_key_posted_many_times_at_once_is_stored_once(open_backend: Open) -> None:
+    store = await open_backend()
+    results = await asyncio.gather(
+        *(store.append(Draft("r", "ann", "once", origin=n, key="k")) for n in range(20)),
+        *(store.append(Draft("r", "ann", f"other {n}", key=f"o{n}")) for n in range(20)),
+    )
+    keyed = results[:20]
+    assert len({(m.id, m.sent_at) for m in keyed}) == 1
+    assert sum(not m.repeat for m in keyed) == 1
+    stored = await texts(store.history("r"))
+    assert sorted(stored) == sorted(["once"] + [f"other {n}" for n in range(20)])
+
+
+async def test_sqlite_remembers_keys_across_a_reopen_for_the_dedupe_window(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    store = await open_store(url)
+    first = await store.append(Draft("r", "ann", "hi", key="k"))
+    await store.close()
+    again = await open_store(url)
+    try:
+        repeat = await again.append(Draft("r", "ann", "hi", key="k"))
+        assert repeat.repeat and (repeat.id, repeat.sent_at) == (first.id, first.sent_at)
+    finally:
+        await again.close()
+    expired = await open_store(url, dedupe_window=0)  # opening deletes keys past the window
+    try:
+        assert not (await expired.append(Draft("r", "ann", "hi", key="k"))).repeat
+    finally:
+        await expired.close()

@@ -72,6 +72,7 @@ async def test_redis_going_away_fails_appends_and_recovery_needs_no_restart(
     redis_server: RedisProcess, heard: tuple[RedisStore, Recorder]
 ) -> None:
     store, recorder = heard
+    epoch = store.epoch
     assert (await store.append(Draft("r", "u", "before"))).id == 1
     redis_server.stop()
     with pytest.raises(StoreUnavailable):
@@ -86,6 +87,7 @@ async def test_redis_going_away_fails_appends_and_recovery_needs_no_restart(
     messages = await recorder.wait_for(2)
     assert [m.text for m in messages] == ["before", "after"]
     assert len(recorder.losses) == 1
+    assert store.epoch == epoch  # the same history: resuming clients skip what they saw
 
 
 async def test_a_redis_url_nobody_answers_at_is_store_unavailable() -> None:
@@ -97,6 +99,7 @@ async def test_a_redis_that_comes_back_empty_is_followed_anew(
     redis_server: RedisProcess, heard: tuple[RedisStore, Recorder]
 ) -> None:
     store, recorder = heard
+    epoch = store.epoch
     for text in ("one", "two", "three"):
         await store.append(Draft("r", "u", text))
     redis_server.stop()
@@ -108,3 +111,19 @@ async def test_a_redis_that_comes_back_empty_is_followed_anew(
     assert again.id == 1
     messages = await recorder.wait_for(4)
     assert [m.text for m in messages] == ["one", "two", "three", "after the loss"]
+    assert store.epoch != epoch  # a resuming client is shown the new history from its start
+
+
+async def test_one_key_posted_on_two_replicas_at_once_is_stored_once(
+    replicas: list[RedisStore],
+) -> None:
+    posts = [
+        replica.append(Draft("r", "ann", "once", origin=n, key="k"))
+        for n in range(10)
+        for replica in replicas
+    ]
+    results = await asyncio.gather(*posts)
+    assert len({(m.id, m.sent_at) for m in results}) == 1
+    assert sum(not m.repeat for m in results) == 1
+    assert await replicas[0].count() == 1
+    assert replicas[0].epoch == replicas[1].epoch

@@ -31,6 +31,8 @@ class ChatRequest(Protocol):
     def user(self) -> str: ...
     @property
     def room(self) -> str: ...
+    @property
+    def key(self) -> str: ...
 
 
 class RoomRequest(Protocol):
@@ -49,6 +51,7 @@ class Stats:
     connected: int
     online: list[str]
     uptime_seconds: float
+    epoch: str = ""
 
 
 class Encoding(ABC):
@@ -59,7 +62,14 @@ class Encoding(ABC):
 
     @abstractmethod
     def reply(
-        self, kind: int, text: str, user: str, room: str, id: int, sent_at: datetime
+        self,
+        kind: int,
+        text: str,
+        user: str,
+        room: str,
+        id: int,
+        sent_at: datetime,
+        key: str = "",
     ) -> bytes:
         """One MessageReply, serialised: fields in number order, defaults left out."""
 
@@ -82,13 +92,16 @@ class Encoding(ABC):
         )
 
     def ack(self, message: Stored) -> bytes:
-        """The sender's acknowledgement: the tutorial's text, with the stored id."""
+        """The sender's acknowledgement: the tutorial's text, with the stored id and the
+        message's key."""
         text = ACK_PREFIX + message.text
-        return self.reply(Kind.ACK, text, message.user, message.room, message.id, message.sent_at)
+        return self.reply(
+            Kind.ACK, text, message.user, message.room, message.id, message.sent_at, message.key
+        )
 
-    def error(self, reason: str, room: str, user: str) -> bytes:
-        """A refusal on the same stream: the message was not stored, and why."""
-        return self.reply(Kind.ERROR, reason, user, room, 0, datetime.now(UTC))
+    def error(self, reason: str, room: str, user: str, key: str = "") -> bytes:
+        """A refusal on the same stream: the message (with its key) was not stored, and why."""
+        return self.reply(Kind.ERROR, reason, user, room, 0, datetime.now(UTC), key)
 
     def presence(self, kind: int, room: str, user: str) -> bytes:
         """A JOIN or LEAVE: a user's first stream in a room opened, or its last one closed."""

@@ -17,10 +17,17 @@ class BetterprotoEncoding(Encoding):
     name = "betterproto"
 
     def reply(
-        self, kind: int, text: str, user: str, room: str, id: int, sent_at: datetime
+        self,
+        kind: int,
+        text: str,
+        user: str,
+        room: str,
+        id: int,
+        sent_at: datetime,
+        key: str = "",
     ) -> bytes:
         message = MessageReply(
-            message=text, user=user, room=room, id=id, sent_at=sent_at, kind=Kind(kind)
+            message=text, user=user, room=room, id=id, sent_at=sent_at, kind=Kind(kind), key=key
         )
         return bytes(message)
 
@@ -32,6 +39,7 @@ class BetterprotoEncoding(Encoding):
                 num_connected=stats.connected,
                 online=stats.online,
                 uptime_seconds=stats.uptime_seconds,
+                epoch=stats.epoch,
             )
         )
 

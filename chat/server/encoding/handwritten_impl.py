@@ -19,8 +19,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHAT, ACK = int(Kind.CHAT), int(Kind.ACK)
 
 KNOWN_FIELDS = {
-    "MessageRequest": {1: "message", 2: "user", 3: "room"},
-    "MessageReply": {1: "message", 2: "user", 3: "room", 4: "id", 5: "sent_at", 6: "kind"},
+    "MessageRequest": {1: "message", 2: "user", 3: "room", 4: "key"},
+    "MessageReply": {
+        1: "message",
+        2: "user",
+        3: "room",
+        4: "id",
+        5: "sent_at",
+        6: "kind",
+        7: "key",
+    },
     "StatsRequest": {1: "room"},
     "StatsReply": {
         1: "num_messages",
@@ -28,6 +36,7 @@ KNOWN_FIELDS = {
         3: "num_connected",
         4: "online",
         5: "uptime_seconds",
+        6: "epoch",
     },
 }
 """Every field this encoding reads or writes, by message and number, as gen/ names them."""
@@ -36,12 +45,13 @@ KNOWN_FIELDS = {
 class Request:
     """A parsed MessageRequest (or StatsRequest, which has only `room`): its string fields."""
 
-    __slots__ = ("message", "room", "user")
+    __slots__ = ("key", "message", "room", "user")
 
-    def __init__(self, message: str = "", user: str = "", room: str = "") -> None:
+    def __init__(self, message: str = "", user: str = "", room: str = "", key: str = "") -> None:
         self.message = message
         self.user = user
         self.room = room
+        self.key = key
 
 
 def varint(value: int) -> bytes:
@@ -90,7 +100,9 @@ def _timestamp(moment: datetime) -> bytes:
     return b"\x2a" + varint(len(body)) + body
 
 
-def encode_reply(kind: int, text: str, user: str, room: str, id: int, sent_at: datetime) -> bytes:
+def encode_reply(
+    kind: int, text: str, user: str, room: str, id: int, sent_at: datetime, key: str = ""
+) -> bytes:
     """One MessageReply, serialised as protobuf: fields in number order, defaults left out."""
     return b"".join(
         (
@@ -100,6 +112,7 @@ def encode_reply(kind: int, text: str, user: str, room: str, id: int, sent_at: d
             b"\x20" + varint(id) if id else b"",
             _timestamp(sent_at),
             b"\x30" + varint(kind) if kind else b"",
+            _string(b"\x3a", key),
         )
     )
 
@@ -113,6 +126,7 @@ def encode_stats(stats: Stats) -> bytes:
             b"\x18" + varint(stats.connected) if stats.connected else b"",
             *(b"\x22" + varint(len(data)) + data for data in map(str.encode, stats.online)),
             b"\x29" + struct.pack("<d", stats.uptime_seconds) if stats.uptime_seconds else b"",
+            _string(b"\x32", stats.epoch),
         )
     )
 
@@ -182,9 +196,16 @@ class HandwrittenEncoding(Encoding):
     parse_request = staticmethod(parse_request)
 
     def reply(
-        self, kind: int, text: str, user: str, room: str, id: int, sent_at: datetime
+        self,
+        kind: int,
+        text: str,
+        user: str,
+        room: str,
+        id: int,
+        sent_at: datetime,
+        key: str = "",
     ) -> bytes:
-        return encode_reply(kind, text, user, room, id, sent_at)
+        return encode_reply(kind, text, user, room, id, sent_at, key)
 
     def chat(self, message: Stored) -> bytes:
         return encode_reply(
@@ -193,7 +214,9 @@ class HandwrittenEncoding(Encoding):
 
     def ack(self, message: Stored) -> bytes:
         text = ACK_PREFIX + message.text
-        return encode_reply(ACK, text, message.user, message.room, message.id, message.sent_at)
+        return encode_reply(
+            ACK, text, message.user, message.room, message.id, message.sent_at, message.key
+        )
 
     def stats(self, stats: Stats) -> bytes:
         return encode_stats(stats)

@@ -5,7 +5,7 @@ documented stream API (the reference) or frames written and read directly (the f
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import grpclib.server
@@ -48,10 +48,12 @@ class Transport(ABC):
         False when it would have to wait; None when this transport never writes at once."""
 
     @abstractmethod
-    def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
-        """Sends a unary call's reply and its OK status at once, when nothing has to wait;
-        False: nothing was sent, and the documented `send_message` and
-        `send_trailing_metadata` are the way."""
+    def finish_unary_now(
+        self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]
+    ) -> bool:
+        """Sends a unary call's response headers (with `metadata`), its reply and its OK status
+        at once, when nothing has to wait; False: nothing was sent, and the documented
+        `send_initial_metadata`, `send_message` and `send_trailing_metadata` are the way."""
 
 
 def grpc_message(reply: bytes) -> bytes:

@@ -15,7 +15,7 @@ This is the one module that reads and writes grpclib's and h2's private state; t
 import functools
 import struct
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from grpclib.const import Status
@@ -112,14 +112,17 @@ class DirectTransport(Transport):
 
         return write
 
-    def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
+    def finish_unary_now(
+        self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]
+    ) -> bool:
         """Headers, the one message and the OK trailers in one socket write: grpclib writes
         them one by one, a syscall each, and h2 builds and compresses each header block."""
         h2_stream = stream._stream
         framed = _framed([reply])
         if stream._send_initial_metadata_done or not can_send_now(h2_stream, len(framed)):
             return False
-        h2_stream._transport.write(unary_reply(h2_stream, stream._content_type, framed))
+        headers = _content_type(stream._content_type) + _literals(metadata)
+        h2_stream._transport.write(unary_reply(h2_stream, headers, framed))
         stream._send_initial_metadata_done = True
         stream._send_message_done = True
         stream._send_trailing_metadata_done = True
@@ -249,10 +252,10 @@ def write_data(stream: H2Stream, payload: bytes) -> bool:
     return True
 
 
-def unary_reply(stream: H2Stream, content_type: str, message: bytes) -> bytes:
-    """A unary call's whole answer as bytes to write: response headers, the one gRPC message
-    and the OK status, the stream closed as h2 would close it. Only when `can_send_now` said
-    so for the message.
+def unary_reply(stream: H2Stream, headers: bytes, message: bytes) -> bytes:
+    """A unary call's whole answer as bytes to write: response headers (`:status: 200`, then
+    the HPACK block `headers`), the one gRPC message and the OK status, the stream closed as h2
+    would close it. Only when `can_send_now` said so for the message.
 
     The header blocks are HPACK literals without indexing, which leave both sides' header
     tables as they were: nothing shared with h2's own encoder changes.
@@ -262,12 +265,12 @@ def unary_reply(stream: H2Stream, content_type: str, message: bytes) -> bytes:
     states = h2.streams[stream.id].state_machine
     pending = h2.data_to_send()
     states.process_input(StreamInputs.SEND_HEADERS)
-    headers = _headers_frame(stream.id, STATUS_200 + _content_type(content_type), 0)
+    response = _headers_frame(stream.id, STATUS_200 + headers, 0)
     data = _data_frame(stream, message)
     states.process_input(StreamInputs.SEND_HEADERS)
     states.process_input(StreamInputs.SEND_END_STREAM)
     trailers = _headers_frame(stream.id, GRPC_STATUS_OK, END_STREAM)
-    return b"".join((pending, headers, data, trailers))
+    return b"".join((pending, response, data, trailers))
 
 
 @functools.cache
@@ -278,6 +281,25 @@ def _content_type(value: str) -> bytes:
         bytes(encode_integer(CONTENT_TYPE_NAME, 4))
         + bytes(encode_integer(len(encoded), 7))
         + encoded
+    )
+
+
+def _literals(metadata: Mapping[str, str]) -> bytes:
+    """Metadata as HPACK literals without indexing, names and values as they are (ASCII, the
+    names lowercase: what grpclib sends for them too)."""
+    return b"".join([_literal(name, value) for name, value in metadata.items()])
+
+
+@functools.lru_cache(maxsize=16)
+def _literal(name: str, value: str) -> bytes:
+    """One header as a literal without indexing (a store's epoch: the same for every call)."""
+    name_bytes, value_bytes = name.encode("ascii"), value.encode("ascii")
+    return (
+        b"\x00"
+        + bytes(encode_integer(len(name_bytes), 7))
+        + name_bytes
+        + bytes(encode_integer(len(value_bytes), 7))
+        + value_bytes
     )
 
 

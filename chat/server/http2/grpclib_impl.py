@@ -5,7 +5,7 @@ with `send_trailing_metadata`. A message over the size limit is refused once grp
 it (its API offers no hook between a message's length prefix and its body).
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from grpclib.server import Server
@@ -40,5 +40,7 @@ class GrpclibTransport(Transport):
     def writer(self, stream: ServerStream) -> None:
         return None
 
-    def finish_unary_now(self, stream: ServerStream, reply: bytes) -> bool:
+    def finish_unary_now(
+        self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]
+    ) -> bool:
         return False

@@ -39,6 +39,7 @@ class MessageRequest(betterproto.Message):
     message: str = betterproto.string_field(1)
     user: str = betterproto.string_field(2)
     room: str = betterproto.string_field(3)
+    key: str = betterproto.string_field(4)
 
 
 @dataclass(eq=False, repr=False)
@@ -49,6 +50,7 @@ class MessageReply(betterproto.Message):
     id: int = betterproto.uint64_field(4)
     sent_at: datetime = betterproto.message_field(5)
     kind: "MessageReplyKind" = betterproto.enum_field(6)
+    key: str = betterproto.string_field(7)
 
 
 @dataclass(eq=False, repr=False)
@@ -63,6 +65,7 @@ class StatsReply(betterproto.Message):
     num_connected: int = betterproto.int32_field(3)
     online: List[str] = betterproto.string_field(4)
     uptime_seconds: float = betterproto.double_field(5)
+    epoch: str = betterproto.string_field(6)
 
 
 @dataclass(eq=False, repr=False)
