@@ -43,3 +43,7 @@ test *ARGS: lint
 soak *FLAGS:
     python -m soak --store sqlite {{FLAGS}}
     python -m soak --store redis {{FLAGS}}
+
+# rebuild the web page (chat/server/web/static/, committed) from web/ and proto/chat.proto with npm
+web:
+    cd web && npm ci --no-audit --no-fund && npm run build

@@ -32,7 +32,7 @@ def command(target: str, port: int, workdir: Path) -> list[str]:
     address = ["--host", HOST, "--port", str(port)]
     if target == REFERENCE:
         return [sys.executable, "-m", "bench.reference", *address]
-    server = [sys.executable, "-m", "chat.server", *address]
+    server = [sys.executable, "-m", "chat.server", *address, "--web-port", "0"]
     if target == OURS_REFERENCE_PATH:
         return [*server, "--store", "memory://", *REFERENCE_PATH]
     store = "memory://" if target == OURS_MEMORY else f"sqlite:///{workdir / 'bench.db'}"

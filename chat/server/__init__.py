@@ -7,6 +7,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from aiohttp.web import AppRunner
+
 from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs
 from chat.server.config import Settings
@@ -14,6 +16,8 @@ from chat.server.health import HealthChecks
 from chat.server.metrics import Metrics
 from chat.server.reflection import with_reflection
 from chat.server.service import ChatService
+from chat.server.web import app as web
+from chat.server.web.cors import Origins, parse_origins
 from chat.store import open_store
 from chat.tls import server_context
 
@@ -31,6 +35,7 @@ async def serve(settings: Settings) -> None:
         raise
     health = HealthChecks(store, service)
     stop_metrics: Callable[[], None] | None = None
+    web_runner: AppRunner | None = None
     server = service.transport.server(with_reflection([service, health.service]), service.codec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -43,6 +48,10 @@ async def serve(settings: Settings) -> None:
         await health.start()
         await server.start(settings.host, settings.port, ssl=ssl)
         try:
+            if settings.web_port:
+                origins = Origins(parse_origins(settings.web_origins))
+                web_runner = await web.start(service, settings.host, settings.web_port, origins)
+                log.info("chat page on http://%s:%d/", _shown(settings.host), settings.web_port)
             log.info(
                 "listening on %s:%d%s, store %s; %s",
                 settings.host,
@@ -62,6 +71,8 @@ async def serve(settings: Settings) -> None:
                     settings.drain_seconds,
                 )
         finally:
+            if web_runner is not None:
+                await web_runner.cleanup()
             server.close()
             await server.wait_closed()
     finally:
@@ -71,6 +82,11 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal while draining: ignored
             loop.remove_signal_handler(signum)
     log.info("stopped")
+
+
+def _shown(host: str) -> str:
+    """The host in a URL a person can open: localhost for every address."""
+    return "localhost" if host in ("0.0.0.0", "::", "") else host
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from chat.errors import ConfigError
 from chat.server import encoding, http2, logs
 from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
+from chat.server.web.cors import parse_origins
 
 MiB = 1024 * 1024
 
@@ -31,6 +32,8 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     metrics_port: int = 0
+    web_port: int = 8080
+    web_origins: str = ""
     encoding: EncodingChoice = "auto"
     http2: Http2Choice = "auto"
 
@@ -123,6 +126,20 @@ def parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics on http://HOST:PORT/metrics (0: off)",
     )
     p.add_argument(
+        "--web-port",
+        type=int,
+        default=_env_int("CHAT_WEB_PORT", d.web_port),
+        metavar="PORT",
+        help="serve the chat page, gRPC-Web and WebSockets on http://HOST:PORT/ (0: off)",
+    )
+    p.add_argument(
+        "--web-origins",
+        default=env("CHAT_WEB_ORIGINS", d.web_origins),
+        metavar="ORIGINS",
+        help="other pages that may call the web port: comma-separated scheme://host[:port], "
+        "or * for any (CORS)",
+    )
+    p.add_argument(
         "--encoding",
         choices=encoding.CHOICES,
         default=env("CHAT_ENCODING", d.encoding),
@@ -155,6 +172,9 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"--log-format {settings.log_format!r} is not text or json")
     if not 0 <= settings.metrics_port <= 65535:
         raise ConfigError("--metrics-port must be a TCP port, or 0 for no metrics")
+    if not 0 <= settings.web_port <= 65535:
+        raise ConfigError("--web-port must be a TCP port, or 0 for no web page")
+    parse_origins(settings.web_origins)
     if settings.encoding not in encoding.CHOICES:
         raise ConfigError(f"CHAT_ENCODING {settings.encoding!r} is not one of {encoding.CHOICES}")
     if settings.http2 not in http2.CHOICES:
