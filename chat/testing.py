@@ -31,6 +31,20 @@ ROOT = Path(__file__).resolve().parent.parent
 REPLY_TIMEOUT = 10.0
 """Seconds a test waits for a reply before it fails instead of hanging."""
 
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium, which the page's tests drive through Playwright (never a browser of its
+own: Playwright's downloads are not used)."""
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+"""Chromium without the network traffic of its own it would make (updates, sync)."""
+
 PATHS: dict[str, tuple[EncodingChoice, Http2Choice]] = {
     "reference": ("betterproto", "grpclib"),
     "fast": ("handwritten", "direct"),

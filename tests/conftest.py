@@ -12,6 +12,7 @@ import pytest
 from grpclib.client import Channel
 from grpclib.config import Configuration
 from grpclib.testing import ChannelFor
+from playwright.async_api import Browser, async_playwright
 
 from chat.client import split_address
 from chat.server.config import Settings
@@ -19,7 +20,16 @@ from chat.server.service import ChatService
 from chat.server.web.app import start as start_web
 from chat.server.web.cors import Origins
 from chat.store.memory import MemoryStore
-from chat.testing import PATHS, ROOT, RedisProcess, ServerProcess, free_port, path_flags
+from chat.testing import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PATHS,
+    ROOT,
+    RedisProcess,
+    ServerProcess,
+    free_port,
+    path_flags,
+)
 
 ALLOWED_ORIGIN = "http://allowed.example"
 """The one other origin the web door under test lets in."""
@@ -132,6 +142,18 @@ def web_modules(npm: str) -> Path:
     if not (modules / ".package-lock.json").exists():
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT / "web", check=True)
     return modules
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium under Playwright, with a fresh profile; closed at the end."""
+    installed(str(CHROMIUM), "apt-get install chromium")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        await launched.close()
 
 
 @pytest.fixture
