@@ -192,7 +192,8 @@ class ServerProcess:
         self.web_port = free_port() if web else 0
         self.env = {**os.environ, **(env or {})}
         self.address = f"127.0.0.1:{self.port}"
-        self.web_url = f"http://127.0.0.1:{self.web_port}"
+        tls = "--tls-cert" in flags
+        self.web_url = f"http{'s' if tls else ''}://127.0.0.1:{self.web_port}"
         """The page and gRPC-Web, when started with `web`."""
         self.log_path = log_path
         self.args = [

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from ssl import SSLContext
 
 from aiohttp.web import AppRunner
 
@@ -19,7 +20,7 @@ from chat.server.service import ChatService
 from chat.server.web import app as web
 from chat.server.web.cors import Origins, parse_origins
 from chat.store import open_store
-from chat.tls import server_context
+from chat.tls import WEB_ALPN, server_context
 
 log = logging.getLogger("chat.server")
 
@@ -50,8 +51,9 @@ async def serve(settings: Settings) -> None:
         try:
             if settings.web_port:
                 origins = Origins(parse_origins(settings.web_origins))
-                web_runner = await web.start(service, settings.host, settings.web_port, origins)
-                log.info("chat page on http://%s:%d/", _shown(settings.host), settings.web_port)
+                web_runner = await web.start(
+                    service, settings.host, settings.web_port, origins, ssl=_web_ssl(settings)
+                )
             log.info(
                 "listening on %s:%d%s, store %s; %s",
                 settings.host,
@@ -60,6 +62,10 @@ async def serve(settings: Settings) -> None:
                 settings.store,
                 service.paths,
             )
+            if web_runner is not None:
+                scheme = "https" if ssl else "http"
+                where = f"{_shown(settings.host)}:{settings.web_port}"
+                log.info("chat page on %s://%s/ (gRPC-Web and WebSockets too)", scheme, where)
             await stop.wait()
             log.info("stopping: %d open calls", service.calls.open)
             health.stopping()
@@ -82,6 +88,13 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal while draining: ignored
             loop.remove_signal_handler(signum)
     log.info("stopped")
+
+
+def _web_ssl(settings: Settings) -> SSLContext | None:
+    """The web door's TLS: the server's certificate, offering HTTP/1.1."""
+    if not settings.tls_cert:
+        return None
+    return server_context(settings.tls_cert, settings.tls_key, alpn=WEB_ALPN)
 
 
 def _shown(host: str) -> str:

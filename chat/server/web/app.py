@@ -7,6 +7,7 @@ that drives the web door's streams; no loopback gRPC hop.
 
 from collections.abc import Mapping
 from pathlib import Path
+from ssl import SSLContext
 
 from aiohttp import hdrs, web
 from grpclib.const import Handler, Status
@@ -101,9 +102,11 @@ class WebDoor:
         return await websocket.serve_call(request, handler.func, handler.request_type, self._codec)
 
 
-async def start(service: ChatService, host: str, port: int, origins: Origins) -> web.AppRunner:
-    """Serves the web door on host:port until the runner's `cleanup`; ConfigError when the port
-    cannot be had."""
+async def start(
+    service: ChatService, host: str, port: int, origins: Origins, ssl: SSLContext | None = None
+) -> web.AppRunner:
+    """Serves the web door on host:port (HTTPS with `ssl`) until the runner's `cleanup`;
+    ConfigError when the port cannot be had."""
     runner = web.AppRunner(
         WebDoor(service, origins).app(),
         handler_cancellation=True,  # a browser that goes away cancels its call, as RST_STREAM does
@@ -112,7 +115,7 @@ async def start(service: ChatService, host: str, port: int, origins: Origins) ->
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl).start()
     except OSError as error:
         await runner.cleanup()
         raise ConfigError(
