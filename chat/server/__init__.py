@@ -46,14 +46,14 @@ async def serve(settings: Settings) -> None:
         if settings.metrics_port:
             stop_metrics = Metrics(service).serve(settings.host, settings.metrics_port)
             log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+        if settings.web_port:
+            origins = Origins(parse_origins(settings.web_origins))
+            web_runner = await web.start(
+                service, settings.host, settings.web_port, origins, ssl=_web_ssl(settings)
+            )
         await health.start()
         await server.start(settings.host, settings.port, ssl=ssl)
         try:
-            if settings.web_port:
-                origins = Origins(parse_origins(settings.web_origins))
-                web_runner = await web.start(
-                    service, settings.host, settings.web_port, origins, ssl=_web_ssl(settings)
-                )
             log.info(
                 "listening on %s:%d%s, store %s; %s",
                 settings.host,
@@ -77,11 +77,11 @@ async def serve(settings: Settings) -> None:
                     settings.drain_seconds,
                 )
         finally:
-            if web_runner is not None:
-                await web_runner.cleanup()
             server.close()
             await server.wait_closed()
     finally:
+        if web_runner is not None:
+            await web_runner.cleanup()
         await store.close()
         if stop_metrics is not None:
             await asyncio.to_thread(stop_metrics)  # waits for the HTTP thread's poll to notice
