@@ -279,3 +279,25 @@ async def test_the_page_works_at_phone_width_by_keyboard_alone(
         assert page.url.endswith("/?user=ann&room=mobile")
         width = await page.evaluate("document.scrollingElement.scrollWidth")
         assert width <= 360
+
+
+async def test_the_rooms_of_recent_messages_are_listed_and_a_click_enters_one(
+    server_process: Start, browser: Browser
+) -> None:
+    server = server_process(web=True)
+    posted = ["--server", server.address, "chat", "--user", "dan", "--room", "dev"]
+    assert run_client(posted, "news in dev\n").returncode == 0
+    async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+        await live(ann)
+        rooms = ann.get_by_role("navigation", name="Rooms")
+        await rooms.get_by_role("button", name="#dev").click()
+        await expect(ann.get_by_role("heading", name="#dev")).to_be_visible()
+        await live(ann)
+        await expect(line(ann, "news in dev")).to_contain_text("dan")
+        await post(ann, "ann was here")
+        assert ann.url.endswith("/?user=ann&room=dev")
+    history = run_client(["--server", server.address, "messages", "--room", "dev"])
+    assert [row.split("] ", 1)[1] for row in history.stdout.splitlines()] == [
+        "dan: news in dev",
+        "ann: ann was here",
+    ]
