@@ -1,12 +1,15 @@
 """What the web door's two kinds of stream share: the caller's address, and metadata and status
 written as HTTP/1 header lines (gRPC-Web's trailer frame, the WebSocket's first frame)."""
 
+import re
 from urllib.parse import quote
 
 from aiohttp import web
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
+HEADER_NAME = re.compile(r"[a-z0-9_.-]+")
+"""A metadata key, lower-cased, as gRPC allows it."""
 MESSAGE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 """What grpc-message carries as it is; anything else is percent-encoded, as gRPC specifies."""
 
@@ -40,12 +43,7 @@ def parse_header_lines(block: str) -> dict[str, str]:
             continue
         key, colon, value = line.partition(":")
         key = key.strip().lower()
-        if (
-            not colon
-            or not key
-            or not key.isascii()
-            or not all(c.isalnum() or c in "-_." for c in key)
-        ):
+        if not colon or not HEADER_NAME.fullmatch(key):
             raise GRPCError(
                 Status.INVALID_ARGUMENT, f"metadata line {line[:64]!r} is not 'key: value'"
             )

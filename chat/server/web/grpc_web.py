@@ -12,7 +12,7 @@ import binascii
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
@@ -40,6 +40,12 @@ READ_SIZE = 64 * 1024
 def is_text(content_type: str) -> bool | None:
     """Whether a request's content type is base64 text; None when it is not gRPC-Web."""
     return CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
+
+
+def wants_text(request: web.Request, text_request: bool) -> bool:
+    """Whether the response is base64 text: for a text request, or one that accepts only that
+    (PROTOCOL-WEB.md: `Accept: application/grpc-web-text`)."""
+    return text_request or TEXT in request.headers.get(hdrs.ACCEPT, "")
 
 
 def frame(flags: int, payload: bytes) -> bytes:
@@ -137,13 +143,13 @@ class GrpcWebStream:
     ) -> None:
         self.metadata = request.headers
         self.peer = WebPeer(request)
+        self._text = wants_text(request, text)
         self.response = web.StreamResponse(
-            headers={"Content-Type": (TEXT if text else BINARY) + "+proto", **headers}
+            headers={"Content-Type": (TEXT if self._text else BINARY) + "+proto", **headers}
         )
         self._request = request
         self._request_type = request_type
         self._codec = codec
-        self._text = text
         chunks = request.content.iter_chunked(READ_SIZE)
         self._requests = FrameReader(base64_chunks(chunks) if text else chunks, codec)
 

@@ -128,6 +128,19 @@ def _padded(text: bytes) -> list[bytes]:
     return [*parts, text[start:]] if text[start:] else parts
 
 
+async def test_a_binary_request_that_accepts_only_text_gets_a_base64_response(
+    web_url: str, http: aiohttp.ClientSession
+) -> None:
+    headers = {**PROTO, "Accept": "application/grpc-web-text"}
+    url = web_url + contract.GET_STATS
+    async with http.post(url, data=grpc_web_body(b""), headers=headers) as response:
+        assert response.headers["Content-Type"] == "application/grpc-web-text+proto"
+        text = await response.read()
+    decoded = b"".join(base64.b64decode(part + b"=" * (-len(part) % 4)) for part in _padded(text))
+    messages, trailers = grpc_web_reply(decoded)
+    assert len(messages) == 1 and trailers == {"grpc-status": "0"}
+
+
 @pytest.mark.parametrize(
     ("method", "body", "headers", "status", "says"),
     [
