@@ -51,10 +51,11 @@ class WebDoor:
         return app
 
     async def page(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+        return _compressed(web.FileResponse(STATIC / "index.html", headers=PAGE_HEADERS))
 
     async def asset(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / request.path.lstrip("/"), headers=PAGE_HEADERS)
+        path = STATIC / request.path.lstrip("/")
+        return _compressed(web.FileResponse(path, headers=PAGE_HEADERS))
 
     async def call(self, request: web.Request) -> web.StreamResponse:
         """One call: POST is gRPC-Web, GET with an Upgrade a WebSocket, OPTIONS a preflight."""
@@ -100,6 +101,13 @@ class WebDoor:
                 request, Status.UNIMPLEMENTED, f"no method {request.path}"
             )
         return await websocket.serve_call(request, handler.func, handler.request_type, self._codec)
+
+
+def _compressed(response: web.FileResponse) -> web.FileResponse:
+    """The file gzipped or deflated for a browser that accepts it: the script shrinks to about
+    a quarter."""
+    response.enable_compression()
+    return response
 
 
 async def start(

@@ -27,6 +27,7 @@ async def test_the_page_and_its_assets_come_from_the_server_with_a_content_secur
     for asset in ("app.js", "app.css"):
         async with http.get(f"{web_url}/{asset}") as response:
             assert response.status == 200
+            assert response.headers["Content-Encoding"] in ("gzip", "deflate", "br")
             assert await response.read() == (STATIC / asset).read_bytes()
 
 
