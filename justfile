@@ -48,3 +48,7 @@ soak *FLAGS:
     python -m soak --store sqlite {{FLAGS}}
     python -m soak --store redis {{FLAGS}}
     python -m soak --store memory --kills 1 --messages 200 --rss-limit-mib 32 {{FLAGS}}
+
+# rebuild the web page (chat/server/web/static/, committed) from web/ and proto/chat.proto with npm
+web:
+    cd web && npm ci --no-audit --no-fund && npm run build

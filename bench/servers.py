@@ -50,7 +50,7 @@ def command(target: str, port: int, workdir: Path) -> list[str]:
         return [sys.executable, "-m", "bench.reference", *address, "--broadcast"]
     if target == FLOOR:
         return [sys.executable, "-m", "bench.floor", *address]
-    server = [sys.executable, "-m", "chat.server", *address, *SERVER_FLAGS]
+    server = [sys.executable, "-m", "chat.server", *address, *SERVER_FLAGS, "--web-port", "0"]
     if target == OURS_REFERENCE_PATH:
         return [*server, "--store", "memory://", *REFERENCE_PATH]
     if target == OURS_SIGNED:

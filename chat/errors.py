@@ -38,4 +38,6 @@ def to_grpc_error(error: Exception) -> GRPCError:
         return GRPCError(Status.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, ShuttingDown | StoreUnavailable):
         return GRPCError(Status.UNAVAILABLE, str(error))
+    if isinstance(error, ConnectionError):  # a write to a client that has gone
+        return GRPCError(Status.CANCELLED, "the client went away")
     return GRPCError(Status.INTERNAL, f"internal error: {type(error).__name__}")

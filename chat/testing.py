@@ -3,6 +3,7 @@
 
 import asyncio
 import contextlib
+import filecmp
 import os
 import re
 import shlex
@@ -31,6 +32,20 @@ from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
 ROOT = Path(__file__).resolve().parent.parent
 REPLY_TIMEOUT = 10.0
 """Seconds a test waits for a reply before it fails instead of hanging."""
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium, which the page's tests drive through Playwright (never a browser of its
+own: Playwright's downloads are not used)."""
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+"""Chromium without the network traffic of its own it would make (updates, sync)."""
 
 PATHS: dict[str, tuple[EncodingChoice, Http2Choice]] = {
     "reference": ("betterproto", "grpclib"),
@@ -125,6 +140,41 @@ class RawRequests(ProtoCodec):
         return super().encode(message, message_type)
 
 
+def grpc_web_body(*messages: bytes) -> bytes:
+    """Requests in gRPC-Web's framing (flag byte, big-endian length), written here and not by
+    the server's code, so that tests check the server against the protocol."""
+    return b"".join(b"\x00" + len(message).to_bytes(4, "big") + message for message in messages)
+
+
+def grpc_web_reply(body: bytes) -> tuple[list[bytes], dict[str, str]]:
+    """A gRPC-Web response body: its messages, and the trailers of its last frame (0x80)."""
+    messages: list[bytes] = []
+    trailers: dict[str, str] = {}
+    while body:
+        flags, size = body[0], int.from_bytes(body[1:5], "big")
+        payload, body = body[5 : 5 + size], body[5 + size :]
+        assert len(payload) == size, "a frame is cut short"
+        if flags == 0x80:
+            assert not body, "the trailer frame is not the last"
+            for line in payload.decode("ascii").split("\r\n"):
+                if line:
+                    key, _, value = line.partition(":")
+                    trailers[key.strip()] = value.strip()
+        else:
+            assert flags == 0, f"frame flags {flags:#x}"
+            messages.append(payload)
+    return messages, trailers
+
+
+def differences(left: Path, right: Path) -> list[str]:
+    """Files that differ between two trees, or are in only one (for the staleness tests)."""
+    compared = filecmp.dircmp(left, right, ignore=["__pycache__"])
+    found = [*compared.left_only, *compared.right_only, *compared.diff_files, *compared.funny_files]
+    for name in compared.common_dirs:
+        found += [f"{name}/{entry}" for entry in differences(left / name, right / name)]
+    return found
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -143,10 +193,15 @@ class ServerProcess:
         *flags: str,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        web: bool = False,
     ) -> None:
         self.port = port or free_port()
+        self.web_port = free_port() if web else 0
         self.env = {**os.environ, **(env or {})}
         self.address = f"127.0.0.1:{self.port}"
+        tls = "--tls-cert" in flags
+        self.web_url = f"http{'s' if tls else ''}://127.0.0.1:{self.web_port}"
+        """The page and gRPC-Web, when started with `web`."""
         self.log_path = log_path
         self.args = [
             sys.executable,
@@ -158,6 +213,8 @@ class ServerProcess:
             str(self.port),
             "--store",
             store,
+            "--web-port",
+            str(self.web_port),
             *flags,
         ]
         self.proc: subprocess.Popen[bytes] | None = None
@@ -166,6 +223,8 @@ class ServerProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, cwd=ROOT, env=self.env)
         wait_accepting(self.port, self.proc)
+        if self.web_port:
+            wait_accepting(self.web_port, self.proc)
         return self
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:

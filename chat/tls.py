@@ -1,7 +1,8 @@
-"""TLS contexts for server and client; both offer only HTTP/2 by ALPN.
+"""TLS contexts for server and client; gRPC's offer only HTTP/2 by ALPN, the web door's HTTP/1.1.
 
 gRPC clients (grpcio, recent grpc-go) refuse a TLS server whose handshake does not agree on
-`h2`, so the server's context must name it, not only the client's.
+`h2`, so the server's context must name it, not only the client's. The web door (aiohttp)
+speaks HTTP/1.1 only: a browser offered `h2` there would speak a protocol it does not serve.
 """
 
 import ssl
@@ -9,10 +10,12 @@ import ssl
 from chat.errors import ConfigError
 
 ALPN = ["h2"]
+WEB_ALPN = ["http/1.1"]
 
 
-def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    """The server's side: its certificate chain and key; raises ConfigError when unusable."""
+def server_context(cert_file: str, key_file: str, alpn: list[str] = ALPN) -> ssl.SSLContext:
+    """The server's side: its certificate chain and key, offering `alpn`; raises ConfigError
+    when unusable."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -21,7 +24,7 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
         raise ConfigError(
             f"cannot use --tls-cert {cert_file} with --tls-key {key_file}: {_reason(error)}"
         ) from None
-    context.set_alpn_protocols(ALPN)
+    context.set_alpn_protocols(alpn)
     return context
 
 

@@ -100,7 +100,7 @@ class ServerProcess(Process):
     def command(self) -> list[str]:
         return [
             *(sys.executable, "-m", "chat.server", "--host", "127.0.0.1"),
-            *("--port", str(self.port), "--store", self.store, *self.flags),
+            *("--port", str(self.port), "--web-port", "0", "--store", self.store, *self.flags),
         ]
 
     def log(self) -> str:

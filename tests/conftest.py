@@ -1,24 +1,43 @@
-"""Fixtures that start real things (a service over ChannelFor, server processes) and stop them."""
+"""Fixtures that start real things (a service over ChannelFor and its web door, server processes)
+and stop them."""
 
 import dataclasses
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import aiohttp
 import pytest
 from grpclib.client import Channel
 from grpclib.config import Configuration
 from grpclib.testing import ChannelFor
+from playwright.async_api import Browser, async_playwright
 
 from chat.client import split_address
 from chat.server.config import Settings
 from chat.server.service import ChatService
+from chat.server.web.app import start as start_web
+from chat.server.web.cors import Origins
 from chat.store import open_store
 from chat.store.memory import MemoryStore
-from chat.testing import PATHS, RedisProcess, Screen, ServerProcess, path_flags
+from chat.testing import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PATHS,
+    ROOT,
+    RedisProcess,
+    Screen,
+    ServerProcess,
+    free_port,
+    path_flags,
+)
+
+ALLOWED_ORIGIN = "http://allowed.example"
+"""The one other origin the web door under test lets in."""
 
 
 @pytest.fixture(params=sorted(PATHS))
@@ -51,15 +70,39 @@ async def channel(service: ChatService) -> AsyncIterator[Channel]:
 
 
 @pytest.fixture
+def allowed_origin() -> str:
+    """The one other origin `web_url`'s door lets in."""
+    return ALLOWED_ORIGIN
+
+
+@pytest.fixture
+async def web_url(service: ChatService) -> AsyncIterator[str]:
+    """The web door of the `service` fixture (the same one `channel` reaches), on real TCP."""
+    port = free_port()
+    runner = await start_web(service, "127.0.0.1", port, Origins({ALLOWED_ORIGIN}))
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP and WebSocket client, closed at the end."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        yield session
+
+
+@pytest.fixture
 def server_process(tmp_path: Path, path: str) -> Iterator[Callable[..., ServerProcess]]:
     """Starts `python -m chat.server` processes on the path under test; every one is stopped
     at the end of the test."""
     started: list[ServerProcess] = []
 
-    def start(store: str = "memory://", *flags: str, port: int | None = None) -> ServerProcess:
+    def start(
+        store: str = "memory://", *flags: str, port: int | None = None, web: bool = False
+    ) -> ServerProcess:
         log = tmp_path / f"server-{len(started)}.log"
         flags = (*path_flags(path), *NO_RATE_LIMIT, *flags)  # a test's own flags come last
-        server = ServerProcess(log, store, *flags, port=port).start()
+        server = ServerProcess(log, store, *flags, port=port, web=web).start()
         started.append(server)
         return server
 
@@ -83,6 +126,44 @@ async def channel_to() -> AsyncIterator[Callable[..., Channel]]:
     yield connect
     for channel in opened:
         channel.close()
+
+
+def installed(tool: str, install: str) -> str:
+    """The path of `tool`; skips the test without it, or fails it under CI, which installs it."""
+    found = shutil.which(tool)
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{tool} is not installed; .ci/run installs it")
+        pytest.skip(f"{tool} is not installed ({install})")
+    return found
+
+
+@pytest.fixture
+def npm() -> str:
+    """npm, for tests that build the page or run a gRPC-Web client under Node."""
+    installed("node", "apt-get install nodejs")
+    return installed("npm", "apt-get install npm")
+
+
+@pytest.fixture
+def web_modules(npm: str) -> Path:
+    """web/node_modules as web/package-lock.json pins it (installed once with `npm ci`)."""
+    modules = ROOT / "web" / "node_modules"
+    if not (modules / ".package-lock.json").exists():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT / "web", check=True)
+    return modules
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium under Playwright, with a fresh profile; closed at the end."""
+    installed(str(CHROMIUM), "apt-get install chromium")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        await launched.close()
 
 
 @pytest.fixture

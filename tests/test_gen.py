@@ -1,6 +1,5 @@
 """gen/ is exactly what `just gen` makes of proto/chat.proto today, descriptor set included."""
 
-import filecmp
 import subprocess
 import sys
 from pathlib import Path
@@ -8,15 +7,7 @@ from pathlib import Path
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 from chat.server.reflection import PROTOSET
-from chat.testing import ROOT
-
-
-def differences(left: Path, right: Path) -> list[str]:
-    compared = filecmp.dircmp(left, right, ignore=["__pycache__"])
-    found = [*compared.left_only, *compared.right_only, *compared.diff_files, *compared.funny_files]
-    for name in compared.common_dirs:
-        found += [f"{name}/{entry}" for entry in differences(left / name, right / name)]
-    return found
+from chat.testing import ROOT, differences
 
 
 def test_committed_gen_matches_a_fresh_generation(tmp_path: Path) -> None:

@@ -6,6 +6,9 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from ssl import SSLContext
+
+from aiohttp.web import AppRunner
 
 from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs, tokens
@@ -14,8 +17,10 @@ from chat.server.health import HealthChecks
 from chat.server.metrics import Metrics
 from chat.server.reflection import with_reflection
 from chat.server.service import ChatService
+from chat.server.web import app as web
+from chat.server.web.cors import Origins, parse_origins
 from chat.store import open_store
-from chat.tls import server_context
+from chat.tls import WEB_ALPN, server_context
 
 log = logging.getLogger("chat.server")
 
@@ -33,6 +38,7 @@ async def serve(settings: Settings) -> None:
         raise
     health = HealthChecks(store, service)
     stop_metrics: Callable[[], None] | None = None
+    web_runner: AppRunner | None = None
     server = service.transport.server(with_reflection([service, health.service]), service.codec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -51,6 +57,11 @@ async def serve(settings: Settings) -> None:
                 f"cannot listen on --host {settings.host} --port {settings.port}: {reason}"
             ) from None
         try:
+            if settings.web_port:  # after the gRPC port: a bad --host is named for it first
+                origins = Origins(parse_origins(settings.web_origins))
+                web_runner = await web.start(
+                    service, settings.host, settings.web_port, origins, ssl=_web_ssl(settings)
+                )
             log.info(
                 "listening on %s:%d%s, store %s; %s; %s",
                 settings.host,
@@ -60,6 +71,10 @@ async def serve(settings: Settings) -> None:
                 service.paths,
                 service.access,
             )
+            if web_runner is not None:
+                scheme = "https" if ssl else "http"
+                where = f"{_shown(settings.host)}:{settings.web_port}"
+                log.info("chat page on %s://%s/ (gRPC-Web and WebSockets too)", scheme, where)
             await stop.wait()
             log.info("stopping: %s open", _count(service.calls.open, "call"))
             health.stopping()
@@ -74,6 +89,8 @@ async def serve(settings: Settings) -> None:
             server.close()
             await server.wait_closed()
     finally:
+        if web_runner is not None:
+            await web_runner.cleanup()
         await store.close()
         if stop_metrics is not None:
             await asyncio.to_thread(stop_metrics)  # waits for the HTTP thread's poll to notice
@@ -85,6 +102,18 @@ async def serve(settings: Settings) -> None:
 def _count(count: int, noun: str) -> str:
     """`1 call`, `2 calls`: a count in good English."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _web_ssl(settings: Settings) -> SSLContext | None:
+    """The web door's TLS: the server's certificate, offering HTTP/1.1."""
+    if not settings.tls_cert:
+        return None
+    return server_context(settings.tls_cert, settings.tls_key, alpn=WEB_ALPN)
+
+
+def _shown(host: str) -> str:
+    """The host in a URL a person can open: localhost for every address."""
+    return "localhost" if host in ("0.0.0.0", "::", "") else host
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from chat.errors import to_grpc_error
 from chat.server.auth import Auth
 from chat.server.encoding.base import EncodingCodec
-from chat.server.http2.base import ServerStream, Transport
+from chat.server.http2.base import CallStream, Transport
 from chat.server.identity import Identity
 from chat.server.logs import CALL_LINE
 
@@ -34,7 +34,7 @@ Request = TypeVar("Request")
 class Call(Generic[Request]):
     """One RPC as a handler sees it: requests in (size-limited), encoded replies out, counts."""
 
-    def __init__(self, stream: ServerStream, codec: EncodingCodec, transport: Transport) -> None:
+    def __init__(self, stream: CallStream, codec: EncodingCodec, transport: Transport[Any]) -> None:
         self.stream = stream
         self.sending = asyncio.Lock()  # held by whoever writes replies: one writer at a time
         self.received = 0
@@ -130,7 +130,7 @@ class Calls:
     logs one line each."""
 
     def __init__(
-        self, codec: EncodingCodec, transport: Transport, auth: Auth | None = None
+        self, codec: EncodingCodec, transport: Transport[Any], auth: Auth | None = None
     ) -> None:
         self._codec = codec
         self._transport = transport
@@ -142,11 +142,15 @@ class Calls:
         self.on_end: Callable[[str, Status, float], None] | None = None
         """Told of every call that ends: its method, its status and how many seconds it took."""
 
-    def wrap(self, method: str, handler: Handler) -> Callable[[ServerStream], Awaitable[None]]:
-        """The grpclib handler function for one method."""
+    def wrap(
+        self, method: str, handler: Handler, transport: Transport[Any] | None = None
+    ) -> Callable[[CallStream], Awaitable[None]]:
+        """The handler function for one method: grpclib's, or the web door's with the reference
+        `transport` its streams need (the server's own transport when None)."""
+        through = transport or self._transport
 
-        async def run(stream: ServerStream) -> None:
-            call: Call[Any] = Call(stream, self._codec, self._transport)
+        async def run(stream: CallStream) -> None:
+            call: Call[Any] = Call(stream, self._codec, through)
             self._open += 1
             self._idle.clear()
             started = time.monotonic()
@@ -204,7 +208,7 @@ class Calls:
         return self._open
 
 
-def _peer(stream: ServerStream) -> str:
+def _peer(stream: CallStream) -> str:
     address = stream.peer.addr()
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"

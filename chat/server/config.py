@@ -11,6 +11,7 @@ from chat.errors import ConfigError
 from chat.server import encoding, http2, logs
 from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
+from chat.server.web.cors import parse_origins
 from chat.store import DEDUPE_WINDOW
 
 MiB = 1024 * 1024
@@ -35,6 +36,8 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     metrics_port: int = 0
+    web_port: int = 8080
+    web_origins: str = ""
     encoding: EncodingChoice = "auto"
     http2: Http2Choice = "auto"
     jwt_secret: str = ""
@@ -193,6 +196,27 @@ def parser() -> Parser:
         ),
     )
     p.add_argument(
+        "--web-port",
+        type=int,
+        default=_env_int("CHAT_WEB_PORT", d.web_port),
+        metavar="PORT",
+        help=_shown(
+            "serve the chat page, gRPC-Web and WebSockets on http://HOST:PORT/ (0: off)",
+            "web_port",
+        ),
+    )
+    p.add_argument(
+        "--web-origins",
+        default=env("CHAT_WEB_ORIGINS", d.web_origins),
+        metavar="ORIGINS",
+        help=_shown(
+            "other pages that may call the web port: comma-separated scheme://host[:port], "
+            "or * for any (CORS)",
+            "web_origins",
+            "none",
+        ),
+    )
+    p.add_argument(
         "--encoding",
         choices=encoding.CHOICES,
         default=env("CHAT_ENCODING", d.encoding),
@@ -299,6 +323,9 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"--log-format {settings.log_format!r} is not text or json")
     if not 0 <= settings.metrics_port <= 65535:
         raise ConfigError("--metrics-port must be a TCP port, or 0 for no metrics")
+    if not 0 <= settings.web_port <= 65535:
+        raise ConfigError("--web-port must be a TCP port, or 0 for no web page")
+    parse_origins(settings.web_origins)
     if settings.encoding not in encoding.CHOICES:
         raise ConfigError(f"CHAT_ENCODING {settings.encoding!r} is not one of {encoding.CHOICES}")
     if settings.http2 not in http2.CHOICES:

@@ -19,6 +19,7 @@ from chat.server import auth, encoding, http2, rules
 from chat.server.calls import Call, Calls
 from chat.server.config import Settings
 from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
+from chat.server.http2.base import Transport
 from chat.server.identity import Identity
 from chat.server.rooms import Delivery, Rooms, Subscriber
 from chat.store import Store
@@ -76,6 +77,11 @@ class ChatService:
         return self.rooms.cut_off
 
     def __mapping__(self) -> dict[str, Handler]:
+        return self.handlers(self.transport)
+
+    def handlers(self, transport: Transport[Any]) -> dict[str, Handler]:
+        """The three methods by path, their calls run over `transport`: the server's own for
+        grpclib, the reference one for the web door's streams."""
         methods: list[tuple[str, Callable[[Any], Awaitable[None]], Cardinality, type, type]] = [
             (
                 contract.GET_STATS,
@@ -100,7 +106,7 @@ class ChatService:
             ),
         ]
         return {
-            path: Handler(self.calls.wrap(path, func), kind, request, reply)
+            path: Handler(self.calls.wrap(path, func, transport), kind, request, reply)
             for path, func, kind, request, reply in methods
         }
 

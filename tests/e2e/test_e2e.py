@@ -71,6 +71,8 @@ def test_console_scripts_serve_and_chat(tmp_path: Path) -> None:
             str(port),
             "--store",
             f"sqlite:///{tmp_path / 'chat.db'}",
+            "--web-port",
+            "0",
         ],
         stderr=subprocess.DEVNULL,
     )

@@ -1,15 +1,25 @@
 """TLS end to end: certificates made here (trustme), our client and a grpcio client over TCP."""
 
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 import trustme
 
 from bench.tutorial import generate
-from chat.testing import ServerProcess, free_port, refused_server_start, run_client
+from chat import contract
+from chat.testing import (
+    ServerProcess,
+    free_port,
+    grpc_web_body,
+    grpc_web_reply,
+    refused_server_start,
+    run_client,
+)
 
 Start = Callable[..., ServerProcess]
 
@@ -98,3 +108,25 @@ def test_a_server_with_unusable_tls_files_exits_1_saying_why(
 ) -> None:
     paths = [str(tmp_path / flag) if flag.endswith((".pem", ".key")) else flag for flag in flags]
     assert reason in refused_server_start("--port", str(free_port()), *paths)
+
+
+async def test_the_web_door_serves_https_with_the_servers_certificate(
+    server_process: Start, certificates: Certificates
+) -> None:
+    flags = ["--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key)]
+    server = server_process("memory://", *flags, web=True)
+    assert server.web_url.startswith("https://")
+    trusted = ssl.create_default_context(cafile=str(certificates.ca))
+    headers = {"Content-Type": "application/grpc-web+proto"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            server.web_url + contract.GET_STATS,
+            data=grpc_web_body(b""),
+            headers=headers,
+            ssl=trusted,
+        ) as response,
+    ):
+        _, trailers = grpc_web_reply(await response.read())
+    assert trailers == {"grpc-status": "0"}
+    assert f"chat page on https://127.0.0.1:{server.web_port}/" in server.log()

@@ -129,12 +129,16 @@ class EncodingCodec(CodecBase):
             return message
         return self._proto.encode(message, message_type)
 
+    def too_large(self, size: int) -> GRPCError:
+        """The status of a message of `size` bytes over the limit."""
+        return GRPCError(
+            Status.RESOURCE_EXHAUSTED,
+            f"a message of {size} bytes is over the server's limit of {self.limit} bytes",
+        )
+
     def decode(self, data: bytes, message_type: Any) -> Any:
         if len(data) > self.limit:
-            raise GRPCError(
-                Status.RESOURCE_EXHAUSTED,
-                f"a message of {len(data)} bytes is over the server's limit of {self.limit} bytes",
-            )
+            raise self.too_large(len(data))
         try:
             if message_type is MessageRequest:
                 return self.encoding.parse_request(data)

@@ -5,7 +5,7 @@ it runs only with the versions it was tested with, and only when every name it t
 there. `auto` takes it when it may, and grpclib otherwise.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 import grpclib.protocol
 import grpclib.server
@@ -97,7 +97,7 @@ def direct_unavailable() -> str | None:
     return None
 
 
-def select(choice: Choice) -> tuple[Transport, str]:
+def select(choice: Choice) -> tuple[Transport[Any], str]:
     """The transport for `choice`, and why, for the startup line; ConfigError when an explicit
     `direct` cannot run here."""
     fast, reason = fast_chosen("http2", choice, "direct", direct_unavailable, TESTED)

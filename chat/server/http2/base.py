@@ -6,7 +6,7 @@ documented stream API (the reference) or frames written and read directly (the f
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpclib.server
 from grpclib.const import Status
@@ -18,7 +18,34 @@ ServerStream = grpclib.server.Stream[Any, Any]
 """A call's grpclib stream: its request and reply types are ours to know, not grpclib's."""
 
 
-class Transport(ABC):
+class Peer(Protocol):
+    """Where a call comes from, as grpclib's `Peer` tells it."""
+
+    def addr(self) -> tuple[str, int] | None: ...
+
+
+class CallStream(Protocol):
+    """What a call's life and the reference transport use of a stream: the part of grpclib's
+    documented server `Stream` API that the chat service needs. grpclib's streams have it, and
+    so do the web door's (gRPC-Web and WebSocket), which run the same handlers."""
+
+    @property
+    def metadata(self) -> Mapping[str, str | bytes] | None: ...
+    @property
+    def peer(self) -> Peer: ...
+    async def recv_message(self) -> Any | None: ...
+    async def send_initial_metadata(self, *, metadata: Mapping[str, str] | None = None) -> None: ...
+    async def send_message(self, message: Any) -> None: ...
+    async def send_trailing_metadata(
+        self, *, status: Status = Status.OK, status_message: str | None = None
+    ) -> None: ...
+
+
+StreamType = TypeVar("StreamType", contravariant=True)
+"""The streams a transport can drive: any `CallStream`, or only grpclib's own."""
+
+
+class Transport(ABC, Generic[StreamType]):
     """Requests in, encoded replies out, for one server's calls."""
 
     name: str
@@ -29,27 +56,27 @@ class Transport(ABC):
         """The grpclib Server that runs `handlers` over this transport."""
 
     @abstractmethod
-    async def receive(self, stream: ServerStream, codec: EncodingCodec) -> Any | None:
+    async def receive(self, stream: StreamType, codec: EncodingCodec) -> Any | None:
         """The next request, or None when the client has half-closed; GRPCError for a message
         that is compressed, over the codec's limit, cut short or not valid."""
 
     @abstractmethod
-    async def send(self, stream: ServerStream, replies: list[bytes]) -> None:
+    async def send(self, stream: StreamType, replies: list[bytes]) -> None:
         """Sends encoded replies of a streaming call, in order, waiting for flow control."""
 
     @abstractmethod
-    def send_now(self, stream: ServerStream, replies: list[bytes]) -> bool:
+    def send_now(self, stream: StreamType, replies: list[bytes]) -> bool:
         """Sends the replies without waiting, when nothing has to wait; False: nothing was
         sent, and `send` is the way."""
 
     @abstractmethod
-    def writer(self, stream: ServerStream) -> Callable[[bytes], bool] | None:
+    def writer(self, stream: StreamType) -> Callable[[bytes], bool] | None:
         """A function that writes one gRPC message (`grpc_message`) to the stream at once,
         False when it would have to wait; None when this transport never writes at once."""
 
     @abstractmethod
     def finish_unary_now(
-        self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]
+        self, stream: StreamType, reply: bytes, metadata: Mapping[str, str]
     ) -> bool:
         """Sends a unary call's response headers (with `metadata`), its reply and its OK status
         at once, when nothing has to wait; False: nothing was sent, and the documented

@@ -57,7 +57,7 @@ WRITE_BATCH = 256
 """Replies joined into one write at most: bounds the bytes a batch holds at once."""
 
 
-class DirectTransport(Transport):
+class DirectTransport(Transport[ServerStream]):
     """Plain DATA frames read and written here; everything else through grpclib and h2."""
 
     name = "direct"

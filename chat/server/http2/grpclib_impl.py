@@ -11,18 +11,19 @@ from typing import Any
 from grpclib.server import Server
 
 from chat.server.encoding.base import EncodingCodec
-from chat.server.http2.base import ServerStream, Transport, compressed, cut_short
+from chat.server.http2.base import CallStream, Transport, compressed, cut_short
 
 
-class GrpclibTransport(Transport):
-    """Every byte through grpclib, as its documentation describes."""
+class GrpclibTransport(Transport[CallStream]):
+    """Every byte through grpclib, as its documentation describes; it drives any stream with
+    that API, the web door's included."""
 
     name = "grpclib"
 
     def server(self, handlers: Collection[Any], codec: EncodingCodec) -> Server:
         return Server(handlers, codec=codec)
 
-    async def receive(self, stream: ServerStream, codec: EncodingCodec) -> Any | None:
+    async def receive(self, stream: CallStream, codec: EncodingCodec) -> Any | None:
         try:
             return await stream.recv_message()
         except NotImplementedError:  # grpclib 0.4: "Compression not implemented"
@@ -30,17 +31,17 @@ class GrpclibTransport(Transport):
         except AssertionError:  # grpclib 0.4 asserts a message arrived whole
             raise cut_short() from None
 
-    async def send(self, stream: ServerStream, replies: list[bytes]) -> None:
+    async def send(self, stream: CallStream, replies: list[bytes]) -> None:
         for reply in replies:
             await stream.send_message(reply)
 
-    def send_now(self, stream: ServerStream, replies: list[bytes]) -> bool:
+    def send_now(self, stream: CallStream, replies: list[bytes]) -> bool:
         return False
 
-    def writer(self, stream: ServerStream) -> None:
+    def writer(self, stream: CallStream) -> None:
         return None
 
     def finish_unary_now(
-        self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]
+        self, stream: CallStream, reply: bytes, metadata: Mapping[str, str]
     ) -> bool:
         return False

@@ -1,0 +1,303 @@
+"""The chat page in Chromium against real server processes, beside terminal, grpcio and Node
+clients: every door of one server, one room."""
+
+import asyncio
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpclib.client import Channel
+from playwright.async_api import Browser, Page, expect
+
+from bench.tutorial import generate
+from chat.testing import REPLY_TIMEOUT, ROOT, Chatter, ServerProcess, run_client
+from gen.grpc.chat import MessageReplyKind
+
+Start = Callable[..., ServerProcess]
+WAIT_MS = REPLY_TIMEOUT * 1000
+
+
+@asynccontextmanager
+async def opened(browser: Browser, url: str, **context: Any) -> AsyncIterator[Page]:
+    """A page of its own (fresh cookies and storage) at `url`, closed at the end."""
+    browser_context = await browser.new_context(**context)
+    try:
+        page = await browser_context.new_page()
+        await page.goto(url)
+        yield page
+    finally:
+        await browser_context.close()
+
+
+async def live(page: Page) -> None:
+    await expect(page.get_by_role("status")).to_have_text("live", timeout=WAIT_MS)
+
+
+async def post(page: Page, text: str) -> None:
+    """Types `text` in the message box, presses Enter, and waits until the server has it."""
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill(text)
+    await box.press("Enter")
+    await expect(line(page, text)).to_have_attribute("data-state", "sent", timeout=WAIT_MS)
+
+
+def line(page: Page, text: str) -> Any:
+    return page.locator("#messages li.line", has=page.locator(".text", has_text=text))
+
+
+async def texts(page: Page) -> list[str]:
+    return await page.locator("#messages li[data-id] .text").all_inner_texts()
+
+
+async def ids(page: Page) -> list[int]:
+    values = await page.locator("#messages li[data-id]").evaluate_all(
+        "nodes => nodes.map(node => node.dataset.id)"
+    )
+    return [int(value) for value in values]
+
+
+class Terminal:
+    """`python -m chat.client chat` reading lines from a pipe and printing every reply."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, server: ServerProcess, user: str, room: str) -> "Terminal":
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "chat.client", "--server", server.address, "chat"),
+            *("--user", user, "--room", room),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        return cls(proc)
+
+    async def say(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{text}\n".encode())
+        await self.proc.stdin.drain()
+
+    async def printed(self, wanted: str) -> str:
+        """The next printed line that ends with `wanted`."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            while True:
+                printed = (await self.proc.stdout.readline()).decode()
+                assert printed, f"the client ended before printing {wanted!r}"
+                if printed.rstrip("\n").endswith(wanted):
+                    return printed
+
+    async def finish(self) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        return await asyncio.wait_for(self.proc.wait(), REPLY_TIMEOUT)
+
+
+async def test_two_pages_and_a_terminal_client_chat_in_one_room_both_ways(
+    server_process: Start, browser: Browser
+) -> None:
+    server = server_process(web=True)
+    room = f"{server.web_url}/?room=lobby&user="
+    async with opened(browser, room + "ann") as ann, opened(browser, room + "bob") as bob:
+        await live(ann)
+        await live(bob)
+        cat = await Terminal.start(server, "cat", "lobby")
+        for page in (ann, bob):
+            await expect(page.locator("#online li", has_text="cat")).to_be_visible(timeout=WAIT_MS)
+        await post(ann, "hello from ann")
+        await expect(line(bob, "hello from ann")).to_contain_text("ann", timeout=WAIT_MS)
+        await cat.printed("[lobby] ann: hello from ann")
+        await cat.say("hello from the terminal")
+        await cat.printed("Server Responding to hello from the terminal")
+        for page in (ann, bob):
+            await expect(line(page, "hello from the terminal")).to_contain_text("cat")
+        await post(bob, "hello from bob")
+        await expect(line(ann, "hello from bob")).to_be_visible(timeout=WAIT_MS)
+        await cat.printed("[lobby] bob: hello from bob")
+        assert await cat.finish() == 0
+        expected = ["hello from ann", "hello from the terminal", "hello from bob"]
+        assert await texts(ann) == await texts(bob) == expected
+
+
+async def test_reloading_a_page_resumes_with_no_gap_and_no_duplicate(
+    server_process: Start, browser: Browser, channel_to: Callable[..., Channel]
+) -> None:
+    server = server_process(web=True)
+    async with AsyncExitStack() as stack:
+        dan = await Chatter.open(stack, channel_to(server), user="dan")
+        async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+            await live(ann)
+            await dan.recv_kind(MessageReplyKind.JOIN)
+            await dan.say("one")
+            await expect(line(ann, "one")).to_be_visible(timeout=WAIT_MS)
+            await post(ann, "two")
+            reloaded = asyncio.ensure_future(ann.reload())
+            assert (await dan.recv_kind(MessageReplyKind.LEAVE)).user == "ann"
+            await dan.say("three")  # while the page is away
+            await reloaded
+            await live(ann)
+            await dan.recv_kind(MessageReplyKind.JOIN)
+            await dan.say("four")
+            await expect(line(ann, "four")).to_be_visible(timeout=WAIT_MS)
+            assert await texts(ann) == ["one", "two", "three", "four"]
+            shown = await ids(ann)
+            assert shown == sorted(set(shown))
+
+
+async def test_a_server_restart_reconnects_the_page_and_sends_what_was_typed_meanwhile(
+    server_process: Start, browser: Browser, tmp_path: Path
+) -> None:
+    server = server_process(f"sqlite:///{tmp_path / 'chat.db'}", web=True)
+    async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+        await live(ann)
+        await post(ann, "before the restart")
+        assert server.stop(signal.SIGTERM) == 0
+        status = ann.get_by_role("status")
+        await expect(status).to_have_attribute("data-state", "down", timeout=WAIT_MS)
+        box = ann.get_by_role("textbox", name="Message")
+        await box.fill("typed while it was down")
+        await box.press("Enter")
+        await expect(line(ann, "typed while it was down")).to_have_attribute(
+            "data-state", "pending"
+        )
+        server.start()
+        await live(ann)
+        await expect(line(ann, "typed while it was down")).to_have_attribute(
+            "data-state", "sent", timeout=WAIT_MS
+        )
+        assert await texts(ann) == ["before the restart", "typed while it was down"]
+    async with opened(browser, f"{server.web_url}/?user=bob&room=general") as bob:
+        await live(bob)
+        assert await texts(bob) == ["before the restart", "typed while it was down"]
+
+
+async def test_a_token_protected_server_refuses_a_page_without_the_token(
+    server_process: Start, browser: Browser
+) -> None:
+    server = server_process("memory://", "--token", "s3cret", web=True)
+    async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+        problem = ann.get_by_role("alert")
+        await expect(problem).to_contain_text("no token", timeout=WAIT_MS)
+        assert await texts(ann) == []
+        token = ann.get_by_label("Token")
+        await expect(token).to_be_focused()
+        await token.fill("s3cret")
+        await token.press("Enter")
+        await live(ann)
+        await post(ann, "with the token")
+
+
+async def test_a_grpcio_client_and_a_page_see_each_others_messages_live(
+    server_process: Start, browser: Browser, tmp_path: Path
+) -> None:
+    pb2, pb2_grpc = generate(tmp_path)
+    server = server_process(web=True)
+    async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+        await live(ann)
+        outgoing: queue.Queue[str | None] = queue.Queue()
+
+        def requests() -> Iterator[Any]:
+            while (text := outgoing.get()) is not None:
+                yield pb2.MessageRequest(message=text)
+
+        with grpc.insecure_channel(server.address) as channel:
+            stub: Any = pb2_grpc.ChatServiceStub(channel)
+            call = stub.SendAndReceiveMessage(
+                requests(), metadata=[("chat-user", "gio")], timeout=30
+            )
+            replies = iter(call)
+
+            def until(text: str) -> str:
+                return str(next(r.message for r in replies if r.message == text))
+
+            outgoing.put("hello from grpcio")
+            await asyncio.to_thread(until, "Server Responding to hello from grpcio")
+            await expect(line(ann, "hello from grpcio")).to_contain_text("gio", timeout=WAIT_MS)
+            await post(ann, "hello from chromium")
+            assert await asyncio.to_thread(until, "hello from chromium") == "hello from chromium"
+            outgoing.put(None)
+            assert list(replies) == []
+
+
+def test_an_npm_grpc_web_client_under_node_gets_stats_history_and_a_status(
+    server_process: Start, web_modules: Path, tmp_path: Path
+) -> None:
+    server = server_process(web=True)
+    posted = ["--server", server.address, "chat", "--user", "ann", "--room", "dev"]
+    assert run_client(posted, "first\nsecond\n").returncode == 0
+    client = tmp_path / "client.mjs"
+    source = ROOT / "web" / "test" / "grpc-web-client.ts"
+    esbuild = [str(web_modules / ".bin" / "esbuild"), str(source), "--bundle", "--platform=node"]
+    options = ["--format=esm", f"--outfile={client}", "--log-level=warning"]
+    subprocess.run([*esbuild, *options], check=True, timeout=60)
+    ran = subprocess.run(
+        ["node", str(client), server.web_url, "dev"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = json.loads(ran.stdout)
+    assert result["numMessages"] == 2
+    assert result["messages"] == [
+        {"id": 1, "user": "ann", "text": "first"},
+        {"id": 2, "user": "ann", "text": "second"},
+    ]
+    assert result["refused"]["code"] == 3  # INVALID_ARGUMENT
+    assert "room" in result["refused"]["message"]
+
+
+async def test_the_page_works_at_phone_width_by_keyboard_alone(
+    server_process: Start, browser: Browser
+) -> None:
+    server = server_process(web=True)
+    phone = {"viewport": {"width": 360, "height": 640}, "has_touch": True}
+    async with opened(browser, f"{server.web_url}/", **phone) as page:
+        await expect(page.get_by_label("Name")).to_be_focused()
+        await page.keyboard.type("ann")
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Control+a")
+        await page.keyboard.type("mobile")
+        await page.keyboard.press("Enter")
+        await live(page)
+        await expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+        await page.keyboard.type("typed on a phone")
+        await page.keyboard.press("Enter")
+        await expect(line(page, "typed on a phone")).to_have_attribute(
+            "data-state", "sent", timeout=WAIT_MS
+        )
+        assert page.url.endswith("/?user=ann&room=mobile")
+        width = await page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= 360
+
+
+async def test_the_rooms_of_recent_messages_are_listed_and_a_click_enters_one(
+    server_process: Start, browser: Browser
+) -> None:
+    server = server_process(web=True)
+    posted = ["--server", server.address, "chat", "--user", "dan", "--room", "dev"]
+    assert run_client(posted, "news in dev\n").returncode == 0
+    async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+        await live(ann)
+        rooms = ann.get_by_role("navigation", name="Rooms")
+        await rooms.get_by_role("button", name="#dev").click()
+        await expect(ann.get_by_role("heading", name="#dev")).to_be_visible()
+        await live(ann)
+        await expect(line(ann, "news in dev")).to_contain_text("dan")
+        await post(ann, "ann was here")
+        assert ann.url.endswith("/?user=ann&room=dev")
+    history = run_client(["--server", server.address, "messages", "--room", "dev"])
+    assert [row.split("] ", 1)[1] for row in history.stdout.splitlines()] == [
+        "dan: news in dev",
+        "ann: ann was here",
+    ]

@@ -1,0 +1,66 @@
+"""The web door as a whole: the page and its headers, what a stray request gets, its settings,
+and its calls counted with the others."""
+
+import socket
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from chat import contract
+from chat.server.metrics import Metrics
+from chat.server.service import ChatService
+from chat.server.web.app import PAGE_HEADERS, STATIC
+from chat.testing import free_port, grpc_web_body, refused_server_start
+
+PROTO = {"Content-Type": "application/grpc-web+proto"}
+
+
+async def test_the_page_and_its_assets_come_from_the_server_with_a_content_security_policy(
+    web_url: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(web_url + "/") as page:
+        assert page.status == 200 and page.content_type == "text/html"
+        html = await page.text()
+    assert 'src="/app.js"' in html and 'href="/app.css"' in html
+    assert "http" not in html.replace('"http-equiv"', "")  # nothing from another host
+    assert page.headers["Content-Security-Policy"] == PAGE_HEADERS["Content-Security-Policy"]
+    for asset in ("app.js", "app.css"):
+        async with http.get(f"{web_url}/{asset}") as response:
+            assert response.status == 200
+            assert response.headers["Content-Encoding"] in ("gzip", "deflate", "br")
+            assert await response.read() == (STATIC / asset).read_bytes()
+
+
+async def test_a_get_of_a_method_without_a_websocket_upgrade_gets_405_saying_how_to_call(
+    web_url: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(web_url + contract.GET_STATS) as response:
+        assert response.status == 405
+        assert "gRPC-Web POST or a WebSocket" in await response.text()
+
+
+async def test_web_calls_are_counted_with_the_others_in_the_metrics(
+    web_url: str, http: aiohttp.ClientSession, service: ChatService
+) -> None:
+    registry: CollectorRegistry = Metrics(service).registry
+    async with http.post(web_url + contract.GET_STATS, data=grpc_web_body(b""), headers=PROTO):
+        pass
+    labels = {"method": "GetStats", "status": "OK"}
+    assert registry.get_sample_value("chat_calls_total", labels) == 1
+
+
+def test_a_web_port_that_is_taken_is_one_line_and_exit_code_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        flags = ["--host", "127.0.0.1", "--port", str(free_port()), "--web-port", str(port)]
+        reason = refused_server_start(*flags)
+    assert reason.startswith(f"chat-server: cannot serve the web page on 127.0.0.1:{port}: ")
+
+
+def test_a_web_origin_that_is_not_an_origin_is_refused_at_start() -> None:
+    reason = refused_server_start("--web-origins", "https://ok.example,chat.example.com/path")
+    assert reason == (
+        "chat-server: --web-origins 'chat.example.com/path' is not scheme://host[:port] or *\n"
+    )
