@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chat.testing import ROOT
+
+pytestmark = pytest.mark.slow
 
 TUTORIAL = {"grpcio", "fast-memory", "fast-sqlite", "betterproto-memory"}
 OURS = {"memory": "fast-memory", "sqlite": "fast-sqlite", "ref-path": "betterproto-memory"}

@@ -7,8 +7,12 @@ import dataclasses
 import signal
 from pathlib import Path
 
+import pytest
+
 from chat.testing import RedisProcess
 from soak.run import Plan, run
+
+pytestmark = pytest.mark.slow
 
 SMALL = Plan(clients=8, rooms=2, messages=50, hang_up_rate=0.03, kills=1, rss_limit_mib=48)
 """Small enough for seconds; memory is checked loosely here (a short run barely warms up) and

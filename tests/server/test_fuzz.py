@@ -38,6 +38,8 @@ from gen.grpc.chat import (
     StatsRequest,
 )
 
+pytestmark = pytest.mark.slow
+
 SERVICE = f"/{contract.SERVICE}/"
 MAX_MESSAGE_BYTES, MAX_TEXT_BYTES = 512, 64
 EXAMPLES = 1500
