@@ -233,10 +233,8 @@ class RedisStore:
     ) -> AsyncIterator[Stored]:
         key = ALL if room is None else room_key(room)
         try:
-            if limit:
-                newest = cast(Entries, await self._client.xrevrange(key, count=limit))
-                if len(newest) == limit:
-                    after_id = max(after_id, _entry_id(newest[-1][0]) - 1)
+            if limit and limit < await self._client.xlen(key):
+                after_id = max(after_id, await self._newest_id(key, limit) - 1)
             start = f"({after_id}-0" if after_id else "-"
             while True:
                 page = cast(Entries, await self._client.xrange(key, min=start, count=PAGE_SIZE))
@@ -247,6 +245,18 @@ class RedisStore:
                 start = "(" + page[-1][0].decode()
         except RedisError as error:
             raise StoreUnavailable(f"Redis history read failed: {error}") from error
+
+    async def _newest_id(self, key: str, nth: int) -> int:
+        """The id of the `nth` newest entry of a stream that holds more than that, read back
+        page by page: a large `limit` holds one page in memory, not the whole history."""
+        end = "+"
+        while True:
+            count = min(nth, PAGE_SIZE)
+            page = cast(Entries, await self._client.xrevrange(key, max=end, count=count))
+            nth -= len(page)
+            if not nth or len(page) < count:
+                return _entry_id(page[-1][0])
+            end = "(" + page[-1][0].decode()
 
     async def count(self, room: str | None = None) -> int:
         try:

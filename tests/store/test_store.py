@@ -97,6 +97,17 @@ async def test_history_longer_than_a_page_comes_whole_and_in_order(open_backend:
     assert ids == list(range(1, total + 1))
 
 
+@pytest.mark.parametrize("limit", [1, PAGE_SIZE, PAGE_SIZE + 1, PAGE_SIZE * 2 + 6, 2**32 - 1])
+async def test_the_newest_n_of_a_history_longer_than_a_page_come_in_order(
+    open_backend: Open, limit: int
+) -> None:
+    store = await open_backend()
+    total = PAGE_SIZE * 2 + 7
+    await asyncio.gather(*(store.append(Draft("r", "u", str(n))) for n in range(total)))
+    ids = [message.id async for message in store.history("r", limit=limit)]
+    assert ids == list(range(max(1, total - limit + 1), total + 1))
+
+
 async def test_the_listener_hears_every_commit_in_id_order(open_backend: Open) -> None:
     store = await open_backend()
     recorder = Recorder()
