@@ -154,6 +154,28 @@ async def test_reloading_a_page_resumes_with_no_gap_and_no_duplicate(
             assert shown == sorted(set(shown))
 
 
+async def test_a_page_shown_a_replaced_history_shows_the_new_one_from_its_start(
+    server_process: Start, browser: Browser
+) -> None:
+    """A memory server restarts with a new epoch and ids from 1 again: the page, resuming with
+    the old epoch, is given the new history whole and shows it, instead of taking its ids for
+    ones it has seen."""
+    server = server_process("memory://", web=True)
+    async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+        await live(ann)
+        await post(ann, "in the old history")
+        assert server.stop(signal.SIGTERM) == 0
+        await expect(ann.get_by_role("status")).to_have_attribute(
+            "data-state", "down", timeout=WAIT_MS
+        )
+        server.start()
+        await live(ann)
+        posted = run_client(["--server", server.address, "chat", "--user", "bob"], "new one\n")
+        assert posted.returncode == 0, posted.stderr
+        await expect(line(ann, "new one")).to_be_visible(timeout=WAIT_MS)
+        assert (await texts(ann))[-1] == "new one"
+
+
 async def test_a_server_restart_reconnects_the_page_and_sends_what_was_typed_meanwhile(
     server_process: Start, browser: Browser, tmp_path: Path
 ) -> None:
