@@ -124,17 +124,14 @@ async def fanout(host: str, port: int, pid: int, size: int, listeners: int) -> S
         writer.write(SENDER)
         assert await reader.readexactly(1) == READY
         sender = _Reader(reader, asyncio.Event())
+
+        async def send(number: int, text: str) -> None:
+            data = text.encode()
+            writer.write(len(data).to_bytes(4, "big") + data)
+            await sender.frame()
+
         meter.start()
-        async with asyncio.TaskGroup() as group:
-            for listener in crowd:
-                group.create_task(listener.listen(size))
-            for i in range(size):
-                while min(listener.received for listener in crowd) < i:
-                    changed.clear()
-                    await changed.wait()
-                text = latency.fanout_text(i, time.perf_counter_ns()).encode()
-                writer.write(len(text).to_bytes(4, "big") + text)
-                await sender.frame()
+        await latency.paced(crowd, changed, size, send)
         sample = meter.stop(size * listeners)
     latencies = [ns for listener in crowd for ns in listener.latencies_ns]
     return dataclasses.replace(sample, extra=latency.figures(size, listeners, latencies))

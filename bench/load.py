@@ -248,18 +248,14 @@ async def fanout(server: Endpoint, size: int, progress: Progress, listeners: int
         metadata = {"chat-room": "fanout", "chat-user": "sender"}
         sender = await _open_stream(stack, sender_channel, metadata)
         await _confirm_opened([*channels, sender_channel])
+
+        async def send(number: int, text: str) -> None:
+            await sender.send_message(MessageRequest(message=text))
+            await _reply_to(sender, text)
+            progress(number + 1)
+
         meter.start()
-        async with asyncio.TaskGroup() as group:
-            for listener in crowd:
-                group.create_task(listener.listen(size))
-            for i in range(size):
-                while min(listener.received for listener in crowd) < i:
-                    changed.clear()
-                    await changed.wait()
-                text = latency.fanout_text(i, time.perf_counter_ns())
-                await sender.send_message(MessageRequest(message=text))
-                await _reply_to(sender, text)
-                progress(i + 1)
+        await latency.paced(crowd, changed, size, send)
         deliveries = size * listeners
         sample = meter.stop(deliveries)
     latencies = [ns for listener in crowd for ns in listener.latencies_ns]
