@@ -21,6 +21,8 @@ QUICK = Sizes(
     deliveries=2_000,
     listeners=(10,),
     idle=100,
+    crowd=20,
+    crowd_seconds=1.0,
     rounds=1,
 )
 
@@ -43,6 +45,7 @@ def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
     )
     parser.add_argument("--deliveries", type=int, help="fan-out deliveries per listener count")
     parser.add_argument("--idle", type=int, help="idle streams held open")
+    parser.add_argument("--crowd", type=int, help="listeners of the crowd (100 messages/s)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
@@ -54,10 +57,17 @@ def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
             unary_concurrent=args.messages,
             deliveries=args.messages,
         )
-    for name in ("rounds", "listeners", "deliveries", "idle"):
+    for name in ("rounds", "listeners", "deliveries", "idle", "crowd"):
         if getattr(args, name) is not None:
             sizes = dataclasses.replace(sizes, **{name: getattr(args, name)})
-    counts = (sizes.messages, sizes.deliveries, sizes.idle, sizes.rounds, *sizes.listeners)
+    counts = (
+        sizes.messages,
+        sizes.deliveries,
+        sizes.idle,
+        sizes.crowd,
+        sizes.rounds,
+        *sizes.listeners,
+    )
     if min(counts) < 1:
         parser.error("every size must be at least 1")
     if args.json is not None and not args.json.parent.is_dir():
@@ -91,6 +101,7 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
         "signed": [
             {**dataclasses.asdict(row), "extra": row.extra} for row in report.signed_costs(records)
         ],
+        "crowd": [dataclasses.asdict(row) for row in report.crowds(records)],
         "idle_kib_per_stream": report.idle_kib_per_stream(records),
         "key_cost_us": report.key_cost_us(records),
     }

@@ -201,6 +201,44 @@ def fanouts(records: Sequence[Record], sizes: Sizes) -> list[Fanout]:
     return rows
 
 
+CROWD_GOAL_P99_MS = 50.0
+"""The crowd's goal on the fast path: p99 delivery latency under this."""
+
+
+@dataclass(frozen=True)
+class Crowd:
+    """One server's crowd workload; medians."""
+
+    server: str
+    deliveries_per_second: float
+    cpu_us_per_delivery: float
+    cpu_share: float  # server CPU seconds per wall-clock second
+    latency_p50_ms: float
+    latency_p99_ms: float
+    cut_off: float
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the fast path meets the latency goal (None: no goal for this row)."""
+        return self.latency_p99_ms < CROWD_GOAL_P99_MS if self.server == "fast" else None
+
+
+def crowds(records: Sequence[Record]) -> list[Crowd]:
+    return [
+        Crowd(
+            name,
+            median(records, target, "crowd", per_second),
+            median(records, target, "crowd", cpu_us),
+            median(records, target, "crowd", lambda s: s.cpu_s / s.wall_s),
+            median(records, target, "crowd", lambda s: s.extra["latency_p50_ms"]),
+            median(records, target, "crowd", lambda s: s.extra["latency_p99_ms"]),
+            median(records, target, "crowd", lambda s: s.extra["cut_off"]),
+        )
+        for name, target in FANOUT_OURS.items()
+        if any(r.target == target and r.workload == "crowd" for r in records)
+    ]
+
+
 def key_cost_us(records: Sequence[Record]) -> dict[str, tuple[float, float]]:
     """Server CPU µs per bidi message without and with a message key, by store (medians)."""
     return {
@@ -264,6 +302,23 @@ def table(records: Sequence[Record], sizes: Sizes, machine: Machine) -> str:
             f"{fan.listeners:>4} {fan.server:<9} {fan.deliveries_per_second:>12,.0f} "
             f"{fan.cpu_us_per_delivery:>11.1f} {of_broadcast:>9} {of_floor:>7} "
             f"{fan.latency_p50_ms:>7.2f} {fan.latency_p99_ms:>7.2f}  {verdict}"
+        )
+    lines += [
+        "",
+        f"Crowd: {sizes.crowd:,} listeners in one room, each on a connection of its own; one "
+        f"sender posting {sizes.crowd_rate:g} messages/s",
+        f"for {sizes.crowd_seconds:g} s on the clock (open loop). Goal (fast): p99 under "
+        f"{CROWD_GOAL_P99_MS:g} ms. CPU: server CPU s per wall s",
+        f"{'server':<9} {'deliveries/s':>12} {'µs/delivery':>11} {'CPU':>5} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'cut off':>7}  goal",
+    ]
+    for crowd in crowds(records):
+        verdict = {True: "met", False: "NOT met", None: ""}[crowd.met]
+        lines.append(
+            f"{crowd.server:<9} {crowd.deliveries_per_second:>12,.0f} "
+            f"{crowd.cpu_us_per_delivery:>11.1f} {crowd.cpu_share:>5.2f} "
+            f"{crowd.latency_p50_ms:>7.1f} {crowd.latency_p99_ms:>7.1f} "
+            f"{crowd.cut_off:>7.0f}  {verdict}"
         )
     lines += [
         "",

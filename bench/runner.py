@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from bench import floor, load
+from bench import crowd, floor, load
 from bench.load import Progress
 from bench.meter import Sample
 from bench.progress import ProgressLine
@@ -38,7 +38,14 @@ class Sizes:
     deliveries: int = 100_000  # fan-out deliveries per listener count (messages x listeners)
     listeners: tuple[int, ...] = (10, 50, 500)  # fan-out listeners, one workload each
     idle: int = 1_000  # idle streams held open (grpcio's server cancels them by 10,000)
+    crowd: int = 1_000  # listeners of the crowd workload
+    crowd_rate: float = 100.0  # its messages a second
+    crowd_seconds: float = 10.0  # how long it sends
     rounds: int = 3
+
+    def crowd_messages(self) -> int:
+        """Messages the crowd's sender posts."""
+        return max(1, round(self.crowd_rate * self.crowd_seconds))
 
     def fanout_messages(self, listeners: int) -> int:
         """Messages sent to `listeners` listeners: about `deliveries` in all."""
@@ -53,6 +60,9 @@ OURS = TUTORIAL - {REFERENCE}
 """Who runs what only our server can: bidi with message keys."""
 FANOUT = frozenset({BROADCAST, FLOOR, OURS_MEMORY, OURS_REFERENCE_PATH})
 """Who runs fan-out: grpcio's broadcast, the socket floor, and ours on both paths."""
+CROWD = frozenset({OURS_MEMORY, OURS_REFERENCE_PATH})
+"""Who runs the crowd: ours on both paths (grpcio's broadcast never got a message to 1,000
+listeners within two minutes, and the floor has no paced sender)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,12 @@ def workloads(sizes: Sizes) -> tuple[Workload, ...]:
             UNARY,
         ),
         *(_fanout(listeners) for listeners in sizes.listeners),
+        Workload(
+            "crowd",
+            lambda e, s, p: crowd.crowd(e.endpoint, s.crowd, s.crowd_rate, s.crowd_seconds, p),
+            lambda s: s.crowd_messages(),
+            CROWD,
+        ),
         Workload(
             "idle",
             lambda e, s, p: load.idle(e.endpoint, s.idle, p),

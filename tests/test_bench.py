@@ -14,12 +14,14 @@ pytestmark = pytest.mark.slow
 TUTORIAL = {"grpcio", "fast-memory", "fast-sqlite", "betterproto-memory"}
 OURS = {"memory": "fast-memory", "sqlite": "fast-sqlite", "ref-path": "betterproto-memory"}
 FANOUT = {"fast-memory", "betterproto-memory", "grpcio-broadcast", "floor"}
+CROWD = {"fast-memory", "betterproto-memory"}
 BOTH = ("bidi", "history", "unary", "unary-32", "idle")
 
 
 def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     sizes = ["--messages", "300", "--rounds", "1", "--listeners", "3,4", "--idle", "5"]
+    sizes += ["--crowd", "7"]
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", *sizes, "--json", str(out)],
         capture_output=True,
@@ -32,6 +34,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     assert "Message keys, ours only" in result.stdout
     assert "round 1/1 fast-sqlite bidi" in result.stderr  # the progress line
     assert "x floor" in result.stdout
+    assert "Crowd: 7 listeners" in result.stdout
 
     report = json.loads(out.read_text())
     samples = {(s["target"], s["workload"]): s for s in report["samples"]}
@@ -39,6 +42,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
     expected |= {(t, f"fanout-{n}") for t in FANOUT for n in (3, 4)}
     expected |= {("fast-signed", "unary"), ("fast-signed", "unary-32")}
     expected |= {(target, "bidi-keyed") for target in OURS.values()}
+    expected |= {(target, "crowd") for target in CROWD}
     assert set(samples) == expected
     for (target, workload), sample in samples.items():
         assert sample["wall_s"] > 0, (target, workload)
@@ -56,6 +60,12 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
         assert fanout["count"] == 100 * 3  # 300 deliveries, as --messages says
         assert samples[target, "fanout-4"]["count"] == 75 * 4
         assert 0 < fanout["extra"]["latency_p50_ms"] <= fanout["extra"]["latency_p99_ms"]
+    for target in CROWD:  # 100 messages/s for the quick run's 1 s, to 7 listeners
+        crowd = samples[target, "crowd"]
+        assert crowd["count"] == 100 * 7
+        assert crowd["extra"]["cut_off"] == 0
+        assert 0 < crowd["extra"]["latency_p50_ms"] <= crowd["extra"]["latency_p99_ms"]
+    assert {row["server"] for row in report["crowd"]} == {"fast", "ref-path"}
     rows = {(row["workload"], row["store"]) for row in report["comparisons"]}
     assert rows == {(w, s) for w in BOTH[:4] for s in OURS}
     servers = [(fan["listeners"], fan["server"]) for fan in report["fanout"]]

@@ -74,19 +74,19 @@ class Call(Generic[Request]):
         await self._transport.send(self.stream, replies)
         self.sent += len(replies)
 
-    def sink(self) -> Callable[[bytes], bool] | None:
-        """A function that sends one gRPC message (`grpc_message`) at once when no one else is
-        sending and the transport can write it now, False otherwise; None when the transport
-        never writes at once. A live listener's deliveries go through it."""
+    def sink(self) -> Callable[[bytes, int], bool] | None:
+        """A function that sends gRPC messages (`grpc_message`s joined, and how many) at once
+        when no one else is sending and the transport can write them now, False otherwise; None
+        when the transport never writes at once. A live listener's deliveries go through it."""
         write = self._transport.writer(self.stream)
         if write is None:
             return None
         busy = self.sending.locked
 
-        def send(message: bytes) -> bool:
+        def send(message: bytes, count: int) -> bool:
             if busy() or not write(message):
                 return False
-            self.sent += 1
+            self.sent += count
             return True
 
         return send

@@ -20,8 +20,9 @@ from chat.server.http2.base import grpc_message
 
 Delivery = tuple[int, bytes]
 """An encoded MessageReply and the stored id a history replay may also show (0: none)."""
-Sink = Callable[[bytes], bool]
-"""Writes one gRPC message to a stream at once; False when it would have to wait."""
+Sink = Callable[[bytes, int], bool]
+"""Writes gRPC messages (`grpc_message`s joined, and how many) to a stream at once; False when
+it would have to wait."""
 
 
 class Subscriber:
@@ -49,6 +50,7 @@ class Subscriber:
         self._waiter: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._finished = False
+        self.held = False  # queued without a wake-up: the rooms `flush` it at the turn's end
 
     def deliver(self, id: int, data: bytes, message: bytes) -> None:
         """Hands a room's message to the stream (`data` encoded, `message` that as a gRPC
@@ -60,28 +62,60 @@ class Subscriber:
             and id > self.replayed
             and not self._finished
             and not self.ended.done()
-            and self._sink_took(self.sink, message)
+            and self._sink_took(self.sink, message, 1)
         ):
             self.last_id = id
             return
         self.push(id, data)
 
+    def hold(self, id: int, data: bytes) -> bool:
+        """Queues a room's message without waking the sending task: the rooms write what
+        piles up in one loop turn with one `flush`. True when the rooms must flush this
+        subscriber; a stream that cannot be written at once is pushed to as usual."""
+        first = not self.held
+        if first and (self._queue or self.sink is None):
+            self.push(id, data)  # its sending task has (or will have) the queue
+            return False
+        self.push(id, data, wake=False)
+        if first and self._queue:
+            self.held = True
+            return True
+        return False
+
+    def flush(self) -> None:
+        """Writes everything held as one write when the stream can take it now; wakes the
+        sending task for it otherwise."""
+        self.held = False
+        queue = self._queue
+        if not queue:
+            return
+        if self.sink is not None and not self._finished and not self.ended.done():
+            fresh = [data for id, data in queue if not id or id > self.replayed]
+            message = b"".join([grpc_message(data) for data in fresh])
+            if self._sink_took(self.sink, message, len(fresh)):
+                self.last_id = max(self.last_id, *(id for id, _ in queue))
+                queue.clear()
+                self._make_space()
+                return
+        self._wake()
+
     @staticmethod
-    def _sink_took(sink: Sink, message: bytes) -> bool:
+    def _sink_took(sink: Sink, message: bytes, count: int) -> bool:
         """Whether the sink wrote the message. The rooms call it for every listener in turn,
         from whichever task stored the message: a stream whose connection broke must not
         break delivery to the others, so its failure leaves the message to the queue (and
         the stream's own task finds the connection gone)."""
         try:
-            return sink(message)
+            return sink(message, count)
         except Exception:
             return False
 
-    def push(self, id: int, data: bytes, *, own: bool = False) -> None:
+    def push(self, id: int, data: bytes, *, own: bool = False, wake: bool = True) -> None:
         """Queues a reply; ends the subscriber instead when its queue is full.
 
         `own`: a reply to the stream's own request, queued even when full, since its request
         waited for space (`room_to_spare`) and one stream has one request in hand at a time.
+        `wake`: False when the rooms `flush` it at the end of the loop turn.
         """
         if self._finished or self.ended.done():
             return
@@ -90,7 +124,8 @@ class Subscriber:
             self._on_cut_off()
             return
         self._queue.append((id, data))
-        self._wake()
+        if wake:
+            self._wake()
 
     def acknowledge(self, data: bytes) -> None:
         """Queues the ACK of the stream's own message, in id order with the room's messages.
@@ -176,6 +211,9 @@ class Rooms:
         self._members: dict[str, set[Subscriber]] = {}
         self._everywhere: set[Subscriber] = set()
         self._online: dict[str, Counter[str]] = {}
+        self._delivered_this_turn = 0  # messages delivered to listeners in this loop turn
+        self._crowded = False  # the last turn delivered more than one: hold them all
+        self._held: list[Subscriber] = []
 
     @contextlib.contextmanager
     def subscribe(self, user: str | None) -> Iterator[Subscriber]:
@@ -209,8 +247,15 @@ class Rooms:
         self._everywhere.add(subscriber)
 
     def stored(self, message: Stored) -> None:
-        """Queues the message for its room and the ACK for its sender, in the same id order."""
+        """Queues the message for its room and the ACK for its sender, in the same id order.
+
+        A message alone in its loop turn is written to each listener at once. When several are
+        stored in one turn (a backlog: the server is behind its senders), every listener gets
+        them in one write at the turn's end, and so does every message while the backlog
+        lasts: a write per listener per turn, not per message, so a busy room catches up.
+        """
         data = framed = b""  # encoded once, and only when someone besides the sender listens
+        hold = False
         for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
             if subscriber.id != message.origin:
                 if subscriber.reads is not None and not subscriber.reads(message.room):
@@ -218,10 +263,28 @@ class Rooms:
                 if not data:
                     data = self._encoding.chat(message)
                     framed = grpc_message(data)
-                subscriber.deliver(message.id, data, framed)
+                    hold = self._hold_this_one()
+                if not hold:
+                    subscriber.deliver(message.id, data, framed)
+                elif subscriber.hold(message.id, data):
+                    self._held.append(subscriber)
         sender = self._subscribers.get(message.origin)
         if sender is not None:
             sender.acknowledge(self._encoding.ack(message))
+
+    def _hold_this_one(self) -> bool:
+        """Whether this turn's deliveries wait for its end (`_turn_ended`)."""
+        if not self._delivered_this_turn:
+            asyncio.get_running_loop().call_soon(self._turn_ended)
+        self._delivered_this_turn += 1
+        return self._crowded or self._delivered_this_turn > 1
+
+    def _turn_ended(self) -> None:
+        self._crowded = self._delivered_this_turn > 1
+        self._delivered_this_turn = 0
+        held, self._held = self._held, []
+        for subscriber in held:
+            subscriber.flush()
 
     def lost(self, error: StoreUnavailable) -> None:
         self.end_all(error)

@@ -56,6 +56,7 @@ class RawClient:
         self.reader, self.writer = reader, writer
         self.received = b""
         self.ended = False
+        self.data_frames = 0
 
     @classmethod
     async def open(cls, port: int, window: int | None = None) -> "RawClient":
@@ -107,6 +108,7 @@ class RawClient:
                 break
             for event in self.h2.receive_data(data):
                 if isinstance(event, h2.events.DataReceived):
+                    self.data_frames += 1
                     self.received += event.data
                     self.h2.acknowledge_received_data(event.flow_controlled_length, 1)
                 self.ended |= isinstance(event, h2.events.StreamEnded)
@@ -194,6 +196,35 @@ async def test_live_messages_wait_for_a_small_client_window_and_arrive_whole(
         assert chats == [f"live message {number:03}" for number in range(100)]
     finally:
         listener.close()
+
+
+async def test_a_backlog_reaches_listeners_whole_in_order_and_in_few_writes(
+    port: int, path: str
+) -> None:
+    """Messages stored in one loop turn (here: 200 in one TCP write) reach every listener in
+    order; on the fast path in one write per listener per turn, not one per message."""
+    listeners = [await RawClient.open(port) for _ in range(3)]
+    sender = await RawClient.open(port)
+    try:
+        for listener in listeners:  # in the room and live: its own message is ACKed
+            await listener.write(listener.frames(["here"]))
+            while "Server Responding to here" not in ack_texts(await listener.replies(1)):
+                pass
+        texts = [f"backlog {number:03}" for number in range(200)]
+        await sender.write(sender.frames(texts))
+        assert len(ack_texts(await sender.replies(len(texts)))) == len(texts)
+        for listener in listeners:
+            frames_before = listener.data_frames
+            chats: list[str] = []
+            while len(chats) < len(texts) and not listener.ended:
+                replies = await listener.replies(1)
+                chats += [reply.message for reply in replies if reply.message.startswith("backlog")]
+            assert chats == texts
+            if path == "fast":
+                assert listener.data_frames - frames_before <= 10
+    finally:
+        for client in [*listeners, sender]:
+            client.close()
 
 
 async def test_a_history_over_the_client_window_arrives_whole(
