@@ -13,9 +13,9 @@ from chat.testing import RedisProcess, free_port
 
 
 @pytest.fixture
-async def replicas(redis_server: RedisProcess) -> AsyncIterator[list[RedisStore]]:
-    """Two stores on one redis-server, as two server replicas would have."""
-    stores = [await RedisStore.open(redis_server.url) for _ in range(2)]
+async def replicas(redis_url: str) -> AsyncIterator[list[RedisStore]]:
+    """Two stores on one redis-server or one cluster, as two server replicas would have."""
+    stores = [await RedisStore.open(redis_url) for _ in range(2)]
     yield stores
     for store in stores:
         await store.close()
