@@ -178,6 +178,17 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
         server.proc.wait()
 
 
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server that keeps nothing on disk: killed, it comes back empty."""
+    installed("redis-server", "apt-get install redis-server")
+    server = RedisProcess(tmp_path, durable=False).start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait()
+
+
 @pytest.fixture(scope="session")
 def _cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
     """One local 3-node Redis Cluster for the whole run (made once: it takes seconds)."""

@@ -7,7 +7,7 @@ import pytest
 from test_store import Recorder
 
 from chat.errors import StoreUnavailable
-from chat.model import Draft
+from chat.model import Draft, Stored
 from chat.store.redis import RedisStore
 from chat.testing import RedisProcess, free_port
 
@@ -127,3 +127,44 @@ async def test_one_key_posted_on_two_replicas_at_once_is_stored_once(
     assert sum(not m.repeat for m in results) == 1
     assert await replicas[0].count() == 1
     assert replicas[0].epoch == replicas[1].epoch
+
+
+async def test_ids_going_backwards_after_redis_lost_its_data_are_delivered_in_order(
+    volatile_redis: RedisProcess,
+) -> None:
+    """Redis without persistence, killed with appends in flight: each of those is ACKed or
+    refused, and after its return the ids start at 1 again under a new epoch, every ACK after
+    its replica's listener heard the message."""
+    store = await RedisStore.open(volatile_redis.url)
+    recorder = Recorder()
+    store.listen(recorder)
+    try:
+        epoch = store.epoch
+        for number in range(5):
+            await store.append(Draft("r", "u", f"old {number}"))
+        in_flight = [
+            asyncio.create_task(store.append(Draft("r", "u", "racing"))) for _ in range(50)
+        ]
+        volatile_redis.stop()  # SIGKILL: what it held is gone
+        for outcome in await asyncio.gather(*in_flight, return_exceptions=True):
+            assert isinstance(outcome, Stored | StoreUnavailable), repr(outcome)
+        await recorder.wait_for_loss()
+        volatile_redis.start()
+        await store.check()
+        heard_before = len(recorder.messages)
+        overtaken: list[int] = []
+
+        async def post(number: int) -> int:
+            stored = await store.append(Draft("r", "u", f"new {number}"))
+            if stored.id not in {m.id for m in recorder.messages[heard_before:]}:
+                overtaken.append(stored.id)  # acknowledged before its replica delivered it
+            return stored.id
+
+        ids = await asyncio.gather(*(post(number) for number in range(40)))
+        assert sorted(ids) == list(range(1, 41))
+        assert overtaken == []
+        assert store.epoch != epoch
+        heard = await recorder.wait_for(heard_before + 40)
+        assert [m.id for m in heard[heard_before:]] == list(range(1, 41))
+    finally:
+        await store.close()
