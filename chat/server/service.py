@@ -72,6 +72,11 @@ class ChatService:
         return self.rooms.connected()
 
     @property
+    def presence_updates(self) -> int:
+        """Round trips to a shared store made to count streams, since the start."""
+        return self.rooms.presence.updates
+
+    @property
     def cut_off(self) -> int:
         """Live streams ended for falling too far behind, since the start."""
         return self.rooms.cut_off

@@ -20,6 +20,12 @@ another replica's): the rooms tell everyone in the room but that stream."""
 class Presence(Protocol):
     """Counts streams by room and user; reads answer for every replica sharing the store."""
 
+    @property
+    def updates(self) -> int:
+        """Round trips made to a shared store to count streams, since the start (Redis); 0
+        for presence kept in process."""
+        ...
+
     def watch(self, announce: Announce) -> None:
         """Calls `announce` with every JOIN and LEAVE from now on."""
         ...
@@ -58,6 +64,7 @@ class LocalPresence:
     """One process's streams: what it counts is all there is (memory and SQLite stores)."""
 
     def __init__(self) -> None:
+        self.updates = 0  # none: nothing is shared
         self._announce: list[Announce] = []
         self._streams: set[int] = set()
         self._members: dict[str, set[int]] = {}
