@@ -268,8 +268,10 @@ class RedisPresence:
                     if not await self._update(keys=self._update_keys(), args=args):
                         await self._sync()  # this replica was taken for gone: all again
             except ERRORS as error:
-                self._synced = False  # the next beat that gets through sends the share
-                log.warning("presence not sent to Redis (sent again when it answers): %s", error)
+                if self._synced:  # once per outage, not once per stream
+                    log.warning("presence not sent to Redis (sent when it answers): %s", error)
+                self._synced = False  # the next beat that gets through wakes this task
+                await asyncio.sleep(self._interval)  # no round trip per change meanwhile
                 continue
             if not self._changes:
                 self._settled.set()
