@@ -42,8 +42,8 @@ async def channels() -> AsyncIterator[Callable[[ServerProcess], Channel]]:
 
 
 async def until_connected(channel: Channel, room: str, streams: int) -> None:
-    """Returns once the server behind `channel` counts `streams` open streams in `room`: a
-    stream opened is not yet joined until the server has taken it."""
+    """Returns once the server behind `channel` counts `streams` open streams in `room`, on
+    every replica: a stream opened is not yet joined until its server has taken it."""
     stub = ChatServiceStub(channel)
     while (await stub.get_stats(StatsRequest(room=room))).num_connected < streams:
         pass  # each round trip gives the server time to take the streams
@@ -98,8 +98,7 @@ async def test_replicas_share_rooms_ids_and_live_delivery(
             await Chatter.open(stack, channels(server), user="lis", room="r")
             for server in (first, second)
         ]
-        for server in (first, second):  # every stream has joined before the first message
-            await until_connected(channels(server), "r", 2)
+        await until_connected(channels(first), "r", 4)  # all joined before the first message
 
         async def write(chatter: Chatter) -> None:
             for number in range(per_writer):
