@@ -1,11 +1,12 @@
 """The Redis store shared by replicas: one id sequence, one order, and recovery after Redis dies."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from test_store import Recorder
 
+from chat.contract import Kind
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store.redis import RedisStore
@@ -166,5 +167,65 @@ async def test_ids_going_backwards_after_redis_lost_its_data_are_delivered_in_or
         assert store.epoch != epoch
         heard = await recorder.wait_for(heard_before + 40)
         assert [m.id for m in heard[heard_before:]] == list(range(1, 41))
+    finally:
+        await store.close()
+
+
+class Moves:
+    """A presence watcher that keeps the JOIN and LEAVE it hears, and wakes waiters."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[int, str, str]] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, kind: int, room: str, user: str, stream: int) -> None:
+        self.heard.append((kind, room, user))
+        self.changed.set()
+
+    async def until(self, done: Callable[[list[tuple[int, str, str]]], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not done(self.heard):
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_one_join_for_a_user_on_two_replicas_and_one_leave_heard_by_both(
+    replicas: list[RedisStore],
+) -> None:
+    moves = [Moves(), Moves()]
+    for store, watcher in zip(replicas, moves, strict=True):
+        store.presence.watch(watcher)
+    for stream, store in enumerate(replicas, start=1):
+        store.presence.opened(stream)
+        store.presence.entered("r", "ann", stream)
+    for store in replicas:
+        assert await store.presence.online("r") == ["ann"]
+    first, second = (store.presence for store in replicas)
+    assert (await first.connected(), await second.connected("r")) == (2, 2)
+    for stream, store in enumerate(replicas, start=1):
+        store.presence.left("r", "ann", stream)
+        store.presence.closed(stream)
+    for watcher in moves:
+        await watcher.until(lambda heard: len(heard) == 2)
+        assert watcher.heard == [(Kind.JOIN, "r", "ann"), (Kind.LEAVE, "r", "ann")]
+    assert await replicas[1].presence.online() == []
+
+
+async def test_presence_changed_while_redis_was_away_is_sent_when_it_returns(
+    redis_server: RedisProcess,
+) -> None:
+    store = await RedisStore.open(redis_server.url, presence_interval=0.2, presence_timeout=1)
+    moves = Moves()
+    store.presence.watch(moves)
+    try:
+        store.presence.opened(1)
+        store.presence.entered("r", "ann", 1)
+        await moves.until(lambda heard: heard == [(Kind.JOIN, "r", "ann")])
+        redis_server.stop()
+        store.presence.left("r", "ann", 1)  # not sent: Redis is away
+        store.presence.closed(1)
+        redis_server.start()  # with its data: ann is still online there
+        await moves.until(lambda heard: heard[1:] == [(Kind.LEAVE, "r", "ann")])
+        assert (await store.presence.online(), await store.presence.connected()) == ([], 0)
     finally:
         await store.close()
