@@ -29,7 +29,7 @@ messages *FLAGS:
 gen:
     python tools/generate.py
 
-# server CPU per message beside the tutorial's grpcio server (--quick, --rounds N, --json FILE, ...)
+# server CPU per message beside the tutorial's grpcio server (--quick, --rounds N, --json FILE, ...); --scale: replicas on Redis
 bench *FLAGS:
     python -m bench {{FLAGS}}
 

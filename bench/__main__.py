@@ -1,4 +1,5 @@
-"""`python -m bench`: the chat server beside the tutorial's grpcio service; a table on stdout."""
+"""`python -m bench`: the chat server beside the tutorial's grpcio service; a table on stdout.
+`python -m bench --scale`: replicas behind one Redis instead (bench/scale.py)."""
 
 import argparse
 import dataclasses
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import uvloop
 
-from bench import report, runner
+from bench import report, runner, scale
 from bench.machine import Machine
 from bench.progress import ProgressLine
 from bench.runner import Record, Sizes
 
+SCALE_MESSAGES = 20_000
+"""Messages per replica count in a --scale run (--quick: a tenth)."""
 QUICK = Sizes(
     messages=2_000,
     unary=500,
@@ -35,9 +38,16 @@ def listener_counts(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers like 10,50") from None
 
 
-def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
+def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None, int]:
+    """The sizes, the JSON file, and the messages of a --scale run (0: no --scale)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one round")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="instead: one and two replicas behind one Redis (messages/s, deliveries/s, "
+        "Redis CPU and presence round trips per message)",
+    )
     parser.add_argument("--messages", type=int, help="bidi messages (and history read)")
     parser.add_argument("--rounds", type=int, help="rounds; the table shows medians")
     parser.add_argument(
@@ -72,7 +82,10 @@ def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None]:
         parser.error("every size must be at least 1")
     if args.json is not None and not args.json.parent.is_dir():
         parser.error(f"--json: no folder {args.json.parent}")
-    return sizes, args.json
+    scale_messages = 0
+    if args.scale:
+        scale_messages = args.messages or (SCALE_MESSAGES // 10 if args.quick else SCALE_MESSAGES)
+    return sizes, args.json, scale_messages
 
 
 def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[str, object]:
@@ -108,8 +121,11 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sizes, json_path = parse(argv)
+    sizes, json_path, scale_messages = parse(argv)
     machine = Machine()
+    if scale_messages:
+        run_scale(scale_messages, machine, json_path)
+        return
     progress = ProgressLine()
     try:
         records = uvloop.run(runner.run(sizes, progress))
@@ -119,6 +135,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(report.table(records, sizes, machine))
     if json_path is not None:
         json_path.write_text(json.dumps(as_json(records, sizes, machine), indent=2) + "\n")
+
+
+def run_scale(messages: int, machine: Machine, json_path: Path | None) -> None:
+    try:
+        samples = uvloop.run(scale.run(messages))
+    except (RuntimeError, OSError, TimeoutError) as error:
+        sys.exit(f"bench --scale: {error}")
+    print(f"{machine.line()}\n{scale.table(samples)}")
+    if json_path is not None:
+        figures = [
+            {
+                **dataclasses.asdict(sample),
+                "messages_per_s": sample.messages_per_s,
+                "deliveries_per_s": sample.deliveries_per_s,
+                "redis_cpu_us_per_message": sample.redis_cpu_us_per_message,
+                "redis_commands_per_message": sample.redis_commands_per_message,
+                "presence_updates_per_message": sample.presence_updates_per_message,
+            }
+            for sample in samples
+        ]
+        document = {"machine": dataclasses.asdict(machine), "scale": figures}
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

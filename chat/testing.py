@@ -298,15 +298,18 @@ def refused_server_start(*flags: str, env: dict[str, str] | None = None) -> str:
 
 
 class RedisProcess:
-    """A real redis-server on a free port; its append-only file keeps the data across a restart."""
+    """A real redis-server on a free port; its append-only file keeps the data across a restart
+    (`durable`), or it keeps nothing (as a cache would be run)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, durable: bool = True) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = workdir
+        self.durable = durable
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "RedisProcess":
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"]
         self.proc = subprocess.Popen(
             [
                 "redis-server",
@@ -316,10 +319,7 @@ class RedisProcess:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
+                *(persistence if self.durable else ["--appendonly", "no"]),
                 "--dir",
                 str(self.workdir),
             ],
@@ -337,6 +337,97 @@ class RedisProcess:
     def wipe(self) -> None:
         """Deletes a stopped server's data, as if it came back from a lost disk."""
         shutil.rmtree(self.workdir / "appendonlydir", ignore_errors=True)
+
+    def info(self, section: str) -> dict[str, str]:
+        """`INFO section` as a dict, read with redis-cli."""
+        return redis_cli(self.port, "INFO", section)
+
+
+CLUSTER_WAIT = 30.0
+"""Seconds a local cluster may take to agree on its slots before the fixture fails."""
+
+
+class RedisClusterProcesses:
+    """A local Redis Cluster: three redis-server primaries (no replicas) on free ports, each
+    with its own folder, joined by `redis-cli --cluster create`. The store URL names one node."""
+
+    def __init__(self, workdir: Path, nodes: int = 3) -> None:
+        self.ports = [free_port() for _ in range(nodes)]
+        self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> "RedisClusterProcesses":
+        for port in self.ports:
+            folder = self.workdir / f"node-{port}"
+            folder.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--cluster-port",  # the bus on a free port too, not port + 10000
+                    str(free_port()),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(folder / "nodes.conf"),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(folder),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.procs.append(proc)
+            wait_accepting(port, proc)
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        create = ["--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"]
+        subprocess.run(
+            ["redis-cli", *create],
+            check=True,
+            capture_output=True,
+            timeout=CLUSTER_WAIT,
+        )
+        deadline = time.monotonic() + CLUSTER_WAIT
+        while not all(self._ok(port) for port in self.ports):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the cluster on {nodes} is not ok in {CLUSTER_WAIT}s")
+            time.sleep(0.1)  # a poll of the cluster's state, not a synchronisation
+        return self
+
+    def flush(self) -> None:
+        """Deletes every node's data: a fresh cluster for the next test."""
+        for port in self.ports:
+            redis_cli(port, "FLUSHALL")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(15)
+
+    @staticmethod
+    def _ok(port: int) -> bool:
+        return redis_cli(port, "CLUSTER", "INFO").get("cluster_state") == "ok"
+
+
+def redis_cli(port: int, *command: str) -> dict[str, str]:
+    """A command's `field:value` lines (INFO, CLUSTER INFO) from the redis-server on `port`,
+    run with redis-cli."""
+    result = subprocess.run(
+        ["redis-cli", "-p", str(port), *command],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    fields = (line.partition(":") for line in result.stdout.splitlines() if ":" in line)
+    return {key: value.strip() for key, _, value in fields}
 
 
 SCREEN_WAIT = 15.0

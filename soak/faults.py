@@ -68,11 +68,15 @@ def server_kills(server: Restartable, kills: int) -> Faults:
     )
 
 
-def replica_and_redis_kills(replica: Restartable, redis: Restartable) -> Faults:
-    """One replica killed and, a while later, started again; then Redis killed and restarted."""
+def replica_and_redis_kills(
+    replica: Restartable, redis: Restartable, killed: Callable[[], None]
+) -> Faults:
+    """One replica killed and, a while later, started again; then Redis killed and restarted.
+    `killed` is called right after the replica's kill (the presence watch starts)."""
 
     async def kill() -> None:
         await replica.stop(signal.SIGKILL)
+        killed()
 
     return Faults(
         [

@@ -21,6 +21,7 @@ from soak import check
 from soak.clients import ACK_SECONDS, Behaviour, SoakClient
 from soak.faults import Faults, Restartable, replica_and_redis_kills, server_kills
 from soak.ledger import Ledger
+from soak.presence import PRESENCE_FLAGS, PresenceWatch, nobody_online
 from soak.processes import RedisProcess, ServerProcess, StartError
 from soak.servers import Servers
 from soak.tally import Tally
@@ -98,12 +99,12 @@ async def run(
             await own_redis.start()
         except StartError as error:
             raise SoakError(str(error)) from error
-    servers, faults = _servers_and_faults(plan, workdir, redis)
+    servers, faults, watch = _servers_and_faults(plan, workdir, redis)
     try:
         for server in servers.processes.values():
             await server.start()
         async with asyncio.timeout(plan.timeout):
-            await _chat(plan, servers, faults, report, progress)
+            await _chat(plan, servers, faults, report, progress, watch)
         logs = {name: server.log() for name, server in servers.processes.items()}
         codes = {name: await s.stop(signal.SIGTERM) for name, s in servers.processes.items()}
         report.results.append(check.logs_clean(logs))
@@ -126,15 +127,21 @@ async def run(
     return report
 
 
-def _servers_and_faults(plan: Plan, workdir: Path, redis: Redis | None) -> tuple[Servers, Faults]:
+def _servers_and_faults(
+    plan: Plan, workdir: Path, redis: Redis | None
+) -> tuple[Servers, Faults, PresenceWatch | None]:
+    """The servers, their faults, and (Redis) the watch on presence after a replica's kill."""
     if plan.store in ("sqlite", "memory"):
         store = f"sqlite:///{workdir / 'soak.db'}" if plan.store == "sqlite" else "memory://"
         server = ServerProcess("server", store, workdir / "server.log", *SERVER_FLAGS)
-        return Servers({"server": server}), server_kills(server, plan.kills)
+        return Servers({"server": server}), server_kills(server, plan.kills), None
     if plan.store == "redis" and redis is not None:
-        a = ServerProcess("replica-a", redis.url, workdir / "replica-a.log", *SERVER_FLAGS)
-        b = ServerProcess("replica-b", redis.url, workdir / "replica-b.log", *SERVER_FLAGS)
-        return Servers({"replica-a": a, "replica-b": b}), replica_and_redis_kills(a, redis)
+        flags = (*SERVER_FLAGS, *PRESENCE_FLAGS)
+        a = ServerProcess("replica-a", redis.url, workdir / "replica-a.log", *flags)
+        b = ServerProcess("replica-b", redis.url, workdir / "replica-b.log", *flags)
+        watch = PresenceWatch(survivor=b)
+        faults = replica_and_redis_kills(a, redis, watch.killed)
+        return Servers({"replica-a": a, "replica-b": b}), faults, watch
     raise SoakError(f"unknown store {plan.store!r}: sqlite or redis")
 
 
@@ -144,6 +151,7 @@ async def _chat(
     faults: Faults,
     report: Report,
     progress: Callable[[str], None] | None,
+    watch: PresenceWatch | None = None,
 ) -> None:
     """Connects every client, lets them send through the faults, lets them leave, checks."""
     tally = Tally()
@@ -162,10 +170,12 @@ async def _chat(
         )
         for n in range(plan.clients)
     ]
+    if watch is not None:
+        watch.clients = clients
     tasks = [asyncio.create_task(client.run()) for client in clients]
     counts = await servers.wait_connected(plan.clients, ACK_SECONDS)
-    if sum(counts.values()) != plan.clients:
-        raise SoakError(f"only {sum(counts.values())} of {plan.clients} clients connected")
+    if set(counts.values()) != {plan.clients}:
+        raise SoakError(f"only {min(counts.values())} of {plan.clients} clients connected")
     go.set_result(None)
     started = time.monotonic()
     planned = plan.clients * plan.messages
@@ -208,6 +218,8 @@ async def _chat(
         check.memory_is_flat({name: (warm[name], end[name]) for name in end}, plan.rss_limit_mib),
         check.streams_closed(connected),
     ]
+    if watch is not None:
+        report.results += [await watch.result(), await nobody_online(servers.processes)]
 
 
 async def _sent_or_ended(client: SoakClient, task: "asyncio.Task[None]") -> None:

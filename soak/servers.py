@@ -26,29 +26,30 @@ class Servers:
     async def connected(self) -> dict[str, int]:
         counts = {}
         for name, server in self.processes.items():
-            stats = await _retrying(server, lambda stub: stub.get_stats(StatsRequest()))
+            stats = await retrying(server, lambda stub: stub.get_stats(StatsRequest()))
             counts[name] = stats.num_connected
         return counts
 
     async def wait_connected(self, expected: int, seconds: float) -> dict[str, int]:
-        """Polls until the servers count `expected` open streams in all (or time runs out)."""
+        """Polls until every server counts `expected` open streams (or time runs out): replicas
+        on one Redis each count every replica's."""
         deadline = time.monotonic() + seconds
         while True:
             counts = await self.connected()
-            if sum(counts.values()) == expected or time.monotonic() > deadline:
+            if set(counts.values()) == {expected} or time.monotonic() > deadline:
                 return counts
             await asyncio.sleep(0.05)  # the servers notice hang-ups in their own time
 
     async def last_id(self, room: str) -> int:
         """The id of the room's newest stored message (0: none)."""
         request = MessagesRequest(room=room, limit=1)
-        last = await _retrying(self.first, lambda stub: _all(stub.get_messages(request)))
+        last = await retrying(self.first, lambda stub: _all(stub.get_messages(request)))
         return last[-1].id if last else 0
 
     async def history(self) -> list[Message]:
         """Every stored message, oldest first."""
         request = MessagesRequest()
-        replies = await _retrying(self.first, lambda stub: _all(stub.get_messages(request)))
+        replies = await retrying(self.first, lambda stub: _all(stub.get_messages(request)))
         return [Message(r.id, r.room, r.user, r.message) for r in replies]
 
     @property
@@ -66,7 +67,7 @@ async def _all(replies: AsyncIterator[MessageReply]) -> list[MessageReply]:
     return [reply async for reply in replies]
 
 
-async def _retrying(server: ServerProcess, call: Callable[[ChatServiceStub], Awaitable[T]]) -> T:
+async def retrying(server: ServerProcess, call: Callable[[ChatServiceStub], Awaitable[T]]) -> T:
     """Makes a call, again while the server answers UNAVAILABLE.
 
     After a Redis restart each of a replica's pooled connections fails its first command (the

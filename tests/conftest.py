@@ -29,6 +29,7 @@ from chat.testing import (
     CHROMIUM_ARGS,
     PATHS,
     ROOT,
+    RedisClusterProcesses,
     RedisProcess,
     Screen,
     ServerProcess,
@@ -169,15 +170,50 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
     """A redis-server of the test's own (append-only file, so a restart keeps the data)."""
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is not installed; .ci/run installs it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    installed("redis-server", "apt-get install redis-server")
     server = RedisProcess(tmp_path).start()
     yield server
     if server.proc is not None and server.proc.poll() is None:
         server.proc.kill()
         server.proc.wait()
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server that keeps nothing on disk: killed, it comes back empty."""
+    installed("redis-server", "apt-get install redis-server")
+    server = RedisProcess(tmp_path, durable=False).start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def _cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """One local 3-node Redis Cluster for the whole run (made once: it takes seconds)."""
+    installed("redis-server", "apt-get install redis-server")
+    installed("redis-cli", "apt-get install redis-tools")
+    cluster = RedisClusterProcesses(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(_cluster: RedisClusterProcesses) -> RedisClusterProcesses:
+    """The local Redis Cluster, emptied for the test."""
+    _cluster.flush()
+    return _cluster
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """A Redis of the test's own, or the local cluster emptied: the replicas' store."""
+    fixture = "redis_server" if request.param == "redis" else "redis_cluster"
+    url: str = request.getfixturevalue(fixture).url
+    return url
 
 
 @pytest.fixture

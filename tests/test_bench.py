@@ -94,3 +94,27 @@ def test_a_size_below_one_is_refused_with_one_line() -> None:
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].endswith("every size must be at least 1")
     assert result.stdout == ""
+
+
+def test_a_tiny_scale_run_measures_one_and_two_replicas_on_redis(
+    tmp_path: Path, redis_server: object
+) -> None:
+    """`redis_server` only checks that redis-server is there (the run starts its own)."""
+    out = tmp_path / "scale.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--scale", "--messages", "200", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Redis CPU us/msg" in result.stdout
+    samples = json.loads(out.read_text())["scale"]
+    assert [sample["replicas"] for sample in samples] == [1, 2]
+    for sample in samples:
+        assert sample["messages"] == 200
+        # every listener and writer got every message (a CHAT, or its own ACK)
+        assert sample["deliveries"] == 200 * (10 + 2) * sample["replicas"]
+        assert sample["redis_cpu_s"] > 0 and sample["messages_per_s"] > 0
+        assert sample["presence_updates_per_message"] == 0  # posting makes no presence trips

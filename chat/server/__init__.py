@@ -29,7 +29,11 @@ async def serve(settings: Settings) -> None:
     """Serves until SIGINT/SIGTERM; open streams then end with UNAVAILABLE, the store flushes."""
     ssl = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     store = await open_store(
-        settings.store, max_history=settings.max_history, dedupe_window=settings.dedupe_window
+        settings.store,
+        max_history=settings.max_history,
+        dedupe_window=settings.dedupe_window,
+        presence_interval=settings.presence_interval,
+        presence_timeout=settings.presence_timeout,
     )
     try:
         service = ChatService(store, settings)

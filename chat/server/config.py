@@ -12,7 +12,7 @@ from chat.server import encoding, http2, logs
 from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
 from chat.server.web.cors import parse_origins
-from chat.store import DEDUPE_WINDOW
+from chat.store import DEDUPE_WINDOW, PRESENCE_INTERVAL, PRESENCE_TIMEOUT
 
 MiB = 1024 * 1024
 
@@ -29,6 +29,8 @@ class Settings:
     max_text_bytes: int = 8 * 1024
     max_history: int = 0
     dedupe_window: float = DEDUPE_WINDOW
+    presence_interval: float = PRESENCE_INTERVAL
+    presence_timeout: float = PRESENCE_TIMEOUT
     drain_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
@@ -78,7 +80,8 @@ STORE_HELP = (
     "where messages are kept: sqlite:///PATH (PATH relative to the working directory: "
     "sqlite:///chat.db), sqlite:////PATH (four slashes: an absolute path, "
     "sqlite:////var/lib/chat/chat.db), memory:// (gone when the server stops), or "
-    "redis://HOST:PORT/DB (shared by replicas)"
+    "redis://HOST:PORT/DB or redis+cluster://HOST:PORT (any node of a Redis Cluster; both "
+    "shared by replicas)"
 )
 
 
@@ -147,6 +150,29 @@ def parser() -> Parser:
             "seconds a message key is remembered, so a resend is stored once (86400: 24 h; "
             "memory:// remembers keys while it runs)",
             "dedupe_window",
+        ),
+    )
+    p.add_argument(
+        "--presence-interval",
+        type=float,
+        default=_env_float("CHAT_PRESENCE_INTERVAL", d.presence_interval),
+        metavar="SECONDS",
+        help=_shown(
+            "Redis: seconds between a replica's presence beats, each of which also takes away "
+            "the replicas that stopped beating",
+            "presence_interval",
+        ),
+    )
+    p.add_argument(
+        "--presence-timeout",
+        type=float,
+        default=_env_float("CHAT_PRESENCE_TIMEOUT", d.presence_timeout),
+        metavar="SECONDS",
+        help=_shown(
+            "Redis: seconds after its last beat that a replica (killed, cut off) counts as "
+            "gone and its users leave; they are gone from every list within this plus "
+            "--presence-interval",
+            "presence_timeout",
         ),
     )
     p.add_argument(
@@ -332,6 +358,13 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"CHAT_HTTP2 {settings.http2!r} is not one of {http2.CHOICES}")
     if not 0 <= settings.dedupe_window < math.inf:
         raise ConfigError("--dedupe-window must be a number of seconds, 0 or more")
+    if not 0 < settings.presence_interval < math.inf:
+        raise ConfigError("--presence-interval must be a number of seconds above 0")
+    if not 2 * settings.presence_interval <= settings.presence_timeout < math.inf:
+        raise ConfigError(
+            "--presence-timeout must be at least twice --presence-interval, so that one late "
+            "beat does not take a live replica for gone"
+        )
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     _check_auth(settings)

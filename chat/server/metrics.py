@@ -76,6 +76,12 @@ class ServiceFigures(Collector):
             value=self._service.connected,
         )
         yield CounterMetricFamily(
+            "chat_presence_updates",
+            "Round trips to Redis to count streams opening, closing or entering rooms "
+            "(posting a message makes none)",
+            value=self._service.presence_updates,
+        )
+        yield CounterMetricFamily(
             "chat_slow_consumers",
             "Live streams ended for falling more than --queue-size messages behind",
             value=self._service.cut_off,

@@ -3,20 +3,21 @@
 `Rooms` is the store's listener: every committed message is encoded once and queued for each
 subscriber of its room, and its ACK for the stream that posted it, in the same id order. A
 subscriber that falls `capacity` messages behind is ended, so neither the room nor the server's
-memory ever waits or grows for it.
+memory ever waits or grows for it. Who is online is the store's presence to count (across
+replicas with Redis); the rooms tell it of every stream, and deliver the JOIN and LEAVE it
+announces.
 """
 
 import asyncio
 import contextlib
 import itertools
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
-from chat.contract import Kind
 from chat.errors import SlowConsumer, StoreUnavailable
 from chat.model import Stored
 from chat.server.encoding.base import Encoding
 from chat.server.http2.base import grpc_message
+from chat.store.presence import LocalPresence, Presence
 
 Delivery = tuple[int, bytes]
 """An encoded MessageReply and the stored id a history replay may also show (0: none)."""
@@ -200,9 +201,10 @@ class Subscriber:
 
 
 class Rooms:
-    """Room membership, presence and delivery; the store calls `stored` in id order."""
+    """Room membership and delivery; the store calls `stored` in id order, its presence
+    `announce` with JOIN and LEAVE."""
 
-    def __init__(self, capacity: int, encoding: Encoding) -> None:
+    def __init__(self, capacity: int, encoding: Encoding, presence: Presence | None = None) -> None:
         self.cut_off = 0  # subscribers ended for falling behind, since the start
         self._capacity = capacity
         self._encoding = encoding
@@ -210,7 +212,8 @@ class Rooms:
         self._subscribers: dict[int, Subscriber] = {}
         self._members: dict[str, set[Subscriber]] = {}
         self._everywhere: set[Subscriber] = set()
-        self._online: dict[str, Counter[str]] = {}
+        self.presence: Presence = presence or LocalPresence()
+        self.presence.watch(self.announce)
         self._delivered_this_turn = 0  # messages delivered to listeners in this loop turn
         self._crowded = False  # the last turn delivered more than one: hold them all
         self._held: list[Subscriber] = []
@@ -220,6 +223,7 @@ class Rooms:
         """A new subscriber in no room yet; leaving the block takes it out of every room."""
         subscriber = Subscriber(next(self._ids), user, self._capacity, self._count_cut_off)
         self._subscribers[subscriber.id] = subscriber
+        self.presence.opened(subscriber.id)
         try:
             yield subscriber
         finally:
@@ -231,12 +235,7 @@ class Rooms:
             return
         subscriber.rooms.add(room)
         self._members.setdefault(room, set()).add(subscriber)
-        if subscriber.user is None:
-            return
-        online = self._online.setdefault(room, Counter())
-        online[subscriber.user] += 1
-        if online[subscriber.user] == 1:
-            self._announce(room, Kind.JOIN, subscriber)
+        self.presence.entered(room, subscriber.user, subscriber.id)
 
     def follow_everything(
         self, subscriber: Subscriber, reads: Callable[[str], bool] | None = None
@@ -294,25 +293,9 @@ class Rooms:
         for subscriber in self._subscribers.values():
             subscriber.end(error)
 
-    def connected(self, room: str | None = None) -> int:
-        """Open subscribers, in one room or in all."""
-        if room is None:
-            return len(self._subscribers)
-        return len(self._members.get(room, ()))
-
-    def connected_in(self, rooms: Iterable[str]) -> int:
-        """Open subscribers in any of `rooms`, each counted once."""
-        return len(set().union(*(self._members.get(room, ()) for room in rooms)))
-
-    def online(self, room: str | None = None) -> list[str]:
-        """Users with an open stream, in one room or anywhere, sorted."""
-        if room is not None:
-            return sorted(self._online.get(room, ()))
-        return sorted(set().union(*self._online.values()))
-
-    def active_rooms(self) -> set[str]:
-        """Rooms someone is listening to right now."""
-        return set(self._members)
+    def connected(self) -> int:
+        """This process's open subscribers (the presence counts every replica's)."""
+        return len(self._subscribers)
 
     def _count_cut_off(self) -> None:
         self.cut_off += 1
@@ -325,20 +308,13 @@ class Rooms:
             members.discard(subscriber)
             if not members:
                 del self._members[room]
-            if subscriber.user is None:
-                continue
-            online = self._online[room]
-            online[subscriber.user] -= 1
-            if online[subscriber.user] == 0:
-                del online[subscriber.user]
-                if not online:
-                    del self._online[room]
-                self._announce(room, Kind.LEAVE, subscriber)
+            self.presence.left(room, subscriber.user, subscriber.id)
         subscriber.rooms.clear()
+        self.presence.closed(subscriber.id)
 
-    def _announce(self, room: str, kind: int, subject: Subscriber) -> None:
-        assert subject.user is not None
-        data = self._encoding.presence(kind, room, subject.user)
+    def announce(self, kind: int, room: str, user: str, stream: int) -> None:
+        """Tells the room's chatters, but the stream that moved, that `user` came or went."""
+        data = self._encoding.presence(kind, room, user)
         for subscriber in self._members.get(room, ()):
-            if subscriber is not subject and subscriber.user is not None:
+            if subscriber.id != stream and subscriber.user is not None:
                 subscriber.push(0, data)

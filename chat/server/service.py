@@ -54,7 +54,7 @@ class ChatService:
         )
         """Who may call and how fast, for the startup line."""
         self._store = store
-        self.rooms = Rooms(settings.queue_size, self.encoding)
+        self.rooms = Rooms(settings.queue_size, self.encoding, store.presence)
         self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
         self._rate, self._burst = settings.rate_limit, settings.rate_burst
@@ -68,8 +68,13 @@ class ChatService:
 
     @property
     def connected(self) -> int:
-        """Open live streams: chats and following readers."""
+        """This server's open live streams: chats and following readers."""
         return self.rooms.connected()
+
+    @property
+    def presence_updates(self) -> int:
+        """Round trips to a shared store made to count streams, since the start."""
+        return self.rooms.presence.updates
 
     @property
     def cut_off(self) -> int:
@@ -117,16 +122,17 @@ class ChatService:
             stats = await self._readable_stats(call.identity)
             call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self._store.epoch})
             return
+        presence = self._store.presence
         messages = await self._store.count(room)
         if room is None:
-            rooms = len(await self._store.rooms() | self.rooms.active_rooms())
+            rooms = len(await self._store.rooms() | await presence.active_rooms())
         else:
-            rooms = 1 if messages or room in self.rooms.active_rooms() else 0
+            rooms = 1 if messages or room in await presence.active_rooms() else 0
         stats = Stats(
             messages=min(messages, INT32_MAX),
             rooms=min(rooms, INT32_MAX),
-            connected=self.rooms.connected(room),
-            online=self.rooms.online(room),
+            connected=await presence.connected(room),
+            online=await presence.online(room),
             uptime_seconds=time.monotonic() - self._started,
             epoch=self._store.epoch,
         )
@@ -135,14 +141,16 @@ class ChatService:
     async def _readable_stats(self, identity: Identity) -> Stats:
         """The whole server's figures as a token limited to some rooms may see them: only
         those rooms count."""
+        presence = self._store.presence
         stored = [room for room in await self._store.rooms() if identity.may_use(room)]
-        active = [room for room in self.rooms.active_rooms() if identity.may_use(room)]
+        active = [room for room in await presence.active_rooms() if identity.may_use(room)]
         messages = sum([await self._store.count(room) for room in stored])
+        online = [await presence.online(room) for room in active]
         return Stats(
             messages=min(messages, INT32_MAX),
             rooms=min(len({*stored, *active}), INT32_MAX),
-            connected=self.rooms.connected_in(active),
-            online=sorted(set().union(*(self.rooms.online(room) for room in active))),
+            connected=await presence.connected_in(active),
+            online=sorted(set().union(*online)),
             uptime_seconds=time.monotonic() - self._started,
             epoch=self._store.epoch,
         )

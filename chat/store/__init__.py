@@ -3,9 +3,26 @@
 from pathlib import Path
 
 from chat.errors import ConfigError
-from chat.store.base import DEDUPE_WINDOW, PAGE_SIZE, Listener, Store
+from chat.store.base import (
+    DEDUPE_WINDOW,
+    PAGE_SIZE,
+    PRESENCE_INTERVAL,
+    PRESENCE_TIMEOUT,
+    Listener,
+    Store,
+)
 
-__all__ = ["DEDUPE_WINDOW", "PAGE_SIZE", "Listener", "Store", "open_store", "sqlite_path"]
+__all__ = [
+    "DEDUPE_WINDOW",
+    "PAGE_SIZE",
+    "PRESENCE_INTERVAL",
+    "PRESENCE_TIMEOUT",
+    "Listener",
+    "Store",
+    "open_store",
+    "sqlite_path",
+]
+
 
 SQLITE_FORMS = (
     "sqlite:///chat.db is chat.db in the working directory; four slashes make a path absolute: "
@@ -14,12 +31,20 @@ SQLITE_FORMS = (
 
 
 async def open_store(
-    url: str, *, max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW
+    url: str,
+    *,
+    max_history: int = 0,
+    dedupe_window: float = DEDUPE_WINDOW,
+    presence_interval: float = PRESENCE_INTERVAL,
+    presence_timeout: float = PRESENCE_TIMEOUT,
 ) -> Store:
-    """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`, `redis://host/db`.
+    """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`, `redis://host/db`,
+    `redis+cluster://host:port`.
 
     `max_history` keeps about the newest N messages per room (0: all); `dedupe_window` is how
     many seconds a message key is remembered at least (memory: as long as the process runs).
+    With Redis, a replica beats every `presence_interval` seconds, and one silent for
+    `presence_timeout` seconds is gone, its users with it.
     """
     scheme, sep, _ = url.partition("://")
     if not sep:
@@ -32,12 +57,15 @@ async def open_store(
         from chat.store.sqlite import SqliteStore
 
         return await SqliteStore.open(str(sqlite_path(url)), max_history, dedupe_window)
-    if scheme == "redis":
+    if scheme in ("redis", "redis+cluster"):
         from chat.store.redis import RedisStore
 
-        return await RedisStore.open(url, max_history, dedupe_window)
+        return await RedisStore.open(
+            url, max_history, dedupe_window, presence_interval, presence_timeout
+        )
     raise ConfigError(
-        f"unknown store {scheme!r} in {url!r}; use memory://, sqlite:///path or redis://host:port/db"
+        f"unknown store {scheme!r} in {url!r}; use memory://, sqlite:///path, "
+        "redis://host:port/db or redis+cluster://host:port"
     )
 
 

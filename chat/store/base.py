@@ -6,6 +6,7 @@ from typing import Protocol
 
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
+from chat.store.presence import Presence
 
 
 class Listener(Protocol):
@@ -26,6 +27,10 @@ SLACK = 1.1
 """With a retention limit N, a room may grow to N x SLACK before it is trimmed back to N."""
 DEDUPE_WINDOW = 24 * 3600.0
 """Seconds a message key is remembered at least (SQLite and Redis; memory: its lifetime)."""
+PRESENCE_INTERVAL = 3.0
+"""Seconds between a Redis replica's presence beats (chat/store/redis_presence.py)."""
+PRESENCE_TIMEOUT = 10.0
+"""Seconds after its last beat that a Redis replica, and its users with it, count as gone."""
 
 
 def new_epoch() -> str:
@@ -35,6 +40,11 @@ def new_epoch() -> str:
 
 class Store(Protocol):
     """What the server keeps; every backend tells its listener of commits in id order."""
+
+    @property
+    def presence(self) -> Presence:
+        """Who has a live stream where: this process's (memory, SQLite) or every replica's."""
+        ...
 
     @property
     def epoch(self) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from chat.model import Draft, Stored
 from chat.store.base import SLACK, Listener, new_epoch
 from chat.store.buckets import TokenBuckets
+from chat.store.presence import LocalPresence
 
 
 class MemoryStore:
@@ -15,6 +16,7 @@ class MemoryStore:
     Message keys are remembered for the process's lifetime."""
 
     def __init__(self, max_history: int = 0) -> None:
+        self.presence = LocalPresence()  # one process: its streams are all there are
         self.epoch = new_epoch()
         self._keys: dict[tuple[str, str], Stored] = {}
         self._max_history = max_history

@@ -1,16 +1,22 @@
-"""`redis://host:port/db`: history, ids and live fan-out in Redis Streams, shared by replicas.
+"""`redis://host:port/db` or `redis+cluster://host:port`: history, ids, live fan-out and presence
+in Redis, shared by replicas.
 
 Each message gets its id and lands in two streams in one Lua script (atomic): its room's stream
 and the stream of all rooms, both with the entry id `<id>-0`. The same script looks up and
 records the message's key (`chat:key:<user>:<key>`, expiring after the dedupe window), so every
 replica agrees on which of two posts with one key was first. The history's epoch is a key set
 once (`SET NX`): a Redis that comes back empty gets a new one from the first replica to look.
+Key names, and what a cluster changes, are in chat/store/redis_keys.py.
 
 Every replica follows the all-rooms stream with XREAD BLOCK and tells its listener of each
 entry in order, its own included; the stream, not pub/sub, is the source of truth, so a
 replica that reconnects resumes where it stopped. An append returns once its own entry has come
 round (as the other stores do, after the listener heard it), so the ACK takes its place among
-the room's messages.
+the room's messages. Ids start again at 1 when Redis lost its data: an append waits for its
+id in the history of its epoch, never for a smaller id of an older one.
+
+The same XREAD follows the presence stream, whose JOIN and LEAVE go to the rooms
+(chat/store/redis_presence.py).
 """
 
 import asyncio
@@ -26,31 +32,42 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from chat.errors import ConfigError, StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store.base import DEDUPE_WINDOW, PAGE_SIZE, Listener, new_epoch
+from chat.store.base import (
+    DEDUPE_WINDOW,
+    PAGE_SIZE,
+    PRESENCE_INTERVAL,
+    PRESENCE_TIMEOUT,
+    Listener,
+    new_epoch,
+)
+from chat.store.redis_keys import ERRORS, Client, Keys, client, is_cluster
+from chat.store.redis_presence import RedisPresence
 from chat.tasks import cancel_and_wait
 
 log = logging.getLogger("chat.store.redis")
 
-PREFIX = "chat:"
-NEXT_ID, ALL, ROOMS = PREFIX + "next_id", PREFIX + "all", PREFIX + "rooms"
-EPOCH = PREFIX + "epoch"
 BLOCK_MS = 1000
 SOCKET_TIMEOUT = 5.0
 MAX_CONNECTIONS = 64
 RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
-# KEYS: next_id, all-rooms stream, room stream, rooms set, and the message key's record if any.
-# ARGV: room, user, text, replica, origin, max per room (0: all), key, dedupe window in ms.
-# With a limit, the all-rooms stream keeps about limit x rooms entries.
-# Returns {id, micros}, or {'id:micros'} of the first message with the key.
+# KEYS: next_id, all-rooms stream, room stream, rooms set, epoch, and the message key's record
+# if any. ARGV: room, user, text, replica, origin, max per room (0: all), key, dedupe window in
+# ms, an epoch for a Redis that has none. With a limit, the all-rooms stream keeps about
+# limit x rooms entries.
+# Returns {id, micros, epoch}, or {'id:micros', epoch} of the first message with the key.
 APPEND = """
-if KEYS[5] then
-  local first = redis.call('GET', KEYS[5])
-  if first then return {first} end
+local epoch = redis.call('GET', KEYS[5])
+if not epoch then
+  redis.call('SET', KEYS[5], ARGV[9])
+  epoch = ARGV[9]
+end
+if KEYS[6] then
+  local first = redis.call('GET', KEYS[6])
+  if first then return {first, epoch} end
 end
 local id = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
@@ -58,8 +75,8 @@ local micros = now[1] * 1000000 + now[2]
 local entry = id .. '-0'
 local fields = {'room', ARGV[1], 'user', ARGV[2], 'text', ARGV[3], 'at', micros,
                 'replica', ARGV[4], 'origin', ARGV[5]}
-if KEYS[5] then
-  redis.call('SET', KEYS[5], string.format('%d:%d', id, micros), 'PX', ARGV[8])
+if KEYS[6] then
+  redis.call('SET', KEYS[6], string.format('%d:%d', id, micros), 'PX', ARGV[8])
   table.insert(fields, 'key')
   table.insert(fields, ARGV[7])
 end
@@ -73,7 +90,7 @@ else
   redis.call('XADD', KEYS[3], entry, unpack(fields))
   redis.call('XADD', KEYS[2], entry, unpack(fields))
 end
-return {id, micros}
+return {id, micros, epoch}
 """
 
 # KEYS: the user's bucket (a hash: tokens, at). ARGV: rate per second, burst.
@@ -101,75 +118,100 @@ return taken
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 """Stream entries as redis-py returns them without decode_responses: id, fields."""
-
-
-def room_key(room: str) -> str:
-    return PREFIX + "room:" + room
-
-
-def bucket_key(user: str) -> str:
-    return PREFIX + "rate:" + user
-
-
-def message_key(user: str, key: str) -> str:
-    """Where a user's message key is recorded (user names have no colon)."""
-    return f"{PREFIX}key:{user}:{key}"
+Waiting = list[tuple[int, int, asyncio.Future[None]]]
+"""Appends waiting for their id to come round: a heap by id; the number tells apart appends
+waiting for one id (repeats of a key)."""
 
 
 class RedisStore:
     """One client for commands (never retried: an append must not run twice), one for XREAD."""
 
-    def __init__(self, url: str, max_history: int, dedupe_window: float = DEDUPE_WINDOW) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_history: int,
+        dedupe_window: float = DEDUPE_WINDOW,
+        presence_interval: float = PRESENCE_INTERVAL,
+        presence_timeout: float = PRESENCE_TIMEOUT,
+    ) -> None:
         self.epoch = ""
         self._url = url
+        self._keys = Keys.for_url(url)
         self._max_history = max_history
         self._dedupe_ms = max(1, int(dedupe_window * 1000))
         self._replica = secrets.token_hex(8)  # tells this replica's entries from the others'
-        # A blocking pool: a burst of appends waits for a free connection instead of failing.
-        self._client = aioredis.Redis(
-            connection_pool=BlockingConnectionPool.from_url(
+        no_retry = Retry(NoBackoff(), 0)
+        self._client: Client
+        if is_cluster(url):
+            # The cluster's pools fail a command when full instead of waiting: the gate waits.
+            self._client = client(
                 url,
                 max_connections=MAX_CONNECTIONS,
-                timeout=SOCKET_TIMEOUT,
                 socket_timeout=SOCKET_TIMEOUT,
                 socket_connect_timeout=SOCKET_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),
+                retry=no_retry,
             )
-        )
-        self._reader = aioredis.from_url(
+        else:
+            # A blocking pool: a burst of appends waits for a free connection instead of failing.
+            self._client = aioredis.Redis(
+                connection_pool=BlockingConnectionPool.from_url(
+                    url,
+                    max_connections=MAX_CONNECTIONS,
+                    timeout=SOCKET_TIMEOUT,
+                    socket_timeout=SOCKET_TIMEOUT,
+                    socket_connect_timeout=SOCKET_TIMEOUT,
+                    retry=no_retry,
+                )
+            )
+        self._gate = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._reader = client(
             url,
             socket_timeout=SOCKET_TIMEOUT + BLOCK_MS / 1000,
             socket_connect_timeout=SOCKET_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
+            retry=no_retry,
         )
         self._append = self._client.register_script(APPEND)
         self._take_token = self._client.register_script(TAKE_TOKEN)
+        self.presence = RedisPresence(
+            self._client, self._keys, self._replica, presence_interval, presence_timeout
+        )
         self._listeners: list[Listener] = []
         self._last_entry = "0-0"
+        self._last_move = "0-0"  # the newest JOIN or LEAVE the rooms were told of
         self._delivered = 0  # the newest id this replica's listeners have been told of
-        # A heap by id; the number tells apart appends waiting for one id (repeats of a key).
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiting: dict[str, Waiting] = {}  # by the epoch of the history the ids are in
+        self._left_behind: set[str] = set()  # epochs of histories Redis lost since the start
         self._tickets = itertools.count()
         self._follower: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
-        cls, url: str, max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW
+        cls,
+        url: str,
+        max_history: int = 0,
+        dedupe_window: float = DEDUPE_WINDOW,
+        presence_interval: float = PRESENCE_INTERVAL,
+        presence_timeout: float = PRESENCE_TIMEOUT,
     ) -> "RedisStore":
         """Connects and starts following the all-rooms stream from its current end."""
         try:
-            store = cls(url, max_history, dedupe_window)
-        except ValueError as error:
+            store = cls(url, max_history, dedupe_window, presence_interval, presence_timeout)
+        except (ValueError, *ERRORS) as error:
             raise ConfigError(f"bad Redis URL {url!r}: {error}") from error
+        keys = store._keys
         try:
-            store.epoch = await _epoch_of(store._client)
-            newest = cast(Entries, await store._client.xrevrange(ALL, count=1))
-        except RedisError as error:
+            store.epoch = await _epoch_of(store._client, keys)
+            newest = cast(Entries, await store._client.xrevrange(keys.all, count=1))
+            moved = cast(Entries, await store._client.xrevrange(keys.moves, count=1))
+            await store.presence.start()
+        except ERRORS as error:
             await store._close_clients()
             raise StoreUnavailable(f"Redis at {url} does not answer: {error}") from error
         if newest:
             store._last_entry = newest[0][0].decode()
             store._delivered = _entry_id(newest[0][0])
+        if moved:
+            store._last_move = moved[0][0].decode()
         store._follower = asyncio.create_task(store._follow(), name="redis-follower")
         return store
 
@@ -179,47 +221,57 @@ class RedisStore:
     async def check(self) -> None:
         try:
             await self._client.ping()
-        except RedisError as error:
+        except ERRORS as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
 
     async def append(self, draft: Draft) -> Stored:
-        keys = [NEXT_ID, ALL, room_key(draft.room), ROOMS]
+        keys = [
+            self._keys.next_id,
+            self._keys.all,
+            self._keys.room(draft.room),
+            self._keys.rooms,
+            self._keys.epoch,
+        ]
         if draft.key:
-            keys.append(message_key(draft.user, draft.key))
+            keys.append(self._keys.message(draft.user, draft.key))
+        args: list[str | int] = [
+            draft.room,
+            draft.user,
+            draft.text,
+            self._replica,
+            draft.origin,
+            self._max_history,
+            draft.key,
+            self._dedupe_ms,
+            new_epoch(),
+        ]
         try:
-            result = await self._append(
-                keys=keys,
-                args=[
-                    draft.room,
-                    draft.user,
-                    draft.text,
-                    self._replica,
-                    draft.origin,
-                    self._max_history,
-                    draft.key,
-                    self._dedupe_ms,
-                ],
-            )
-        except RedisError as error:
+            async with self._gate:
+                result = await self._append(keys=keys, args=args)
+        except ERRORS as error:
             raise StoreUnavailable(f"Redis did not take the message: {error}") from error
-        repeat = len(result) == 1
-        id_, micros = map(int, result[0].split(b":")) if repeat else map(int, result)
-        await self._delivery_of(id_)
+        repeat = len(result) == 2
+        id_, micros = map(int, result[0].split(b":")) if repeat else map(int, result[:2])
+        await self._delivery_of(id_, result[-1].decode())
         sent_at = datetime.fromtimestamp(micros / 1e6, UTC)
         return Stored(
             id_, draft.room, draft.user, draft.text, sent_at, draft.origin, draft.key, repeat
         )
 
-    async def _delivery_of(self, id_: int) -> None:
-        """Waits until the listeners were told of message `id_` and of every one before it.
+    async def _delivery_of(self, id_: int, epoch: str) -> None:
+        """Waits until the listeners were told of message `id_` of the history `epoch` and of
+        every one before it.
 
         The listeners queue the sender's ACK with the room's messages, so another replica's
-        message that took a smaller id just before ours reaches the sender first.
+        message that took a smaller id just before ours reaches the sender first. A message of
+        a history this replica has left behind (Redis lost it) will never come round.
         """
-        if self._delivered >= id_:
+        if epoch == self.epoch and self._delivered >= id_:
             return
+        if epoch != self.epoch and epoch in self._left_behind:
+            raise StoreUnavailable(f"Redis lost its data and message {id_} with it; send again")
         future = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (id_, next(self._tickets), future))
+        heapq.heappush(self._waiting.setdefault(epoch, []), (id_, next(self._tickets), future))
         try:
             async with asyncio.timeout(SOCKET_TIMEOUT):
                 await future
@@ -231,19 +283,20 @@ class RedisStore:
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0
     ) -> AsyncIterator[Stored]:
-        key = ALL if room is None else room_key(room)
+        key = self._keys.all if room is None else self._keys.room(room)
         try:
             if limit and limit < await self._client.xlen(key):
                 after_id = max(after_id, await self._newest_id(key, limit) - 1)
             start = f"({after_id}-0" if after_id else "-"
             while True:
-                page = cast(Entries, await self._client.xrange(key, min=start, count=PAGE_SIZE))
+                async with self._gate:
+                    page = cast(Entries, await self._client.xrange(key, min=start, count=PAGE_SIZE))
                 for entry, fields in page:
                     yield self._stored(entry, fields)
                 if len(page) < PAGE_SIZE:
                     return
                 start = "(" + page[-1][0].decode()
-        except RedisError as error:
+        except ERRORS as error:
             raise StoreUnavailable(f"Redis history read failed: {error}") from error
 
     async def _newest_id(self, key: str, nth: int) -> int:
@@ -259,22 +312,24 @@ class RedisStore:
             end = "(" + page[-1][0].decode()
 
     async def count(self, room: str | None = None) -> int:
+        key = self._keys.all if room is None else self._keys.room(room)
         try:
-            return int(await self._client.xlen(ALL if room is None else room_key(room)))
-        except RedisError as error:
+            return int(await self._client.xlen(key))
+        except ERRORS as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
 
     async def rooms(self) -> set[str]:
         try:
-            names = cast(set[bytes], await self._client.smembers(ROOMS))
+            names = cast(set[bytes], await self._client.smembers(self._keys.rooms))
             return {name.decode() for name in names}
-        except RedisError as error:
+        except ERRORS as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:
         try:
-            taken = await self._take_token(keys=[bucket_key(user)], args=[rate, burst])
-        except RedisError as error:
+            async with self._gate:
+                taken = await self._take_token(keys=[Keys.bucket(user)], args=[rate, burst])
+        except ERRORS as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
         return bool(taken)
 
@@ -282,10 +337,12 @@ class RedisStore:
         if self._follower is not None:
             await cancel_and_wait([self._follower])  # redis-py can swallow a cancel mid-read
             self._follower = None
+        await self.presence.close()
         self._listeners.clear()
-        for _, _, heard in self._waiting:  # appends that will never come round now
-            if not heard.done():
-                heard.set_exception(StoreUnavailable("the Redis store is closed"))
+        for waiting in self._waiting.values():  # appends that will never come round now
+            for _, _, heard in waiting:
+                if not heard.done():
+                    heard.set_exception(StoreUnavailable("the Redis store is closed"))
         self._waiting.clear()
         await self._close_clients()
 
@@ -294,23 +351,22 @@ class RedisStore:
         await self._reader.aclose()
 
     async def _follow(self) -> None:
-        """Tells listeners of every entry of the all-rooms stream, in order, across outages."""
+        """Tells listeners of every entry of the all-rooms stream, in order, and the rooms of
+        every JOIN and LEAVE, across outages."""
         failures = 0
+        keys = self._keys
         while True:
             try:
                 if failures:
                     await self._notice_lost_data()
+                streams: dict[Any, Any] = {keys.all: self._last_entry, keys.moves: self._last_move}
                 reply = cast(
                     list[tuple[bytes, Entries]],
-                    await self._reader.xread(
-                        {ALL: self._last_entry}, block=BLOCK_MS, count=PAGE_SIZE
-                    ),
+                    await self._reader.xread(streams, block=BLOCK_MS, count=PAGE_SIZE),
                 )
-            except RedisError as error:
+            except ERRORS as error:
                 if failures == 0:
-                    # Pooled connections to the Redis that went away are dead too; dropping
-                    # them now spares the first appends after its return a stale socket.
-                    await self._client.connection_pool.disconnect()
+                    await self._drop_connections()
                     lost = StoreUnavailable(f"lost Redis: {error}")
                     for listener in self._listeners:
                         listener.lost(lost)
@@ -318,28 +374,49 @@ class RedisStore:
                 failures += 1
                 continue
             failures = 0
-            for _, entries in reply or ():
+            for stream, entries in reply or ():
+                if stream.decode() == keys.moves:
+                    for entry, fields in entries:
+                        self._last_move = entry.decode()
+                        self.presence.heard(fields)
+                    continue
                 for entry, fields in entries:
                     message = self._stored(entry, fields)
                     self._last_entry = entry.decode()
                     self._delivered = message.id
                     for listener in self._listeners:
                         listener.stored(message)
-            while self._waiting and self._waiting[0][0] <= self._delivered:
-                _, _, future = heapq.heappop(self._waiting)
+            waiting = self._waiting.get(self.epoch, [])
+            while waiting and waiting[0][0] <= self._delivered:
+                _, _, future = heapq.heappop(waiting)
                 if not future.done():
                     future.set_result(None)
 
+    async def _drop_connections(self) -> None:
+        """Pooled connections to the Redis that went away are dead too; dropping them now
+        spares the first appends after its return a stale socket (a cluster's client drops
+        them itself)."""
+        if isinstance(self._client, aioredis.Redis):
+            await self._client.connection_pool.disconnect()
+
     async def _notice_lost_data(self) -> None:
-        """After an outage: a Redis that came back without its data starts the ids again, and
-        following from the old position would skip every new message; its epoch is new."""
-        self.epoch = await _epoch_of(self._reader)
-        newest = cast(Entries, await self._reader.xrevrange(ALL, count=1))
-        newest_id = _entry_id(newest[0][0]) if newest else 0
-        if newest_id < self._delivered:
-            log.warning("Redis came back without messages up to %d; following anew", newest_id)
-            self._last_entry = "0-0"
-            self._delivered = 0
+        """After an outage: a Redis that came back without its data starts the ids again, under
+        a new epoch, and following from the old position would skip every new message.
+        Appends waiting for an id of the old history will not see it come round: they fail."""
+        epoch = await _epoch_of(self._reader, self._keys)
+        if epoch == self.epoch:
+            return
+        log.warning("Redis lost its data (history %s is now %s); following anew", self.epoch, epoch)
+        self._left_behind.add(self.epoch)
+        self.epoch = epoch
+        self._last_entry = self._last_move = "0-0"
+        self._delivered = 0
+        for old in [key for key in self._waiting if key != epoch]:
+            for id_, _, future in self._waiting.pop(old):
+                if not future.done():
+                    future.set_exception(
+                        StoreUnavailable(f"Redis lost its data and message {id_} with it")
+                    )
 
     def _stored(self, entry: bytes, fields: dict[bytes, bytes]) -> Stored:
         ours = fields.get(b"replica", b"").decode() == self._replica
@@ -354,11 +431,11 @@ class RedisStore:
         )
 
 
-async def _epoch_of(client: "aioredis.Redis") -> str:
+async def _epoch_of(client: Client, keys: Keys) -> str:
     """The history's epoch, made now by this replica when Redis has none (a new or emptied
     Redis); the first replica to set it wins."""
-    await client.set(EPOCH, new_epoch(), nx=True)
-    return cast(bytes, await client.get(EPOCH)).decode()
+    await client.set(keys.epoch, new_epoch(), nx=True)
+    return cast(bytes, await client.get(keys.epoch)).decode()
 
 
 def _entry_id(entry: Any) -> int:

@@ -22,6 +22,7 @@ from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store.base import DEDUPE_WINDOW, PAGE_SIZE, SLACK, Listener, new_epoch
 from chat.store.buckets import TokenBuckets
+from chat.store.presence import LocalPresence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -75,6 +76,7 @@ class SqliteStore:
         dedupe_window: float = DEDUPE_WINDOW,
         epoch: str = "",
     ) -> None:
+        self.presence = LocalPresence()  # one process: its streams are all there are
         self.epoch = epoch
         self._max_history = max_history
         self._dedupe_micros = int(dedupe_window * 1e6)

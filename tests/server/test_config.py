@@ -1,4 +1,5 @@
-"""Settings from flags and CHAT_* variables: the flags of signed tokens and flood control."""
+"""Settings from flags and CHAT_* variables: the flags of signed tokens, flood control and
+presence."""
 
 import pytest
 
@@ -45,3 +46,17 @@ def test_a_rate_limit_variable_that_is_no_number_is_a_config_error(
     monkeypatch.setenv("CHAT_RATE_LIMIT", "fast")
     with pytest.raises(ConfigError, match="CHAT_RATE_LIMIT='fast' is not a number"):
         config.load([])
+
+
+def test_presence_beats_every_3_s_and_a_silent_replica_is_gone_after_10_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = config.load([])
+    assert (settings.presence_interval, settings.presence_timeout) == (3.0, 10.0)
+    monkeypatch.setenv("CHAT_PRESENCE_INTERVAL", "0.5")
+    monkeypatch.setenv("CHAT_PRESENCE_TIMEOUT", "2")
+    assert (config.load([]).presence_interval, config.load([]).presence_timeout) == (0.5, 2.0)
+    with pytest.raises(ConfigError, match="at least twice --presence-interval"):
+        config.load(["--presence-timeout", "0.9"])
+    with pytest.raises(ConfigError, match="--presence-interval must be"):
+        config.load(["--presence-interval", "0"])

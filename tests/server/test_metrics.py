@@ -64,6 +64,7 @@ async def test_calls_latency_messages_and_streams_are_counted(
     assert figures[calls("GetStats", "INVALID_ARGUMENT")] == 1
     assert figures[plain("chat_messages_stored_total")] == 4
     assert figures[plain("chat_slow_consumers_total")] == 0
+    assert figures[plain("chat_presence_updates_total")] == 0  # in process: nothing shared
     latency = frozenset({("method", "GetStats")})
     assert figures[("chat_call_duration_seconds_count", latency)] == 2
     assert 0 < figures[("chat_call_duration_seconds_sum", latency)] < 10

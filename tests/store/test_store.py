@@ -45,15 +45,18 @@ class Recorder:
                 await self.changed.wait()
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
 async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
-    """Opens stores of one backend (all on the same data); closes them after the test."""
+    """Opens stores of one backend (all on the same data); closes them after the test. Redis:
+    a redis-server of the test's own, or the local 3-node cluster."""
     if request.param == "memory":
         url = "memory://"
     elif request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'chat.db'}"
-    else:
+    elif request.param == "redis":
         url = request.getfixturevalue("redis_server").url
+    else:
+        url = request.getfixturevalue("redis_cluster").url
     opened: list[Store] = []
 
     async def open_(max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW) -> Store:
