@@ -36,19 +36,26 @@ class Subscriber:
         self.rooms: set[str] = set()
         self.last_id = 0  # the newest stored id handed to the stream
         self.replayed = 0  # the newest id a history replay sent: the queue may repeat it
-        self.live = asyncio.Event()  # the replay (if any) is sent: requests may be read now
         self.sink: Sink | None = None
         """Set once the stream is live on a transport that can write at once: a delivery
         that finds the queue empty is written straight to the stream, with no wake-up of its
         sending task (the queue is for when the stream cannot take it now)."""
         self._loop = asyncio.get_running_loop()
         self.ended: asyncio.Future[Exception] = self._loop.create_future()
+        self.live: asyncio.Future[None] = self._loop.create_future()
+        """Done once the replay (if any) is sent: requests may be read now. (A future, not an
+        Event: an idle stream's Event holds an empty deque of 760 bytes.)"""
         self._capacity = capacity
         self._on_cut_off = on_cut_off
         self._queue: list[Delivery] = []  # a list: an idle stream's empty deque costs 600 B
         self._waiter: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._finished = False
+
+    def go_live(self) -> None:
+        """The replay is sent (`live`)."""
+        if not self.live.done():
+            self.live.set_result(None)
 
     def deliver(self, id: int, data: bytes, message: bytes) -> None:
         """Hands a room's message to the stream (`data` encoded, `message` that as a gRPC

@@ -202,7 +202,7 @@ class ChatService:
         Requests are read only once the replay is sent: a message posted meanwhile would be in
         the replay as well as ACKed, and shown to its sender twice.
         """
-        await subscriber.live.wait()
+        await subscriber.live
         while (request := await call.recv()) is not None:
             draft = Draft(
                 room=request.room or defaults.room,
@@ -306,7 +306,7 @@ class ChatService:
         """
         async with call.sending:
             subscriber.replayed = max(after_id, await self._send_history(call, history))
-        subscriber.live.set()
+        subscriber.go_live()
         subscriber.sink = call.sink()
         while batch := await subscriber.batch():
             await _send_queued(call, batch)

@@ -1,0 +1,190 @@
+"""The fast transport's streams: grpclib's, with nothing made before a stream needs it.
+
+grpclib gives every stream three `asyncio.Event`s and a buffer holding an `asyncio.Queue` and a
+deque: nine deques, about 770 bytes each even when empty, some 7 KiB of a stream's 22 KiB. An
+idle listener never uses them: it waits for requests that do not come, and its replies go out
+without waiting. Here the same stream, buffer and events keep a list of waiters or chunks only
+while there is something to keep, and behave as grpclib's do otherwise (tests hold them to it).
+
+Like `direct_impl`, this module reads and writes grpclib's private state; the gate in
+`chat.server.http2` probes every name used here and checks the installed versions first.
+"""
+
+import asyncio
+import time
+from collections import deque
+from functools import partial
+from typing import Generic, TypeVar, cast
+
+from grpclib.protocol import AckedData, Buffer, Connection, Stream, UnackedData
+from grpclib.utils import Wrapper
+from h2.connection import H2Connection
+
+T = TypeVar("T")
+
+
+class Signal:
+    """What grpclib's streams use of an `asyncio.Event` (set, clear, is_set, wait), with the
+    same wake-up order; its list of waiters exists only while a task waits."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if not self._value:
+            self._value = True
+            for waiter in self._waiters or ():
+                if not waiter.done():
+                    waiter.set_result(True)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiters.remove(waiter)
+            if not self._waiters:
+                self._waiters = None
+
+
+class Pending(Generic[T]):
+    """What grpclib's buffer uses of an unbounded `asyncio.Queue` (put_nowait, get, get_nowait,
+    empty, qsize), with the same order and cancellation rules; its items and waiters are lists
+    made only while there is something in them."""
+
+    __slots__ = ("_getters", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[T] | None = None
+        self._getters: list[asyncio.Future[None]] | None = None
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def put_nowait(self, item: T) -> None:
+        if self._items is None:
+            self._items = []
+        self._items.append(item)
+        self._wake_next()
+
+    def get_nowait(self) -> T:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        item = self._items.pop(0)
+        if not self._items:
+            self._items = None
+        return item
+
+    async def get(self) -> T:
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                self._forget(getter)
+                if self._items and not getter.cancelled():
+                    self._wake_next()  # woken for an item this getter cannot take now
+                raise
+        return self.get_nowait()
+
+    def _wake_next(self) -> None:
+        """Wakes the longest waiting getter that still waits."""
+        getters = self._getters
+        while getters:
+            getter = getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+                break
+        if not getters:
+            self._getters = None
+
+    def _forget(self, getter: asyncio.Future[None]) -> None:
+        if self._getters is not None and getter in self._getters:
+            self._getters.remove(getter)
+            if not self._getters:
+                self._getters = None
+
+
+class Chunks(list[AckedData]):
+    """What grpclib's buffer uses of its deque of received chunks: a stream has one or two."""
+
+    __slots__ = ()
+
+    def popleft(self) -> AckedData:
+        return self.pop(0)
+
+
+class LeanBuffer(Buffer):
+    """grpclib's buffer of a stream's received data, over `Pending` and `Chunks`."""
+
+    def __init__(self, ack_callback: partial[None]) -> None:
+        self._ack_callback = ack_callback
+        self._eof = False
+        self._unacked = cast("asyncio.Queue[UnackedData]", Pending())
+        self._acked = cast("deque[AckedData]", Chunks())
+        self._acked_size = 0
+
+
+class LeanStream(Stream):
+    """grpclib's stream, its events `Signal`s and its buffer a `LeanBuffer`: the same fields,
+    made as grpclib's own constructor makes them."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        h2_connection: H2Connection,
+        transport: asyncio.Transport,
+        *,
+        stream_id: int | None = None,
+        wrapper: Wrapper | None = None,
+    ) -> None:
+        self.connection = connection
+        self._h2_connection = h2_connection
+        self._transport = transport
+        self.wrapper = wrapper
+        if stream_id is not None:
+            self.init_stream(stream_id, connection)
+        self.window_updated = cast(asyncio.Event, Signal())
+        self.headers = None
+        self.headers_received = cast(asyncio.Event, Signal())
+        self.trailers = None
+        self.trailers_received = cast(asyncio.Event, Signal())
+
+    def init_stream(self, stream_id: int, connection: Connection) -> None:
+        self.id = stream_id
+        self.buffer = LeanBuffer(partial(connection.ack, stream_id))
+        connection.streams_started += 1
+        self.created = connection.last_stream_created = time.monotonic()
+
+
+class LeanConnection(Connection):
+    """grpclib's connection, opening `LeanStream`s."""
+
+    def create_stream(
+        self, *, stream_id: int | None = None, wrapper: Wrapper | None = None
+    ) -> Stream:
+        return LeanStream(
+            self, self._connection, self._transport, stream_id=stream_id, wrapper=wrapper
+        )

@@ -1,0 +1,167 @@
+"""The fast transport's streams against grpclib's own: the same fields, the same buffer reads,
+the same event and queue behaviour, for a fraction of the memory."""
+
+import asyncio
+import tracemalloc
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pytest
+from grpclib.config import Configuration
+from grpclib.protocol import Buffer, Connection, Stream
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, Pending, Signal
+
+
+class NoTransport(asyncio.Transport):
+    """Takes writes and drops them: the streams here send nothing that matters."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def connections() -> tuple[Connection, LeanConnection]:
+    def one(kind: type[Connection]) -> Any:
+        h2 = H2Connection(H2Configuration(client_side=False))
+        h2.initiate_connection()
+        return kind(h2, NoTransport(), config=Configuration())
+
+    return one(Connection), one(LeanConnection)
+
+
+async def test_a_lean_stream_has_every_field_of_grpclibs_and_no_other() -> None:
+    grpclib_connection, lean_connection = connections()
+    theirs = grpclib_connection.create_stream(stream_id=1)
+    ours = lean_connection.create_stream(stream_id=1)
+    assert type(ours) is not Stream
+    assert vars(ours).keys() == vars(theirs).keys()
+    assert vars(ours.buffer).keys() == vars(theirs.buffer).keys()
+    assert (ours.id, ours.headers, ours.trailers, ours.wrapper) == (1, None, None, None)
+    assert lean_connection.streams_started == grpclib_connection.streams_started == 1
+    assert lean_connection.last_stream_created == ours.created
+    client_side = lean_connection.create_stream()  # grpclib's clients open streams this way
+    assert vars(client_side).keys() == vars(grpclib_connection.create_stream()).keys()
+
+
+async def test_a_lean_stream_takes_a_fraction_of_the_memory_of_grpclibs() -> None:
+    grpclib_connection, lean_connection = connections()
+
+    def cost(connection: Connection) -> int:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            streams = [connection.create_stream(stream_id=2 * i + 1) for i in range(100)]
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert len(streams) == 100
+        return grown // 100
+
+    theirs, ours = cost(grpclib_connection), cost(lean_connection)
+    assert ours * 5 < theirs, (ours, theirs)
+
+
+Reads = list[tuple[str, int]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers(min_value=0, max_value=9)),
+            st.tuples(st.just("read"), st.integers(min_value=0, max_value=12)),
+        ),
+        max_size=20,
+    ),
+    end=st.booleans(),
+)
+def test_a_lean_buffer_reads_what_grpclibs_reads(steps: Reads, end: bool) -> None:
+    """Chunks added, reads of any size (each read only once enough has come, or the end),
+    the end of the stream: the same bytes, the same errors, the same acknowledgements."""
+    assert run_buffer(Buffer, steps, end) == run_buffer(LeanBuffer, steps, end)
+
+
+def run_buffer(kind: Callable[[partial[None]], Buffer], steps: Reads, end: bool) -> list[object]:
+    async def run() -> list[object]:
+        seen: list[object] = []
+        buffer = kind(partial(seen.append))
+        added = taken = 0
+        counter = iter(range(10**6))
+        for step, size in steps:
+            if step == "add":
+                buffer.add(bytes([next(counter) % 256 for _ in range(size)]), size + 1)
+                added += size
+            elif size <= added - taken:
+                seen.append(await buffer.read(size))
+                taken += size
+        if end:
+            buffer.eof()
+            try:
+                seen.append(await buffer.read(added - taken + 1))
+                seen.append(await buffer.read(1))
+            except AssertionError as error:
+                seen.append(f"AssertionError: {error}")
+        seen.append(buffer.unacked_size())
+        return seen
+
+    return asyncio.run(run())
+
+
+async def test_a_signal_wakes_its_waiters_as_an_event_does() -> None:
+    async def script(event: Any) -> list[str]:
+        log: list[str] = []
+
+        async def waiter(name: str) -> None:
+            await event.wait()
+            log.append(name)
+
+        tasks = [asyncio.create_task(waiter(name)) for name in "abc"]
+        await asyncio.sleep(0)
+        tasks[1].cancel()
+        log.append(f"set before: {event.is_set()}")
+        event.set()
+        event.clear()  # a waiter woken by the set wakes still
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.append(f"cancelled: {tasks[1].cancelled()}, set after: {event.is_set()}")
+        event.set()
+        await event.wait()  # set: returns at once
+        log.append("waited")
+        return log
+
+    expected = await script(asyncio.Event())
+    assert await script(Signal()) == expected
+    assert expected[:2] == ["set before: False", "a"]
+
+
+async def test_pending_hands_out_items_as_a_queue_does() -> None:
+    async def script(queue: Any) -> list[object]:
+        log: list[object] = []
+
+        async def getter(name: str) -> None:
+            log.append((name, await queue.get()))
+
+        first, second, third = (asyncio.create_task(getter(name)) for name in "abc")
+        await asyncio.sleep(0)
+        queue.put_nowait(1)
+        first.cancel()  # woken for 1, cancelled before it ran: 1 goes to the next getter
+        await asyncio.sleep(0)
+        queue.put_nowait(2)
+        await asyncio.gather(first, second, third, return_exceptions=True)
+        queue.put_nowait(3)
+        queue.put_nowait(4)
+        log += [queue.qsize(), queue.empty(), queue.get_nowait(), await queue.get(), queue.empty()]
+        with pytest.raises(asyncio.QueueEmpty):
+            queue.get_nowait()
+        return log
+
+    expected = await script(asyncio.Queue())
+    assert await script(Pending()) == expected
+    assert expected[:2] == [("b", 1), ("c", 2)]
