@@ -58,6 +58,11 @@ class Call(Generic[Request]):
             self.received += 1
         return request
 
+    def when_readable(self, ready: Callable[[], None]) -> Callable[[], None]:
+        """Calls `ready` once the client has sent something to read (see
+        `Transport.when_readable`); returns what cancels that."""
+        return self._transport.when_readable(self.stream, ready)
+
     def reply_once(self, reply: bytes, metadata: dict[str, str]) -> None:
         """Keeps a unary call's one encoded reply and its response headers' metadata; they go
         out with the status."""

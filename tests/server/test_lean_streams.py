@@ -4,18 +4,36 @@ the same event and queue behaviour, for a fraction of the memory."""
 import asyncio
 import tracemalloc
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
 
 import pytest
+from grpclib.client import Channel
 from grpclib.config import Configuration
+from grpclib.const import Cardinality
 from grpclib.protocol import Buffer, Connection, Stream
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chat import contract
+from chat.server.config import Settings
+from chat.server.http2.direct_impl import DirectTransport
 from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, Pending, Signal
+from chat.server.service import ChatService
+from chat.store.memory import MemoryStore
+from chat.testing import free_port
+from gen.grpc.chat import (
+    ChatServiceStub,
+    MessageReply,
+    MessageReplyKind,
+    MessageRequest,
+    StatsRequest,
+)
+
+BIDI = contract.SEND_AND_RECEIVE
 
 
 class NoTransport(asyncio.Transport):
@@ -165,3 +183,70 @@ async def test_pending_hands_out_items_as_a_queue_does() -> None:
     expected = await script(asyncio.Queue())
     assert await script(Pending()) == expected
     assert expected[:2] == [("b", 1), ("c", 2)]
+
+
+async def test_a_lean_buffer_tells_once_when_something_arrives() -> None:
+    told: list[str] = []
+    buffer = LeanBuffer(partial(lambda size: None))
+    buffer.when_readable(lambda: told.append("first bytes"))
+    assert told == []
+    buffer.add(b"\0\0", 2)
+    buffer.add(b"\0", 1)
+    assert told == ["first bytes"]
+    buffer.when_readable(lambda: told.append("already there"))
+    assert told == ["first bytes", "already there"]
+
+    ended = LeanBuffer(partial(lambda size: None))
+    ended.when_readable(lambda: told.append("the end"))
+    ended.eof()
+    assert told[-1] == "the end"
+
+    forgotten = LeanBuffer(partial(lambda size: None))
+    cancel = forgotten.when_readable(lambda: told.append("never"))
+    cancel()
+    forgotten.add(b"\0", 1)
+    forgotten.eof()
+    assert "never" not in told
+
+
+async def test_an_idle_chat_stream_holds_no_receiving_task_until_it_sends() -> None:
+    """On the fast transport over TCP: an idle SendAndReceiveMessage stream is its call's task
+    and its sending task; the receiving one starts with its first request, which is answered
+    as before, and its half-close ends the call with OK."""
+    service = ChatService(MemoryStore(), Settings(store="memory://", http2="direct", rate_limit=0))
+    assert isinstance(service.transport, DirectTransport)
+    server = service.transport.server([service], service.codec)
+    port = free_port()
+    await server.start("127.0.0.1", port)
+    channel = Channel("127.0.0.1", port)
+    stub = ChatServiceStub(channel)
+    try:
+        await stub.get_stats(StatsRequest())  # the connection is up before counting
+        before = len(asyncio.all_tasks())
+        async with AsyncExitStack() as stack:
+            streams = []
+            for _ in range(5):
+                stream = channel.request(
+                    BIDI, Cardinality.STREAM_STREAM, MessageRequest, MessageReply
+                )
+                await stack.enter_async_context(stream)
+                await stream.send_request()
+                await stream.recv_initial_metadata()
+                streams.append(stream)
+            assert (await stub.get_stats(StatsRequest())).num_connected == 5
+            assert len(asyncio.all_tasks()) - before == 2 * 5
+            talker = streams[0]
+            await talker.send_message(MessageRequest(message="hello"))
+            reply = await talker.recv_message()
+            assert reply is not None and reply.kind is MessageReplyKind.ACK
+            assert len(asyncio.all_tasks()) - before == 2 * 5 + 1
+            await talker.end()
+            assert await talker.recv_message() is None
+            await talker.recv_trailing_metadata()  # OK: grpclib raises for any other status
+            for stream in streams[1:]:
+                await stream.cancel()
+    finally:
+        channel.close()
+        service.shut_down()
+        server.close()
+        await server.wait_closed()

@@ -39,7 +39,7 @@ from chat.server.http2.base import (
     cut_short,
     grpc_message,
 )
-from chat.server.http2.streams_impl import LeanConnection
+from chat.server.http2.streams_impl import LeanBuffer, LeanConnection
 
 FRAME_HEADER = struct.Struct(">BHBBL")
 """Length (high byte, low 16 bits), type, flags, stream id."""
@@ -115,6 +115,12 @@ class DirectTransport(Transport[ServerStream]):
             return stream._send_initial_metadata_done and write_data(h2_stream, message)
 
         return write
+
+    def when_readable(self, stream: ServerStream, ready: Callable[[], None]) -> Callable[[], None]:
+        buffer = stream._stream.buffer
+        if isinstance(buffer, LeanBuffer):
+            return buffer.when_readable(ready)
+        return super().when_readable(stream, ready)
 
     def finish_unary_now(
         self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]

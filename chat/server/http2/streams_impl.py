@@ -13,6 +13,7 @@ Like `direct_impl`, this module reads and writes grpclib's private state; the ga
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from typing import Generic, TypeVar, cast
 
@@ -137,7 +138,10 @@ class Chunks(list[AckedData]):
 
 
 class LeanBuffer(Buffer):
-    """grpclib's buffer of a stream's received data, over `Pending` and `Chunks`."""
+    """grpclib's buffer of a stream's received data, over `Pending` and `Chunks`; it can tell
+    when something arrives (`when_readable`)."""
+
+    _ready: Callable[[], None] | None = None
 
     def __init__(self, ack_callback: partial[None]) -> None:
         self._ack_callback = ack_callback
@@ -145,6 +149,36 @@ class LeanBuffer(Buffer):
         self._unacked = cast("asyncio.Queue[UnackedData]", Pending())
         self._acked = cast("deque[AckedData]", Chunks())
         self._acked_size = 0
+
+    def when_readable(self, ready: Callable[[], None]) -> Callable[[], None]:
+        """Calls `ready` once there is something to read: now, or when the first bytes or the
+        end arrive. Returns what cancels that."""
+        if self._eof or self._acked_size or not self._unacked.empty():
+            ready()
+            return _nothing
+        self._ready = ready
+        return self._forget_ready
+
+    def add(self, data: bytes, ack_size: int) -> None:
+        super().add(data, ack_size)
+        self._readable()
+
+    def eof(self) -> None:
+        super().eof()
+        self._readable()
+
+    def _readable(self) -> None:
+        ready = self._ready
+        if ready is not None:
+            self._ready = None
+            ready()
+
+    def _forget_ready(self) -> None:
+        self._ready = None
+
+
+def _nothing() -> None:
+    pass
 
 
 class LeanStream(Stream):
