@@ -7,6 +7,7 @@ calls are counted where they start and end instead.
 """
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -86,15 +87,13 @@ class Call(Generic[Request]):
         write = self._transport.writer(self.stream)
         if write is None:
             return None
-        busy = self.sending.locked
+        return functools.partial(self._send_one, write)
 
-        def send(message: bytes) -> bool:
-            if busy() or not write(message):
-                return False
-            self.sent += 1
-            return True
-
-        return send
+    def _send_one(self, write: Callable[[bytes], bool], message: bytes) -> bool:
+        if self.sending.locked() or not write(message):
+            return False
+        self.sent += 1
+        return True
 
     def send_now(self, replies: list[bytes]) -> bool:
         """Sends replies of a streaming call without waiting, when nothing has to wait: no one

@@ -7,10 +7,9 @@ memory ever waits or grows for it.
 """
 
 import asyncio
-import contextlib
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from chat.contract import Kind
 from chat.errors import SlowConsumer, StoreUnavailable
@@ -26,6 +25,25 @@ Sink = Callable[[bytes], bool]
 
 class Subscriber:
     """One live listener: a bounded queue between the rooms and the stream that drains it."""
+
+    __slots__ = (
+        "_capacity",
+        "_finished",
+        "_loop",
+        "_on_cut_off",
+        "_queue",
+        "_space",
+        "_waiter",
+        "ended",
+        "id",
+        "last_id",
+        "live",
+        "reads",
+        "replayed",
+        "rooms",
+        "sink",
+        "user",
+    )
 
     def __init__(
         self, id: int, user: str | None, capacity: int, on_cut_off: Callable[[], None]
@@ -184,15 +202,11 @@ class Rooms:
         self._everywhere: set[Subscriber] = set()
         self._online: dict[str, Counter[str]] = {}
 
-    @contextlib.contextmanager
-    def subscribe(self, user: str | None) -> Iterator[Subscriber]:
-        """A new subscriber in no room yet; leaving the block takes it out of every room."""
+    def subscribe(self, user: str | None) -> "Subscription":
+        """A new subscriber in no room yet; leaving the `with` block takes it out of every room."""
         subscriber = Subscriber(next(self._ids), user, self._capacity, self._count_cut_off)
         self._subscribers[subscriber.id] = subscriber
-        try:
-            yield subscriber
-        finally:
-            self._remove(subscriber)
+        return Subscription(self, subscriber)
 
     def join(self, subscriber: Subscriber, room: str) -> None:
         """Delivers `room` to the subscriber from now on; JOIN when a user's first stream enters."""
@@ -261,7 +275,8 @@ class Rooms:
     def _count_cut_off(self) -> None:
         self.cut_off += 1
 
-    def _remove(self, subscriber: Subscriber) -> None:
+    def remove(self, subscriber: Subscriber) -> None:
+        """Takes the subscriber out of every room (LEAVE when a user's last stream leaves)."""
         self._subscribers.pop(subscriber.id, None)
         self._everywhere.discard(subscriber)
         for room in subscriber.rooms:
@@ -286,3 +301,20 @@ class Rooms:
         for subscriber in self._members.get(room, ()):
             if subscriber is not subject and subscriber.user is not None:
                 subscriber.push(0, data)
+
+
+class Subscription:
+    """A subscriber for the length of a `with` block. (Not a generator-based context manager:
+    that holds a generator and its frame for as long as a stream is open, about 400 bytes.)"""
+
+    __slots__ = ("_rooms", "_subscriber")
+
+    def __init__(self, rooms: Rooms, subscriber: Subscriber) -> None:
+        self._rooms = rooms
+        self._subscriber = subscriber
+
+    def __enter__(self) -> Subscriber:
+        return self._subscriber
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._rooms.remove(self._subscriber)

@@ -167,6 +167,7 @@ class ChatService:
             else:
                 self.rooms.join(subscriber, room)
             replay = self._replay_then_live(call, subscriber, history, after_id)
+            del history  # the replay's to drop once read (see `_replay_then_live`)
             await _until_ended(subscriber, replay)
 
     async def send_and_receive_message(self, call: Call[ChatRequest]) -> None:
@@ -188,8 +189,12 @@ class ChatService:
             after_id = 0
         with self.rooms.subscribe(user=user) as subscriber:
             self.rooms.join(subscriber, room)
-            history = self._store.history(room, after_id) if after_id is not None else _nothing()
-            sending = self._replay_then_live(call, subscriber, history, after_id or 0)
+            sending = self._replay_then_live(
+                call,
+                subscriber,
+                self._store.history(room, after_id) if after_id is not None else _nothing(),
+                after_id or 0,
+            )
             defaults = Draft(room, user, "", subscriber.id)
             await _until_ended(
                 subscriber, sending, call, lambda: self._receive(call, subscriber, defaults)
@@ -308,6 +313,7 @@ class ChatService:
         """
         async with call.sending:
             subscriber.replayed = max(after_id, await self._send_history(call, history))
+        del history  # read to its end; kept, it would hold its generator for the stream's life
         subscriber.go_live()
         subscriber.sink = call.sink()
         while batch := await subscriber.batch():
