@@ -15,13 +15,21 @@ from grpclib.const import Cardinality
 from grpclib.protocol import Buffer, Connection, Stream
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from hpack.struct import HeaderTuple, NeverIndexedHeaderTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chat import contract
 from chat.server.config import Settings
 from chat.server.http2.direct_impl import DirectTransport
-from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, Pending, Signal
+from chat.server.http2.streams_impl import (
+    SHARED_HEADERS,
+    LeanBuffer,
+    LeanConnection,
+    Pending,
+    Signal,
+    shared_headers,
+)
 from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
 from chat.testing import free_port
@@ -250,3 +258,23 @@ async def test_an_idle_chat_stream_holds_no_receiving_task_until_it_sends() -> N
         service.shut_down()
         server.close()
         await server.wait_closed()
+
+
+def test_common_request_headers_are_shared_and_private_ones_are_not() -> None:
+    def request(user: str) -> list[Any]:
+        def fresh(text: str) -> str:
+            return "".join(list(text))  # a new string each time, as h2 decodes them
+
+        common = [(":method", "POST"), (":path", BIDI), ("te", "trailers"), ("user-agent", "g/1")]
+        return [
+            *(HeaderTuple(fresh(name), fresh(value)) for name, value in common),
+            HeaderTuple(fresh("chat-user"), fresh(user)),
+            NeverIndexedHeaderTuple(fresh("authorization"), fresh("Bearer secret")),
+        ]
+
+    first, second = shared_headers(request("ann")), shared_headers(request("ann"))
+    assert first == second == request("ann")
+    assert [type(header) for header in second] == [type(header) for header in request("ann")]
+    for one, other in zip(first, second, strict=True):
+        assert (one is other) == (one[0] in SHARED_HEADERS)
+    assert sum(header[0] in SHARED_HEADERS for header in first) == 4

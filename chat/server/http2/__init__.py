@@ -62,6 +62,11 @@ TOUCHED = (
         "grpclib.protocol.Stream",
     ),
     (
+        grpclib.protocol.EventsProcessor,
+        ("process_request_received",),
+        "grpclib.protocol.EventsProcessor",
+    ),
+    (
         grpclib.protocol.Buffer,
         ("_ack_callback", "_eof", "_unacked", "_acked", "_acked_size", "add", "eof", "read"),
         "grpclib.protocol.Buffer",

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from grpclib.protocol import EventsProcessor, H2Protocol
+from grpclib.protocol import H2Protocol
 from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Server
 from h2.connection import ConnectionState, H2Connection
@@ -39,7 +39,7 @@ from chat.server.http2.base import (
     cut_short,
     grpc_message,
 )
-from chat.server.http2.streams_impl import LeanBuffer, LeanConnection
+from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, LeanProcessor
 
 FRAME_HEADER = struct.Struct(">BHBBL")
 """Length (high byte, low 16 bits), type, flags, stream id."""
@@ -175,7 +175,7 @@ class LeanProtocol(H2Protocol):
         self.connection = LeanConnection(h2, cast(asyncio.Transport, transport), config=self.config)
         self.connection.flush()
         self.connection.initialize()
-        self.processor = EventsProcessor(self.handler, self.connection)
+        self.processor = LeanProcessor(self.handler, self.connection)
 
     def data_received(self, data: bytes) -> None:
         frames = _plain_data_frames(self.connection._connection, self.processor.streams, data)
