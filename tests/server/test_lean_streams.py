@@ -2,6 +2,7 @@
 the same event and queue behaviour, for a fraction of the memory."""
 
 import asyncio
+import collections
 import tracemalloc
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -24,6 +25,7 @@ from chat.server.config import Settings
 from chat.server.http2.direct_impl import DirectTransport
 from chat.server.http2.streams_impl import (
     SHARED_HEADERS,
+    Fifo,
     LeanBuffer,
     LeanConnection,
     Pending,
@@ -139,6 +141,45 @@ def run_buffer(kind: Callable[[partial[None]], Buffer], steps: Reads, end: bool)
         return seen
 
     return asyncio.run(run())
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(st.sampled_from(["append", "popleft", "first", "replace"]), max_size=400))
+def test_a_fifo_behaves_as_a_deque_does(steps: list[str]) -> None:
+    """Long runs included, where it drops the items it handed out as it goes."""
+    fifo: Fifo[int] = Fifo()
+    deque: collections.deque[int] = collections.deque()
+    for number, step in enumerate(steps):
+        if step == "append":
+            fifo.append(number)
+            deque.append(number)
+        elif not deque:
+            with pytest.raises(IndexError):
+                fifo.popleft() if step == "popleft" else fifo[0]
+        elif step == "popleft":
+            assert fifo.popleft() == deque.popleft()
+        elif step == "first":
+            assert fifo[0] == deque[0]
+        else:
+            fifo[0] = deque[0] = -number
+        assert len(fifo) == len(deque)
+    assert [fifo.popleft() for _ in range(len(fifo))] == list(deque)
+
+
+def test_a_fifo_hands_out_a_long_run_without_keeping_it() -> None:
+    """What was handed out is dropped as the run goes, not kept until the fifo empties."""
+    tracemalloc.start()
+    try:
+        fifo: Fifo[int] = Fifo()
+        for number in range(100_000):
+            fifo.append(number + 1_000)
+        full = tracemalloc.get_traced_memory()[0]
+        total = sum(fifo.popleft() for _ in range(99_990))
+        left = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert total == sum(range(1_000, 100_990)) and len(fifo) == 10
+    assert left < full / 10, (left, full)
 
 
 async def test_a_signal_wakes_its_waiters_as_an_event_does() -> None:

@@ -72,36 +72,83 @@ class Signal:
                 self._waiters = None
 
 
+class Fifo(Generic[T]):
+    """What grpclib's buffer uses of a deque (append, popleft, the first item read and replaced),
+    each in constant time as a deque does, but holding no storage while empty: a deque keeps a
+    block of 512 bytes even then."""
+
+    __slots__ = ("_head", "_items")
+
+    COMPACT = 64
+    """Taken items the list keeps before it drops them (once they are half of it)."""
+
+    def __init__(self) -> None:
+        self._items: list[T] | None = None
+        self._head = 0  # the first item not yet taken
+
+    def __len__(self) -> int:
+        return len(self._items) - self._head if self._items is not None else 0
+
+    def __getitem__(self, index: int) -> T:
+        return self._first_list()[self._head + self._index(index)]
+
+    def __setitem__(self, index: int, item: T) -> None:
+        self._first_list()[self._head + self._index(index)] = item
+
+    def append(self, item: T) -> None:
+        if self._items is None:
+            self._items = []
+        self._items.append(item)
+
+    def popleft(self) -> T:
+        items = self._first_list()
+        head = self._head
+        item = items[head]
+        self._head = head = head + 1
+        if head == len(items):
+            self._items, self._head = None, 0
+        elif head >= self.COMPACT and 2 * head >= len(items):
+            del items[:head]
+            self._head = 0
+        return item
+
+    def _first_list(self) -> list[T]:
+        if self._items is None:
+            raise IndexError("the fifo is empty")
+        return self._items
+
+    @staticmethod
+    def _index(index: int) -> int:
+        if index != 0:
+            raise IndexError("only the first item is reachable")
+        return index
+
+
 class Pending(Generic[T]):
     """What grpclib's buffer uses of an unbounded `asyncio.Queue` (put_nowait, get, get_nowait,
-    empty, qsize), with the same order and cancellation rules; its items and waiters are lists
-    made only while there is something in them."""
+    empty, qsize), with the same order and cancellation rules; its items and waiters hold
+    storage only while there is something in them."""
 
     __slots__ = ("_getters", "_items")
 
     def __init__(self) -> None:
-        self._items: list[T] | None = None
+        self._items: Fifo[T] = Fifo()
         self._getters: list[asyncio.Future[None]] | None = None
 
     def empty(self) -> bool:
         return not self._items
 
     def qsize(self) -> int:
-        return len(self._items) if self._items else 0
+        return len(self._items)
 
     def put_nowait(self, item: T) -> None:
-        if self._items is None:
-            self._items = []
         self._items.append(item)
         self._wake_next()
 
     def get_nowait(self) -> T:
         if not self._items:
             raise asyncio.QueueEmpty
-        item = self._items.pop(0)
-        if not self._items:
-            self._items = None
-        return item
+        return self._items.popleft()
 
     async def get(self) -> T:
         while not self._items:
@@ -120,7 +167,7 @@ class Pending(Generic[T]):
         return self.get_nowait()
 
     def _wake_next(self) -> None:
-        """Wakes the longest waiting getter that still waits."""
+        """Wakes the longest waiting getter that still waits (a buffer has one reader)."""
         getters = self._getters
         while getters:
             getter = getters.pop(0)
@@ -137,17 +184,8 @@ class Pending(Generic[T]):
                 self._getters = None
 
 
-class Chunks(list[AckedData]):
-    """What grpclib's buffer uses of its deque of received chunks: a stream has one or two."""
-
-    __slots__ = ()
-
-    def popleft(self) -> AckedData:
-        return self.pop(0)
-
-
 class LeanBuffer(Buffer):
-    """grpclib's buffer of a stream's received data, over `Pending` and `Chunks`; it can tell
+    """grpclib's buffer of a stream's received data, over `Pending` and a `Fifo`; it can tell
     when something arrives (`when_readable`)."""
 
     _ready: Callable[[], None] | None = None
@@ -156,7 +194,7 @@ class LeanBuffer(Buffer):
         self._ack_callback = ack_callback
         self._eof = False
         self._unacked = cast("asyncio.Queue[UnackedData]", Pending())
-        self._acked = cast("deque[AckedData]", Chunks())
+        self._acked = cast("deque[AckedData]", Fifo())
         self._acked_size = 0
 
     def when_readable(self, ready: Callable[[], None]) -> Callable[[], None]:
