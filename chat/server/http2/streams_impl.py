@@ -83,75 +83,80 @@ class Fifo(Generic[T]):
     """Taken items the list keeps before it drops them (once they are half of it)."""
 
     def __init__(self) -> None:
-        self._items: list[T] | None = None
+        self._items: list[T] | None = None  # None exactly when empty
         self._head = 0  # the first item not yet taken
+
+    def __bool__(self) -> bool:
+        return self._items is not None
 
     def __len__(self) -> int:
         return len(self._items) - self._head if self._items is not None else 0
 
     def __getitem__(self, index: int) -> T:
-        return self._first_list()[self._head + self._index(index)]
+        items = self._items
+        if items is None or index:
+            raise IndexError("only the first item of a fifo is reachable")
+        return items[self._head]
 
     def __setitem__(self, index: int, item: T) -> None:
-        self._first_list()[self._head + self._index(index)] = item
+        items = self._items
+        if items is None or index:
+            raise IndexError("only the first item of a fifo is reachable")
+        items[self._head] = item
 
     def append(self, item: T) -> None:
         if self._items is None:
-            self._items = []
-        self._items.append(item)
+            self._items = [item]
+        else:
+            self._items.append(item)
 
     def popleft(self) -> T:
-        items = self._first_list()
+        items = self._items
+        if items is None:
+            raise IndexError("pop from an empty fifo")
         head = self._head
         item = items[head]
-        self._head = head = head + 1
+        head += 1
         if head == len(items):
-            self._items, self._head = None, 0
+            self._items = None
+            self._head = 0
         elif head >= self.COMPACT and 2 * head >= len(items):
             del items[:head]
             self._head = 0
+        else:
+            self._head = head
         return item
 
-    def _first_list(self) -> list[T]:
-        if self._items is None:
-            raise IndexError("the fifo is empty")
-        return self._items
 
-    @staticmethod
-    def _index(index: int) -> int:
-        if index != 0:
-            raise IndexError("only the first item is reachable")
-        return index
-
-
-class Pending(Generic[T]):
+class Pending(Fifo[T]):
     """What grpclib's buffer uses of an unbounded `asyncio.Queue` (put_nowait, get, get_nowait,
     empty, qsize), with the same order and cancellation rules; its items and waiters hold
     storage only while there is something in them."""
 
-    __slots__ = ("_getters", "_items")
+    __slots__ = ("_getters",)
 
     def __init__(self) -> None:
-        self._items: Fifo[T] = Fifo()
+        super().__init__()
         self._getters: list[asyncio.Future[None]] | None = None
 
     def empty(self) -> bool:
-        return not self._items
+        return self._items is None
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self)
 
     def put_nowait(self, item: T) -> None:
-        self._items.append(item)
-        self._wake_next()
+        self.append(item)
+        if self._getters is not None:
+            self._wake_next()
 
     def get_nowait(self) -> T:
-        if not self._items:
+        if self._items is None:
             raise asyncio.QueueEmpty
-        return self._items.popleft()
+        return self.popleft()
 
     async def get(self) -> T:
-        while not self._items:
+        while self._items is None:
             getter = asyncio.get_running_loop().create_future()
             if self._getters is None:
                 self._getters = []
@@ -161,7 +166,7 @@ class Pending(Generic[T]):
             except BaseException:
                 getter.cancel()
                 self._forget(getter)
-                if self._items and not getter.cancelled():
+                if self._items is not None and not getter.cancelled():
                     self._wake_next()  # woken for an item this getter cannot take now
                 raise
         return self.get_nowait()
@@ -208,16 +213,17 @@ class LeanBuffer(Buffer):
 
     def add(self, data: bytes, ack_size: int) -> None:
         super().add(data, ack_size)
-        self._readable()
+        if self._ready is not None:
+            self._readable()
 
     def eof(self) -> None:
         super().eof()
-        self._readable()
+        if self._ready is not None:
+            self._readable()
 
     def _readable(self) -> None:
-        ready = self._ready
+        ready, self._ready = self._ready, None
         if ready is not None:
-            self._ready = None
             ready()
 
     def _forget_ready(self) -> None:
