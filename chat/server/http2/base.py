@@ -80,7 +80,7 @@ class Transport(ABC, Generic[StreamType]):
         task waiting in `receive`; returns a function that cancels the call. This default calls
         it at once: `receive` does the waiting."""
         ready()
-        return _nothing
+        return nothing
 
     @abstractmethod
     def finish_unary_now(
@@ -91,8 +91,8 @@ class Transport(ABC, Generic[StreamType]):
         `send_initial_metadata`, `send_message` and `send_trailing_metadata` are the way."""
 
 
-def _nothing() -> None:
-    pass
+def nothing() -> None:
+    """What cancels a `when_readable` that has already called back."""
 
 
 def grpc_message(reply: bytes) -> bytes:

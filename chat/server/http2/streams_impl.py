@@ -24,6 +24,8 @@ from h2.connection import H2Connection
 from h2.events import RequestReceived
 from hpack.struct import Header
 
+from chat.server.http2.base import nothing
+
 T = TypeVar("T")
 
 SHARED_HEADERS: frozenset[str | bytes] = frozenset(
@@ -207,7 +209,7 @@ class LeanBuffer(Buffer):
         end arrive. Returns what cancels that."""
         if self._eof or self._acked_size or not self._unacked.empty():
             ready()
-            return _nothing
+            return nothing
         self._ready = ready
         return self._forget_ready
 
@@ -228,10 +230,6 @@ class LeanBuffer(Buffer):
 
     def _forget_ready(self) -> None:
         self._ready = None
-
-
-def _nothing() -> None:
-    pass
 
 
 class LeanStream(Stream):
