@@ -118,3 +118,31 @@ def test_a_tiny_scale_run_measures_one_and_two_replicas_on_redis(
         assert sample["deliveries"] == 200 * (10 + 2) * sample["replicas"]
         assert sample["redis_cpu_s"] > 0 and sample["messages_per_s"] > 0
         assert sample["presence_updates_per_message"] == 0  # posting makes no presence trips
+
+
+def test_idle_streams_alone_are_measured_on_a_fresh_server_of_each_path() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.idle", "--streams", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "60 idle SendAndReceiveMessage streams on a fresh server"
+    rows = dict(line.split() for line in lines[2:])
+    assert list(rows) == ["fast", "reference"]
+    assert all(float(kib) > -100 for kib in rows.values())  # RSS may even shrink a little
+
+
+def test_idle_streams_below_one_are_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.idle", "--streams", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith("--streams must be at least 1")

@@ -7,6 +7,7 @@ calls are counted where they start and end instead.
 """
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,11 @@ class Call(Generic[Request]):
             self.received += 1
         return request
 
+    def when_readable(self, ready: Callable[[], None]) -> Callable[[], None]:
+        """Calls `ready` once the client has sent something to read (see
+        `Transport.when_readable`); returns what cancels that."""
+        return self._transport.when_readable(self.stream, ready)
+
     def reply_once(self, reply: bytes, metadata: dict[str, str]) -> None:
         """Keeps a unary call's one encoded reply and its response headers' metadata; they go
         out with the status."""
@@ -81,15 +87,13 @@ class Call(Generic[Request]):
         write = self._transport.writer(self.stream)
         if write is None:
             return None
-        busy = self.sending.locked
+        return functools.partial(self._send_one, write)
 
-        def send(message: bytes, count: int) -> bool:
-            if busy() or not write(message):
-                return False
-            self.sent += count
-            return True
-
-        return send
+    def _send_one(self, write: Callable[[bytes], bool], message: bytes, count: int) -> bool:
+        if self.sending.locked() or not write(message):
+            return False
+        self.sent += count
+        return True
 
     def send_now(self, replies: list[bytes]) -> bool:
         """Sends replies of a streaming call without waiting, when nothing has to wait: no one

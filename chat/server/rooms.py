@@ -9,9 +9,8 @@ announces.
 """
 
 import asyncio
-import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from chat.errors import SlowConsumer, StoreUnavailable
 from chat.model import Stored
@@ -29,6 +28,26 @@ it would have to wait."""
 class Subscriber:
     """One live listener: a bounded queue between the rooms and the stream that drains it."""
 
+    __slots__ = (
+        "_capacity",
+        "_finished",
+        "_loop",
+        "_on_cut_off",
+        "_queue",
+        "_space",
+        "_waiter",
+        "ended",
+        "held",
+        "id",
+        "last_id",
+        "live",
+        "reads",
+        "replayed",
+        "rooms",
+        "sink",
+        "user",
+    )
+
     def __init__(
         self, id: int, user: str | None, capacity: int, on_cut_off: Callable[[], None]
     ) -> None:
@@ -38,13 +57,15 @@ class Subscriber:
         self.rooms: set[str] = set()
         self.last_id = 0  # the newest stored id handed to the stream
         self.replayed = 0  # the newest id a history replay sent: the queue may repeat it
-        self.live = asyncio.Event()  # the replay (if any) is sent: requests may be read now
         self.sink: Sink | None = None
         """Set once the stream is live on a transport that can write at once: a delivery
         that finds the queue empty is written straight to the stream, with no wake-up of its
         sending task (the queue is for when the stream cannot take it now)."""
         self._loop = asyncio.get_running_loop()
         self.ended: asyncio.Future[Exception] = self._loop.create_future()
+        self.live: asyncio.Future[None] = self._loop.create_future()
+        """Done once the replay (if any) is sent: requests may be read now. (A future, not an
+        Event: an idle stream's Event holds an empty deque of 760 bytes.)"""
         self._capacity = capacity
         self._on_cut_off = on_cut_off
         self._queue: list[Delivery] = []  # a list: an idle stream's empty deque costs 600 B
@@ -52,6 +73,11 @@ class Subscriber:
         self._space: asyncio.Future[None] | None = None
         self._finished = False
         self.held = False  # queued without a wake-up: the rooms `flush` it at the turn's end
+
+    def go_live(self) -> None:
+        """The replay is sent (`live`)."""
+        if not self.live.done():
+            self.live.set_result(None)
 
     def deliver(self, id: int, data: bytes, message: bytes) -> None:
         """Hands a room's message to the stream (`data` encoded, `message` that as a gRPC
@@ -218,16 +244,12 @@ class Rooms:
         self._crowded = False  # the last turn delivered more than one: hold them all
         self._held: list[Subscriber] = []
 
-    @contextlib.contextmanager
-    def subscribe(self, user: str | None) -> Iterator[Subscriber]:
-        """A new subscriber in no room yet; leaving the block takes it out of every room."""
+    def subscribe(self, user: str | None) -> "Subscription":
+        """A new subscriber in no room yet; leaving the `with` block takes it out of every room."""
         subscriber = Subscriber(next(self._ids), user, self._capacity, self._count_cut_off)
         self._subscribers[subscriber.id] = subscriber
         self.presence.opened(subscriber.id)
-        try:
-            yield subscriber
-        finally:
-            self._remove(subscriber)
+        return Subscription(self, subscriber)
 
     def join(self, subscriber: Subscriber, room: str) -> None:
         """Delivers `room` to the subscriber from now on; JOIN when a user's first stream enters."""
@@ -300,7 +322,8 @@ class Rooms:
     def _count_cut_off(self) -> None:
         self.cut_off += 1
 
-    def _remove(self, subscriber: Subscriber) -> None:
+    def remove(self, subscriber: Subscriber) -> None:
+        """Takes the subscriber out of every room (LEAVE when a user's last stream leaves)."""
         self._subscribers.pop(subscriber.id, None)
         self._everywhere.discard(subscriber)
         for room in subscriber.rooms:
@@ -318,3 +341,20 @@ class Rooms:
         for subscriber in self._members.get(room, ()):
             if subscriber.id != stream and subscriber.user is not None:
                 subscriber.push(0, data)
+
+
+class Subscription:
+    """A subscriber for the length of a `with` block. (Not a generator-based context manager:
+    that holds a generator and its frame for as long as a stream is open, about 400 bytes.)"""
+
+    __slots__ = ("_rooms", "_subscriber")
+
+    def __init__(self, rooms: Rooms, subscriber: Subscriber) -> None:
+        self._rooms = rooms
+        self._subscriber = subscriber
+
+    def __enter__(self) -> Subscriber:
+        return self._subscriber
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._rooms.remove(self._subscriber)

@@ -175,6 +175,7 @@ class ChatService:
             else:
                 self.rooms.join(subscriber, room)
             replay = self._replay_then_live(call, subscriber, history, after_id)
+            del history  # the replay's to drop once read (see `_replay_then_live`)
             await _until_ended(subscriber, replay)
 
     async def send_and_receive_message(self, call: Call[ChatRequest]) -> None:
@@ -196,10 +197,16 @@ class ChatService:
             after_id = 0
         with self.rooms.subscribe(user=user) as subscriber:
             self.rooms.join(subscriber, room)
-            history = self._store.history(room, after_id) if after_id is not None else _nothing()
-            sending = self._replay_then_live(call, subscriber, history, after_id or 0)
-            receiving = self._receive(call, subscriber, Draft(room, user, "", subscriber.id))
-            await _until_ended(subscriber, sending, receiving)
+            sending = self._replay_then_live(
+                call,
+                subscriber,
+                self._store.history(room, after_id) if after_id is not None else _nothing(),
+                after_id or 0,
+            )
+            defaults = Draft(room, user, "", subscriber.id)
+            await _until_ended(
+                subscriber, sending, call, lambda: self._receive(call, subscriber, defaults)
+            )
 
     async def _receive(
         self, call: Call[ChatRequest], subscriber: Subscriber, defaults: Draft
@@ -210,7 +217,7 @@ class ChatService:
         Requests are read only once the replay is sent: a message posted meanwhile would be in
         the replay as well as ACKed, and shown to its sender twice.
         """
-        await subscriber.live.wait()
+        await subscriber.live
         while (request := await call.recv()) is not None:
             draft = Draft(
                 room=request.room or defaults.room,
@@ -314,7 +321,8 @@ class ChatService:
         """
         async with call.sending:
             subscriber.replayed = max(after_id, await self._send_history(call, history))
-        subscriber.live.set()
+        del history  # read to its end; kept, it would hold its generator for the stream's life
+        subscriber.go_live()
         subscriber.sink = call.sink()
         while batch := await subscriber.batch():
             await _send_queued(call, batch)
@@ -377,22 +385,88 @@ async def _send_queued(call: Call[Any], replies: list[Delivery]) -> None:
 
 
 async def _until_ended(
-    subscriber: Subscriber, sending: Awaitable[None], *others: Awaitable[None]
+    subscriber: Subscriber,
+    sending: Awaitable[None],
+    call: Call[Any] | None = None,
+    receiving: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Runs the sending side (and the receiving side) until done, failed, or the subscriber ends.
+    """Runs the sending side (and the receiving side of `call`) until done, failed, or the
+    subscriber ends.
 
     Sending ends once the receiver finished and the queue is drained (client half-close: OK).
     An ended subscriber (slow consumer, shutdown, store lost) ends the call with its reason.
     """
-    tasks = [asyncio.ensure_future(sending), *map(asyncio.ensure_future, others)]
-    sender = tasks[0]
+    sides = _Sides(subscriber, sending)
+    if call is not None and receiving is not None:
+        sides.receive_when_readable(call, receiving)
     try:
-        pending: set[asyncio.Future[Any]] = {*tasks, subscriber.ended}
-        while sender in pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            if subscriber.ended in done:
-                raise subscriber.ended.result()
-            for task in done:
-                task.result()  # a failed side ends the call with its error
+        await sides.outcome
+        sides.raise_reason()
     finally:
-        await cancel_and_wait(tasks)
+        await sides.close()
+
+
+class _Sides:
+    """A live call's sending side and receiving side, each a task, and the future the call's
+    own task waits on: done when the sender is done, the subscriber ended, or a side failed.
+
+    The receiving task starts once the client has sent something (when the transport can tell:
+    `Call.when_readable`), so an idle stream holds no task parked deep in a read. The call's
+    task waits on one future settled by callbacks, not on asyncio.wait, which would hold two
+    coroutines, a set and a future of its own for each idle stream.
+    """
+
+    __slots__ = ("_disarm", "_ended", "_receiving", "_sender", "_tasks", "outcome")
+
+    def __init__(self, subscriber: Subscriber, sending: Awaitable[None]) -> None:
+        self.outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ended = subscriber.ended
+        self._sender = asyncio.ensure_future(sending)
+        self._tasks: list[asyncio.Future[None]] = [self._sender]
+        self._receiving: Callable[[], Awaitable[None]] | None = None
+        self._disarm: Callable[[], None] | None = None
+        self._ended.add_done_callback(self._settle)
+        self._sender.add_done_callback(self._settle)
+
+    def receive_when_readable(
+        self, call: Call[Any], receiving: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._receiving = receiving
+        self._disarm = call.when_readable(self._start_receiving)
+
+    def _start_receiving(self) -> None:
+        receiving, self._receiving = self._receiving, None
+        if receiving is None or self.outcome.done():
+            return  # the call is ending: nothing more is read
+        task = asyncio.ensure_future(receiving())
+        self._tasks.append(task)
+        task.add_done_callback(self._settle)
+
+    def _settle(self, side: asyncio.Future[Any]) -> None:
+        """A receiver that finished at half-close changes nothing: sending drains the queue."""
+        if not self.outcome.done() and (
+            side is self._sender
+            or side is self._ended
+            or side.cancelled()
+            or side.exception() is not None
+        ):
+            self.outcome.set_result(None)
+
+    def raise_reason(self) -> None:
+        """The ended subscriber's reason, or a failed side's error; nothing when sending ended
+        as it should."""
+        if self._ended.done():
+            raise self._ended.result()
+        for task in self._tasks:
+            if task.done():
+                task.result()
+
+    async def close(self) -> None:
+        """Stops both sides; nothing is read once this starts."""
+        self._receiving = None
+        if self._disarm is not None:
+            self._disarm()
+        self._ended.remove_done_callback(self._settle)
+        for task in self._tasks:
+            task.remove_done_callback(self._settle)
+        await cancel_and_wait(self._tasks)

@@ -39,7 +39,7 @@ TOUCHED = (
     ),
     (
         grpclib.protocol.H2Protocol,
-        ("handler", "config", "h2_config", "connection", "processor"),
+        ("handler", "config", "h2_config", "connection", "processor", "connection_made"),
         "grpclib.protocol.H2Protocol",
     ),
     (
@@ -48,8 +48,45 @@ TOUCHED = (
         "grpclib.protocol.Stream",
     ),
     (
+        grpclib.protocol.Stream,
+        (
+            "wrapper",
+            "init_stream",
+            "window_updated",
+            "headers",
+            "headers_received",
+            "trailers",
+            "trailers_received",
+            "created",
+        ),
+        "grpclib.protocol.Stream",
+    ),
+    (
+        grpclib.protocol.EventsProcessor,
+        ("process_request_received",),
+        "grpclib.protocol.EventsProcessor",
+    ),
+    (
+        grpclib.protocol.Buffer,
+        ("_ack_callback", "_eof", "_unacked", "_acked", "_acked_size", "add", "eof", "read"),
+        "grpclib.protocol.Buffer",
+    ),
+    (
         grpclib.protocol.Connection,
         ("_connection", "write_ready", "data_send_process", "data_received", "data_sent"),
+        "grpclib.protocol.Connection",
+    ),
+    (
+        grpclib.protocol.Connection,
+        (
+            "_transport",
+            "create_stream",
+            "ack",
+            "streams_started",
+            "last_stream_created",
+            "flush",
+            "initialize",
+        ),
         "grpclib.protocol.Connection",
     ),
     (
@@ -82,7 +119,7 @@ TOUCHED = (
         "h2.frame_buffer.FrameBuffer",
     ),
 )
-"""Every private or undocumented name `direct_impl` reads or writes, by owner."""
+"""Every private or undocumented name `direct_impl` and `streams_impl` read or write, by owner."""
 
 
 def direct_unavailable() -> str | None:

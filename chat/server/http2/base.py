@@ -74,6 +74,14 @@ class Transport(ABC, Generic[StreamType]):
         """A function that writes one gRPC message (`grpc_message`) to the stream at once,
         False when it would have to wait; None when this transport never writes at once."""
 
+    def when_readable(self, stream: StreamType, ready: Callable[[], None]) -> Callable[[], None]:
+        """Calls `ready` once, when the stream has received something `receive` would read
+        (request bytes or the client's half-close), so a stream that sends nothing needs no
+        task waiting in `receive`; returns a function that cancels the call. This default calls
+        it at once: `receive` does the waiting."""
+        ready()
+        return nothing
+
     @abstractmethod
     def finish_unary_now(
         self, stream: StreamType, reply: bytes, metadata: Mapping[str, str]
@@ -81,6 +89,10 @@ class Transport(ABC, Generic[StreamType]):
         """Sends a unary call's response headers (with `metadata`), its reply and its OK status
         at once, when nothing has to wait; False: nothing was sent, and the documented
         `send_initial_metadata`, `send_message` and `send_trailing_metadata` are the way."""
+
+
+def nothing() -> None:
+    """What cancels a `when_readable` that has already called back."""
 
 
 def grpc_message(reply: bytes) -> bytes:

@@ -12,11 +12,13 @@ This is the one module that reads and writes grpclib's and h2's private state; t
 `chat.server.http2` probes every name used here and checks the installed versions first.
 """
 
+import asyncio
 import functools
+import socket
 import struct
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, cast
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
@@ -24,6 +26,7 @@ from grpclib.protocol import H2Protocol
 from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Server
 from h2.connection import ConnectionState, H2Connection
+from h2.settings import SettingCodes
 from h2.stream import H2Stream as H2StreamState
 from h2.stream import StreamInputs, StreamState
 from hpack.hpack import encode_integer
@@ -36,6 +39,7 @@ from chat.server.http2.base import (
     cut_short,
     grpc_message,
 )
+from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, LeanProcessor
 
 FRAME_HEADER = struct.Struct(">BHBBL")
 """Length (high byte, low 16 bits), type, flags, stream id."""
@@ -105,12 +109,13 @@ class DirectTransport(Transport[ServerStream]):
         )
 
     def writer(self, stream: ServerStream) -> Callable[[bytes], bool]:
-        h2_stream = stream._stream
+        return functools.partial(_write_message, stream)
 
-        def write(message: bytes) -> bool:
-            return stream._send_initial_metadata_done and write_data(h2_stream, message)
-
-        return write
+    def when_readable(self, stream: ServerStream, ready: Callable[[], None]) -> Callable[[], None]:
+        buffer = stream._stream.buffer
+        if isinstance(buffer, LeanBuffer):
+            return buffer.when_readable(ready)
+        return super().when_readable(stream, ready)
 
     def finish_unary_now(
         self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]
@@ -130,6 +135,12 @@ class DirectTransport(Transport[ServerStream]):
         return True
 
 
+def _write_message(stream: ServerStream, message: bytes) -> bool:
+    """`DirectTransport.writer`'s function (a partial: an idle stream holds it, and a closure
+    with its cells costs twice as much)."""
+    return stream._send_initial_metadata_done and write_data(stream._stream, message)
+
+
 def _framed(replies: list[bytes]) -> bytes:
     """Encoded replies as gRPC messages, joined."""
     return b"".join([grpc_message(reply) for reply in replies])
@@ -144,7 +155,27 @@ class LeanServer(Server):
 
 
 class LeanProtocol(H2Protocol):
-    """A connection that hands plain DATA frames straight to their grpclib streams."""
+    """A connection that hands plain DATA frames straight to their grpclib streams, which are
+    `LeanStream`s."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """grpclib's set-up, with a `LeanConnection`: the same settings and windows."""
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        h2 = H2Connection(config=self.h2_config)
+        h2.initiate_connection()
+        initial = h2.local_settings.initial_window_size
+        if self.config.http2_connection_window_size != initial:
+            h2.increment_flow_control_window(self.config.http2_connection_window_size - initial)
+        if self.config.http2_stream_window_size != initial:
+            h2.update_settings(
+                {SettingCodes.INITIAL_WINDOW_SIZE: self.config.http2_stream_window_size}
+            )
+        self.connection = LeanConnection(h2, cast(asyncio.Transport, transport), config=self.config)
+        self.connection.flush()
+        self.connection.initialize()
+        self.processor = LeanProcessor(self.handler, self.connection)
 
     def data_received(self, data: bytes) -> None:
         frames = _plain_data_frames(self.connection._connection, self.processor.streams, data)
