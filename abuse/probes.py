@@ -1,0 +1,158 @@
+"""The honest clients beside an attack: an observer calling GetStats every 0.25 s with a 1 s
+deadline, a watcher timing live delivery between two streams in a room of its own, RSS samples
+of the server, and a ledger of every ACKed message, checked against the history afterwards."""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable
+from contextlib import AsyncExitStack
+
+from grpclib.client import Channel
+
+from abuse.harness import Figures, Target
+from chat.contract import Kind
+from chat.testing import Chatter, rss_kib
+from gen.grpc.chat import ChatServiceStub, MessagesRequest, StatsRequest
+
+PROBE_EVERY = 0.25
+PROBE_DEADLINE = 1.0
+SEND_EVERY = 0.1
+DELIVERY_DEADLINE = 5.0
+RSS_EVERY = 0.25
+SETTLE_SECONDS = 20.0
+"""How long the server may take after the attack to come back near its idle RSS."""
+WATCH_ROOM = "abuse-watch"
+
+
+class Probes:
+    """Runs the honest clients around one attack and fills in its `Figures`."""
+
+    def __init__(self, target: Target, figures: Figures) -> None:
+        self.target = target
+        self.figures = figures
+        self._sent: dict[str, float] = {}
+        self._acked: set[int] = set()
+        self._delivered = asyncio.Event()
+        """Set by the listener when nothing sent is still on its way."""
+
+    async def measure(self, attack: Awaitable[None]) -> Figures:
+        figures = self.figures
+        async with AsyncExitStack() as stack:
+            watch_channel = Channel(self.target.host, self.target.port)
+            stack.callback(watch_channel.close)
+            listener = await Chatter.open(stack, watch_channel, user="watch-rx", room=WATCH_ROOM)
+            sender = await Chatter.open(stack, watch_channel, user="watch-tx", room=WATCH_ROOM)
+            await sender.say("warm-up")
+            figures.rss_idle_kib = self._rss()
+            figures.rss_peak_kib = figures.rss_idle_kib
+            attacking = asyncio.Event()
+            attacking.set()
+            helpers = [
+                asyncio.create_task(self._observe(attacking)),
+                asyncio.create_task(self._listen(listener)),
+                asyncio.create_task(self._send(sender, attacking)),
+                asyncio.create_task(self._sample(attacking)),
+            ]
+            try:
+                await attack
+            finally:
+                attacking.clear()
+                await asyncio.gather(helpers[0], helpers[2], helpers[3])
+                await self._drain_deliveries()
+                helpers[1].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helpers[1]
+            figures.deliveries_missed = len(self._sent)
+        figures.rss_after_kib = await self._settle()
+        figures.acked, figures.lost = len(self._acked), await self._lost()
+        return figures
+
+    def _rss(self) -> int:
+        return rss_kib(self.target.pid)
+
+    async def _observe(self, attacking: asyncio.Event) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            channel = Channel(self.target.host, self.target.port)
+            stack.callback(channel.close)
+            stub = ChatServiceStub(channel)
+            while attacking.is_set():
+                started = time.monotonic()
+                self.figures.probes += 1
+                try:
+                    await stub.get_stats(StatsRequest(), timeout=PROBE_DEADLINE)
+                except Exception:  # any failure is a missed probe, whatever its kind
+                    channel.close()  # a fresh connection for the next probe
+                    channel = Channel(self.target.host, self.target.port)
+                    stack.callback(channel.close)
+                    stub = ChatServiceStub(channel)
+                else:
+                    if time.monotonic() - started <= PROBE_DEADLINE:
+                        self.figures.probes_answered += 1
+                await asyncio.sleep(max(0.0, started + PROBE_EVERY - time.monotonic()))
+
+    async def _send(self, sender: Chatter, attacking: asyncio.Event) -> None:
+        """Says a numbered message every SEND_EVERY s; its ACK id goes in the ledger."""
+        number = 0
+        while attacking.is_set():
+            started = time.monotonic()
+            text = f"watch-{number}"
+            number += 1
+            self._sent[text] = started
+            try:
+                await sender.send(text)
+                reply = await sender.recv_kind(Kind.ACK)
+            except Exception as error:  # the server failed the watcher: reported, not raised
+                self.figures.send_failure = f"{type(error).__name__}: {error}"
+                return
+            self._acked.add(reply.id)
+            await asyncio.sleep(max(0.0, started + SEND_EVERY - time.monotonic()))
+
+    async def _listen(self, listener: Chatter) -> None:
+        while True:
+            reply = await listener.stream.recv_message()  # no deadline: it may stay quiet
+            if reply is None:
+                return
+            if reply.kind != Kind.CHAT:
+                continue
+            sent = self._sent.pop(reply.message, None)
+            if sent is not None:
+                self.figures.delivery_ms.append((time.monotonic() - sent) * 1000)
+            if not self._sent:
+                self._delivered.set()
+
+    async def _drain_deliveries(self) -> None:
+        """Waits up to DELIVERY_DEADLINE for the messages still on their way."""
+        self._delivered.clear()
+        if self._sent:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DELIVERY_DEADLINE):
+                    await self._delivered.wait()
+
+    async def _sample(self, attacking: asyncio.Event) -> None:
+        while attacking.is_set():
+            self.figures.rss_peak_kib = max(self.figures.rss_peak_kib, self._rss())
+            await asyncio.sleep(RSS_EVERY)
+
+    async def _settle(self) -> int:
+        """The server's RSS once it is back within 10% of idle, or after SETTLE_SECONDS."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        rss = self._rss()
+        while rss > self.figures.rss_idle_kib * 1.1 and time.monotonic() < deadline:
+            await asyncio.sleep(RSS_EVERY)
+            rss = self._rss()
+        return rss
+
+    async def _lost(self) -> int:
+        """ACKed watcher messages missing from the room's history."""
+        channel = Channel(self.target.host, self.target.port)
+        try:
+            stub = ChatServiceStub(channel)
+            stored = set()
+            async for reply in stub.get_messages(
+                MessagesRequest(room=WATCH_ROOM, limit=len(self._acked) + 10), timeout=30
+            ):
+                stored.add(reply.id)
+        finally:
+            channel.close()
+        return len(self._acked - stored)
