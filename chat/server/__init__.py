@@ -39,7 +39,9 @@ async def serve(settings: Settings) -> None:
     health = HealthChecks(store, service)
     stop_metrics: Callable[[], None] | None = None
     web_runner: AppRunner | None = None
-    server = service.transport.server(with_reflection([service, health.service]), service.codec)
+    server = service.transport.server(
+        with_reflection([service, health.service]), service.codec, service.limits
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

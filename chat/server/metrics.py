@@ -13,6 +13,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from chat.errors import ConfigError
+from chat.server.http2.guard import Refusal
 from chat.server.service import ChatService
 
 
@@ -74,6 +75,25 @@ class ServiceFigures(Collector):
             "chat_connected_streams",
             "Open live streams: chats and following readers",
             value=self._service.connected,
+        )
+        refused = CounterMetricFamily(
+            "chat_http2_refusals",
+            "Connections, streams and requests refused by the HTTP/2 limits, by reason",
+            labels=["reason"],
+        )
+        guard = self._service.limits
+        for reason in Refusal:
+            refused.add_metric([reason.value], guard.refusals.counts[reason])
+        yield refused
+        yield GaugeMetricFamily(
+            "chat_http2_connections",
+            "Open HTTP/2 connections (on the direct transport, which counts them)",
+            value=guard.connections,
+        )
+        yield GaugeMetricFamily(
+            "chat_http2_buffered_bytes",
+            "Request bytes received and not yet read, on all connections (direct transport)",
+            value=guard.buffered,
         )
         yield CounterMetricFamily(
             "chat_slow_consumers",
