@@ -29,7 +29,10 @@ async def serve(settings: Settings) -> None:
     """Serves until SIGINT/SIGTERM; open streams then end with UNAVAILABLE, the store flushes."""
     ssl = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     store = await open_store(
-        settings.store, max_history=settings.max_history, dedupe_window=settings.dedupe_window
+        settings.store,
+        max_history=settings.max_history,
+        dedupe_window=settings.dedupe_window,
+        max_memory_bytes=settings.max_memory_bytes,
     )
     try:
         service = ChatService(store, settings)

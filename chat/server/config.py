@@ -50,6 +50,10 @@ class Settings:
     jwt_issuer: str = ""
     rate_limit: float = 10.0
     rate_burst: int = 20
+    max_rooms: int = 10_000
+    max_memory_bytes: int = 64 * MiB
+    max_auth_failures: int = 20
+    auth_failure_window: float = 60.0
     h2_max_connections: int = LIMITS.max_connections
     h2_max_connections_per_address: int = LIMITS.max_connections_per_address
     h2_max_streams: int = LIMITS.max_streams
@@ -360,6 +364,50 @@ def parser() -> Parser:
             "rate_burst",
         ),
     )
+    p.add_argument(
+        "--max-rooms",
+        type=int,
+        default=_env_int("CHAT_MAX_ROOMS", d.max_rooms),
+        metavar="N",
+        help=_shown(
+            "rooms with messages the server keeps at most; a message for a new room past it "
+            "gets an ERROR reply (0: no limit)",
+            "max_rooms",
+        ),
+    )
+    p.add_argument(
+        "--max-memory-bytes",
+        type=int,
+        default=_env_int("CHAT_MAX_MEMORY_BYTES", d.max_memory_bytes),
+        metavar="N",
+        help=_shown(
+            "bytes of messages memory:// keeps in all, the oldest of any room dropped first "
+            "(0: no limit)",
+            "max_memory_bytes",
+        ),
+    )
+    p.add_argument(
+        "--max-auth-failures",
+        type=int,
+        default=_env_int("CHAT_MAX_AUTH_FAILURES", d.max_auth_failures),
+        metavar="N",
+        help=_shown(
+            "failed authentications a client address may make per --auth-failure-window; "
+            "past it, its calls get RESOURCE_EXHAUSTED unchecked until the window ends "
+            "(0: no limit)",
+            "max_auth_failures",
+        ),
+    )
+    p.add_argument(
+        "--auth-failure-window",
+        type=float,
+        default=_env_float("CHAT_AUTH_FAILURE_WINDOW", d.auth_failure_window),
+        metavar="SECONDS",
+        help=_shown(
+            "seconds over which --max-auth-failures counts, from an address's first failure",
+            "auth_failure_window",
+        ),
+    )
     for name, kind, help_text in H2_FLAGS:
         setting = f"h2_{name}"
         variable = f"CHAT_{setting.upper()}"
@@ -406,6 +454,11 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError("--rate-limit must be 0 (no limit) or more messages per second")
     if settings.rate_burst < 1:
         raise ConfigError("--rate-burst must be at least 1")
+    for name in ("max_rooms", "max_memory_bytes", "max_auth_failures"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be 0 (no limit) or more")
+    if not 0 < settings.auth_failure_window < math.inf:
+        raise ConfigError("--auth-failure-window must be a number of seconds, more than 0")
     _check_limits(settings)
     return settings
 

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from chat.errors import ConfigError
 from chat.server.http2.guard import Refusal
+from chat.server.refusals import Refused
 from chat.server.service import ChatService
 
 
@@ -94,6 +95,20 @@ class ServiceFigures(Collector):
             "chat_http2_buffered_bytes",
             "Request bytes received and not yet read, on all connections (direct transport)",
             value=guard.buffered,
+        )
+        limited = CounterMetricFamily(
+            "chat_refusals",
+            "Requests the service refused past a limit: rooms (--max-rooms), auth_failures "
+            "(--max-auth-failures)",
+            labels=["reason"],
+        )
+        for why in Refused:
+            limited.add_metric([why.value], self._service.refusals.counts[why])
+        yield limited
+        yield CounterMetricFamily(
+            "chat_store_write_failures",
+            "Store writes that failed (health is NOT_SERVING from one until a write succeeds)",
+            value=self._service.writes.failures,
         )
         yield CounterMetricFamily(
             "chat_slow_consumers",

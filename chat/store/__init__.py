@@ -14,12 +14,17 @@ SQLITE_FORMS = (
 
 
 async def open_store(
-    url: str, *, max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW
+    url: str,
+    *,
+    max_history: int = 0,
+    dedupe_window: float = DEDUPE_WINDOW,
+    max_memory_bytes: int = 0,
 ) -> Store:
     """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`, `redis://host/db`.
 
     `max_history` keeps about the newest N messages per room (0: all); `dedupe_window` is how
-    many seconds a message key is remembered at least (memory: as long as the process runs).
+    many seconds a message key is remembered at least (memory: as long as its message is kept);
+    `max_memory_bytes` bounds what `memory://` holds in all (0: no bound), the oldest dropped first.
     """
     scheme, sep, _ = url.partition("://")
     if not sep:
@@ -27,7 +32,7 @@ async def open_store(
     if scheme == "memory":
         from chat.store.memory import MemoryStore
 
-        return MemoryStore(max_history)
+        return MemoryStore(max_history, max_memory_bytes)
     if scheme == "sqlite":
         from chat.store.sqlite import SqliteStore
 

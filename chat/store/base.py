@@ -1,7 +1,7 @@
 """The storage interface every backend implements, and the constants they share."""
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Set
 from typing import Protocol
 
 from chat.errors import StoreUnavailable
@@ -66,8 +66,10 @@ class Store(Protocol):
         """How many messages are stored, in one room or in all of them."""
         ...
 
-    async def rooms(self) -> set[str]:
-        """The names of the rooms that have stored messages."""
+    async def rooms(self) -> Set[str]:
+        """The names of the rooms that have stored messages: to read before the next await,
+        as it may be a live view (memory and SQLite keep it, so that its size and a name's
+        presence cost the same however many rooms there are)."""
         ...
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:

@@ -1,25 +1,55 @@
-"""`memory://`: a list and a dict, for tests and demos; nothing survives a restart."""
+"""`memory://`: a list and a dict, for tests and demos; nothing survives a restart.
 
+What it holds is bounded twice: `--max-history` per room, and `--max-store-bytes` for the whole
+store, which drops the oldest messages of any room first. Its figures (messages, rooms, bytes)
+are kept as messages come and go, so reading them costs the same whatever the store holds.
+An append gives the event loop a turn first: a client whose connection holds thousands of tiny
+messages cannot keep every other call waiting while they are stored.
+"""
+
+import asyncio
 import bisect
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence, Set
 from datetime import UTC, datetime
 
 from chat.model import Draft, Stored
 from chat.store.base import SLACK, Listener, new_epoch
 from chat.store.buckets import TokenBuckets
 
+MESSAGE_OVERHEAD = 300
+"""Bytes a kept message costs besides its strings: the Stored object, its time, its places in
+the lists and the key dict (measured with tracemalloc on CPython 3.12, rounded up)."""
+TRIMMED_TO = 0.9
+"""Past `max_bytes`, the oldest messages are dropped until the store holds this share of it:
+the cost of a trim is spread over the many appends that filled the gap."""
+
+
+def message_bytes(message: Stored) -> int:
+    """What keeping `message` costs, about: its strings as Python holds them, and the rest."""
+    strings = message.text, message.user, message.room, message.key
+    return MESSAGE_OVERHEAD + sum(sys.getsizeof(string) for string in strings if string)
+
 
 class MemoryStore:
-    """Keeps every message in process memory; appends are durable the moment they return.
-    Message keys are remembered for the process's lifetime."""
+    """Keeps messages in process memory; appends are durable the moment they return.
+    A message key is remembered as long as its message is kept."""
 
-    def __init__(self, max_history: int = 0) -> None:
+    def __init__(self, max_history: int = 0, max_bytes: int = 0) -> None:
         self.epoch = new_epoch()
         self._keys: dict[tuple[str, str], Stored] = {}
         self._max_history = max_history
-        self._all: list[Stored] = []
+        self._max_bytes = max_bytes
+        # Lists are replaced, never cut in place, so a history read going through one meanwhile
+        # sees what it began with; appends go at the end, past where such a read stops.
+        self._all: list[Stored] = []  # id order; may hold messages a room dropped since
+        self._dropped: set[int] = set()  # ids in _all that their room no longer keeps
         self._by_room: dict[str, list[Stored]] = {}
+        self._count = 0
+        self.bytes = 0
+        """What the kept messages cost, about (`message_bytes`)."""
         self._listeners: list[Listener] = []
         self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._next_id = 1
@@ -28,6 +58,7 @@ class MemoryStore:
         self._listeners.append(listener)
 
     async def append(self, draft: Draft) -> Stored:
+        await asyncio.sleep(0)  # every other ready call has a turn before this one goes on
         if draft.key:
             first = self._keys.get((draft.user, draft.key))
             if first is not None:
@@ -47,36 +78,81 @@ class MemoryStore:
         self._all.append(stored)
         room = self._by_room.setdefault(draft.room, [])
         room.append(stored)
+        self._count += 1
+        self.bytes += message_bytes(stored)
         if self._max_history and len(room) > self._max_history * SLACK:
-            self._trim(room)
+            self._trim_room(draft.room, room)
+        if self._max_bytes and self.bytes > self._max_bytes:
+            self._trim_oldest()
         for listener in self._listeners:
             listener.stored(stored)
         return stored
 
-    def _trim(self, room: list[Stored]) -> None:
-        dropped = {message.id for message in room[: len(room) - self._max_history]}
-        del room[: len(dropped)]
-        self._all = [message for message in self._all if message.id not in dropped]
+    def _trim_room(self, name: str, room: list[Stored]) -> None:
+        """Keeps the newest `max_history` of a room; the whole list forgets the rest lazily."""
+        cut = len(room) - self._max_history
+        for message in room[:cut]:
+            self._forget(message)
+            self._dropped.add(message.id)
+        self._by_room[name] = room[cut:]
+        if len(self._dropped) * 2 > len(self._all):  # compacted when half is dropped
+            self._all = [message for message in self._all if message.id not in self._dropped]
+            self._dropped.clear()
+
+    def _trim_oldest(self) -> None:
+        """Drops the oldest messages of any room until the store is back to TRIMMED_TO of its
+        byte budget; a room left with nothing is gone."""
+        target = self._max_bytes * TRIMMED_TO
+        messages, cut = self._all, 0
+        per_room: Counter[str] = Counter()
+        while self.bytes > target and cut < len(messages):
+            message = messages[cut]
+            cut += 1
+            if message.id in self._dropped:
+                self._dropped.discard(message.id)
+                continue
+            per_room[message.room] += 1  # the oldest kept of a room is its list's first
+            self._forget(message)
+        self._all = messages[cut:]
+        for name, count in per_room.items():
+            if kept := self._by_room[name][count:]:
+                self._by_room[name] = kept
+            else:
+                del self._by_room[name]
+
+    def _forget(self, message: Stored) -> None:
+        self._count -= 1
+        self.bytes -= message_bytes(message)
+        if message.key and self._keys.get((message.user, message.key)) is message:
+            del self._keys[message.user, message.key]
 
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0
     ) -> AsyncIterator[Stored]:
-        messages: Sequence[Stored] = self._all if room is None else self._by_room.get(room, [])
+        if room is not None:
+            messages: Sequence[Stored] = self._by_room.get(room, [])
+            dropped: Set[int] = frozenset()
+        else:
+            messages, dropped = self._all, self._dropped
+            if limit and dropped:  # `limit` counts kept messages
+                messages = [message for message in messages if message.id not in dropped]
         start = bisect.bisect_right(messages, after_id, key=lambda m: m.id)
         if limit:
             start = max(start, len(messages) - limit)
         end = len(messages)
         for index in range(start, end):
-            yield messages[index]
+            message = messages[index]
+            if message.id not in dropped:
+                yield message
 
     async def check(self) -> None:
         return None
 
     async def count(self, room: str | None = None) -> int:
-        return len(self._all) if room is None else len(self._by_room.get(room, ()))
+        return self._count if room is None else len(self._by_room.get(room, ()))
 
-    async def rooms(self) -> set[str]:
-        return set(self._by_room)
+    async def rooms(self) -> Set[str]:
+        return self._by_room.keys()
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:
         return self._buckets.take(user, rate, burst)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Set
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +86,7 @@ class SqliteStore:
         self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._pending: list[Pending] = []
         self._counts: dict[str, int] = {}
+        self._total = 0  # the sum of _counts, kept as they change
         self._next_id = 1
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
@@ -122,6 +123,7 @@ class SqliteStore:
         ) as cursor:
             async for room, count, max_id in cursor:
                 self._counts[room] = count
+                self._total += count
                 self._next_id = max(self._next_id, max_id + 1)
 
     def listen(self, listener: Listener) -> None:
@@ -176,6 +178,7 @@ class SqliteStore:
                     future.set_exception(StoreUnavailable(f"SQLite write failed: {error}"))
             return
         self._next_id += len(stored)
+        self._total += len(stored)
         for message in stored:
             self._counts[message.room] = self._counts.get(message.room, 0) + 1
             for listener in self._listeners:
@@ -277,6 +280,7 @@ class SqliteStore:
                     )
                 except sqlite3.Error:  # retention is best effort: they stay until next time
                     continue
+                self._total -= self._counts[room] - self._max_history
                 self._counts[room] = self._max_history
 
     async def history(
@@ -324,10 +328,10 @@ class SqliteStore:
             raise StoreUnavailable(f"SQLite does not answer: {error}") from error
 
     async def count(self, room: str | None = None) -> int:
-        return sum(self._counts.values()) if room is None else self._counts.get(room, 0)
+        return self._total if room is None else self._counts.get(room, 0)
 
-    async def rooms(self) -> set[str]:
-        return set(self._counts)
+    async def rooms(self) -> Set[str]:
+        return self._counts.keys()
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:
         return self._buckets.take(user, rate, burst)
