@@ -30,6 +30,8 @@ class Target:
     pid: int
     workdir: Path
     """A scratch folder of this attack's own (its store's files live here too)."""
+    token: str = ""
+    """The server's shared token, which the probes send (the attack's `token`)."""
 
     @property
     def address(self) -> str:
@@ -59,6 +61,8 @@ class Attack:
     """How long it runs in `--short` form."""
     seconds: float = 30.0
     """How long it runs in the full form."""
+    token: str = ""
+    """The shared token the probes send, for an attack on a server started with `--token`."""
 
 
 def registered() -> list[Attack]:
@@ -158,7 +162,7 @@ async def run_attack(attack: Attack, seconds: float, workdir: Path) -> Figures:
     await asyncio.to_thread(server.start)
     try:
         assert server.proc is not None
-        target = Target("127.0.0.1", server.port, server.proc.pid, scratch)
+        target = Target("127.0.0.1", server.port, server.proc.pid, scratch, attack.token)
         probes = Probes(target, Figures(attack.name))
         figures = await probes.measure(attack.run(target, seconds))
         figures.seconds = seconds

@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 from grpclib.client import Channel
 
 from abuse.harness import Figures, Target
-from chat.contract import Kind
+from chat.contract import Kind, bearer
 from chat.testing import Chatter, rss_kib
 from gen.grpc.chat import ChatServiceStub, MessagesRequest, StatsRequest
 
@@ -36,13 +36,23 @@ class Probes:
         self._delivered = asyncio.Event()
         """Set by the listener when nothing sent is still on its way."""
 
+    @property
+    def _metadata(self) -> dict[str, str] | None:
+        """The probes' call metadata: the bearer token, when the server wants one."""
+        return bearer(self.target.token) if self.target.token else None
+
     async def measure(self, attack: Awaitable[None]) -> Figures:
         figures = self.figures
         async with AsyncExitStack() as stack:
             watch_channel = Channel(self.target.host, self.target.port)
             stack.callback(watch_channel.close)
-            listener = await Chatter.open(stack, watch_channel, user="watch-rx", room=WATCH_ROOM)
-            sender = await Chatter.open(stack, watch_channel, user="watch-tx", room=WATCH_ROOM)
+            token = self.target.token
+            listener = await Chatter.open(
+                stack, watch_channel, token, user="watch-rx", room=WATCH_ROOM
+            )
+            sender = await Chatter.open(
+                stack, watch_channel, token, user="watch-tx", room=WATCH_ROOM
+            )
             await sender.say("warm-up")
             figures.rss_idle_kib = self._rss()
             figures.rss_peak_kib = figures.rss_idle_kib
@@ -75,7 +85,7 @@ class Probes:
         async with contextlib.AsyncExitStack() as stack:
             channel = Channel(self.target.host, self.target.port)
             stack.callback(channel.close)
-            stub = ChatServiceStub(channel)
+            stub = ChatServiceStub(channel, metadata=self._metadata)
             while attacking.is_set():
                 started = time.monotonic()
                 self.figures.probes += 1
@@ -85,7 +95,7 @@ class Probes:
                     channel.close()  # a fresh connection for the next probe
                     channel = Channel(self.target.host, self.target.port)
                     stack.callback(channel.close)
-                    stub = ChatServiceStub(channel)
+                    stub = ChatServiceStub(channel, metadata=self._metadata)
                 else:
                     if time.monotonic() - started <= PROBE_DEADLINE:
                         self.figures.probes_answered += 1
@@ -147,7 +157,7 @@ class Probes:
         """ACKed watcher messages missing from the room's history."""
         channel = Channel(self.target.host, self.target.port)
         try:
-            stub = ChatServiceStub(channel)
+            stub = ChatServiceStub(channel, metadata=self._metadata)
             stored = set()
             async for reply in stub.get_messages(
                 MessagesRequest(room=WATCH_ROOM, limit=len(self._acked) + 10), timeout=30

@@ -209,14 +209,17 @@ class ChatService:
     async def _receive(
         self, call: Call[ChatRequest], subscriber: Subscriber, defaults: Draft
     ) -> None:
-        """Stores each request in turn (the rooms queue its ACK), or answers ERROR; finishes at
-        half-close.
+        """Stores each request in turn (the rooms queue its ACK), or answers ERROR, giving other
+        calls a turn between requests; finishes at half-close.
 
         Requests are read only once the replay is sent: a message posted meanwhile would be in
         the replay as well as ACKed, and shown to its sender twice.
         """
         await subscriber.live.wait()
         while (request := await call.recv()) is not None:
+            # Every other ready call has a turn first: requests a connection holds by the
+            # thousand are read without waiting, and would keep the event loop to themselves.
+            await asyncio.sleep(0)
             draft = Draft(
                 room=request.room or defaults.room,
                 user=request.user or defaults.user,

@@ -1,15 +1,14 @@
 """`memory://`: a list and a dict, for tests and demos; nothing survives a restart.
 
-What it holds is bounded twice: `--max-history` per room, and `--max-store-bytes` for the whole
-store, which drops the oldest messages of any room first. Its figures (messages, rooms, bytes)
-are kept as messages come and go, so reading them costs the same whatever the store holds.
-An append gives the event loop a turn first: a client whose connection holds thousands of tiny
-messages cannot keep every other call waiting while they are stored.
+What it holds is bounded twice: `--max-history` per room, and `--max-memory-bytes` for the whole
+store, past which the rooms that hold the most lose their oldest messages first. Its figures
+(messages, rooms, bytes) are kept as messages come and go, so reading them costs the same
+whatever the store holds.
 """
 
-import asyncio
 import bisect
 import dataclasses
+import heapq
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence, Set
@@ -22,9 +21,12 @@ from chat.store.buckets import TokenBuckets
 MESSAGE_OVERHEAD = 300
 """Bytes a kept message costs besides its strings: the Stored object, its time, its places in
 the lists and the key dict (measured with tracemalloc on CPython 3.12, rounded up)."""
+SIZE_GRAIN = 16 * 1024
+"""Rooms whose sizes differ by less than this count as equally large when the byte budget
+trims: of those, the older message goes first (a byte of a longer name does not decide)."""
 TRIMMED_TO = 0.9
-"""Past `max_bytes`, the oldest messages are dropped until the store holds this share of it:
-the cost of a trim is spread over the many appends that filled the gap."""
+"""Past `max_bytes`, messages are dropped until the store holds this share of it: the cost of
+a trim is spread over the many appends that filled the gap."""
 
 
 def message_bytes(message: Stored) -> int:
@@ -47,6 +49,7 @@ class MemoryStore:
         self._all: list[Stored] = []  # id order; may hold messages a room dropped since
         self._dropped: set[int] = set()  # ids in _all that their room no longer keeps
         self._by_room: dict[str, list[Stored]] = {}
+        self._room_bytes: dict[str, int] = {}  # what each room's messages cost
         self._count = 0
         self.bytes = 0
         """What the kept messages cost, about (`message_bytes`)."""
@@ -58,7 +61,6 @@ class MemoryStore:
         self._listeners.append(listener)
 
     async def append(self, draft: Draft) -> Stored:
-        await asyncio.sleep(0)  # every other ready call has a turn before this one goes on
         if draft.key:
             first = self._keys.get((draft.user, draft.key))
             if first is not None:
@@ -78,12 +80,14 @@ class MemoryStore:
         self._all.append(stored)
         room = self._by_room.setdefault(draft.room, [])
         room.append(stored)
+        size = message_bytes(stored)
         self._count += 1
-        self.bytes += message_bytes(stored)
+        self.bytes += size
+        self._room_bytes[draft.room] = self._room_bytes.get(draft.room, 0) + size
         if self._max_history and len(room) > self._max_history * SLACK:
             self._trim_room(draft.room, room)
         if self._max_bytes and self.bytes > self._max_bytes:
-            self._trim_oldest()
+            self._trim_largest()
         for listener in self._listeners:
             listener.stored(stored)
         return stored
@@ -94,35 +98,56 @@ class MemoryStore:
         for message in room[:cut]:
             self._forget(message)
             self._dropped.add(message.id)
-        self._by_room[name] = room[cut:]
-        if len(self._dropped) * 2 > len(self._all):  # compacted when half is dropped
-            self._all = [message for message in self._all if message.id not in self._dropped]
-            self._dropped.clear()
+        self._keep(name, room[cut:])
+        if len(self._dropped) * 2 > len(self._all):  # when they are half of it
+            self._compact()
 
-    def _trim_oldest(self) -> None:
-        """Drops the oldest messages of any room until the store is back to TRIMMED_TO of its
-        byte budget; a room left with nothing is gone."""
+    def _keep(self, name: str, room: list[Stored]) -> None:
+        """Makes `room` the room's list, or forgets the room when it is empty."""
+        if room:
+            self._by_room[name] = room
+        else:
+            del self._by_room[name]
+            del self._room_bytes[name]
+
+    def _compact(self) -> None:
+        """Takes the dropped messages out of the whole list, which frees them."""
+        self._all = [message for message in self._all if message.id not in self._dropped]
+        self._dropped.clear()
+
+    def _trim_largest(self) -> None:
+        """Drops the oldest message of the room that holds the most, again and again, until the
+        store is back to TRIMMED_TO of its byte budget (of rooms that hold about as much, the
+        one with the older message first): a flood into one room evicts that room's own
+        history first. A room left empty is gone."""
         target = self._max_bytes * TRIMMED_TO
-        messages, cut = self._all, 0
-        per_room: Counter[str] = Counter()
-        while self.bytes > target and cut < len(messages):
-            message = messages[cut]
-            cut += 1
-            if message.id in self._dropped:
-                self._dropped.discard(message.id)
-                continue
-            per_room[message.room] += 1  # the oldest kept of a room is its list's first
-            self._forget(message)
-        self._all = messages[cut:]
-        for name, count in per_room.items():
-            if kept := self._by_room[name][count:]:
-                self._by_room[name] = kept
+        rooms = self._by_room
+        largest = [
+            (-size // SIZE_GRAIN, rooms[name][0].id, name)
+            for name, size in self._room_bytes.items()
+        ]
+        heapq.heapify(largest)
+        cuts: Counter[str] = Counter()
+        while self.bytes > target and largest:
+            name = largest[0][2]
+            room, cut = rooms[name], cuts[name]
+            self._forget(room[cut])
+            self._dropped.add(room[cut].id)
+            cuts[name] = cut = cut + 1
+            if cut < len(room):
+                size = -self._room_bytes[name] // SIZE_GRAIN
+                heapq.heapreplace(largest, (size, room[cut].id, name))
             else:
-                del self._by_room[name]
+                heapq.heappop(largest)
+        for name, cut in cuts.items():
+            self._keep(name, rooms[name][cut:])
+        self._compact()  # now: what the whole list holds of them is what the budget is about
 
     def _forget(self, message: Stored) -> None:
+        size = message_bytes(message)
         self._count -= 1
-        self.bytes -= message_bytes(message)
+        self.bytes -= size
+        self._room_bytes[message.room] -= size
         if message.key and self._keys.get((message.user, message.key)) is message:
             del self._keys[message.user, message.key]
 

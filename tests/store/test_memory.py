@@ -1,7 +1,6 @@
-"""The memory store's own bounds: a byte budget for the whole store, figures kept as messages
-come and go, and a turn for every other task before each append."""
+"""The memory store's own bounds: a byte budget for the whole store, and figures kept as
+messages come and go."""
 
-import asyncio
 from datetime import UTC, datetime
 
 from chat.model import Draft, Stored
@@ -15,22 +14,36 @@ async def kept(store: MemoryStore, room: str | None = None) -> list[Stored]:
     return [message async for message in store.history(room)]
 
 
-async def test_the_byte_budget_drops_the_oldest_messages_of_any_room_and_empty_rooms() -> None:
-    one = message_bytes(Stored(1, "a", "ann", TEXT, NOW, key=""))
+async def test_the_byte_budget_cuts_the_rooms_that_hold_most_and_keeps_the_newest() -> None:
+    one = message_bytes(Stored(1, "a", "ann", TEXT, NOW))
     store = MemoryStore(max_bytes=one * 50)
-    await store.append(Draft("early", "ann", TEXT))  # the oldest: its room goes with it
-    for number in range(200):
-        await store.append(Draft(f"room-{number % 3}", "ann", TEXT))
+    quiet = [await store.append(Draft("quiet", "ann", TEXT)) for _ in range(5)]
+    for number in range(300):
+        await store.append(Draft(f"loud-{number % 2}", "bob", TEXT))
         assert store.bytes <= one * 50
     messages = await kept(store)
-    assert 40 <= len(messages) <= 50
-    assert [m.id for m in messages] == list(range(202 - len(messages), 202))  # the newest
-    assert await store.count() == len(messages)
-    assert set(await store.rooms()) == {"room-0", "room-1", "room-2"}
-    for room in ("room-0", "room-1", "room-2"):
+    assert await kept(store, "quiet") == quiet  # a flood elsewhere evicts its own history
+    for room in ("loud-0", "loud-1"):
         in_room = await kept(store, room)
-        assert in_room == [m for m in messages if m.room == room]
+        assert 15 <= len(in_room) <= 25
+        assert [m.id for m in in_room] == list(range(in_room[0].id, 306, 2))  # the newest
         assert await store.count(room) == len(in_room)
+    assert messages == sorted(
+        await kept(store, "quiet") + await kept(store, "loud-0") + await kept(store, "loud-1"),
+        key=lambda m: m.id,
+    )
+    assert await store.count() == len(messages)
+    assert store.bytes == sum(map(message_bytes, messages))
+
+
+async def test_a_room_the_byte_budget_empties_is_gone() -> None:
+    one = message_bytes(Stored(1, "a", "ann", TEXT, NOW))
+    store = MemoryStore(max_bytes=one * 10)
+    for number in range(100):
+        await store.append(Draft(f"room-{number}", "ann", TEXT))
+    assert 8 <= len(await store.rooms()) <= 10
+    assert set(await store.rooms()) == {m.room for m in await kept(store)}
+    assert [m.room for m in await kept(store)][-1] == "room-99"
 
 
 async def test_a_dropped_message_s_key_is_forgotten_with_it() -> None:
@@ -71,16 +84,3 @@ async def test_a_history_read_under_way_is_not_disturbed_by_trims() -> None:
         await store.append(Draft("a", "ann", f"m{number}"))
     rest = [message.id async for message in read]
     assert rest == list(range(first.id + 1, first.id + 1 + len(rest)))
-
-
-async def test_an_append_lets_every_other_ready_task_run_first() -> None:
-    store = MemoryStore()
-    others_ran = asyncio.Event()
-
-    async def other() -> None:
-        others_ran.set()
-
-    task = asyncio.create_task(other())
-    await store.append(Draft("a", "ann", "hi"))
-    assert others_ran.is_set()
-    await task
