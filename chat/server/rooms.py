@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 
 from chat.contract import Kind
 from chat.errors import SlowConsumer, StoreUnavailable
@@ -247,9 +247,9 @@ class Rooms:
             return sorted(self._online.get(room, ()))
         return sorted(set().union(*self._online.values()))
 
-    def active_rooms(self) -> set[str]:
-        """Rooms someone is listening to right now."""
-        return set(self._members)
+    def active_rooms(self) -> Set[str]:
+        """Rooms someone is listening to right now: a live view (read it before the next await)."""
+        return self._members.keys()
 
     def _count_cut_off(self) -> None:
         self.cut_off += 1
