@@ -391,11 +391,14 @@ class LeanHandler(AbstractHandler):
             protocol.connection.flush()
             return
         self.handler.accept(stream, checked, release)
-        streams = protocol.processor.streams
+        streams, handler = protocol.processor.streams, self.handler
 
-        def released(_: object) -> None:
+        def released(task: object) -> None:
+            """The task is over: its stream goes, and so does the task (grpclib keeps a
+            cancelled one, its traceback holding the stream, until ten more calls came)."""
             if streams.get(stream.id) is stream:  # type: ignore[arg-type]
                 release()
+            handler._cancelled.discard(task)  # a new set after each of grpclib's sweeps
 
         self.handler._tasks[stream].add_done_callback(released)
 
