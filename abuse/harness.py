@@ -96,6 +96,8 @@ class Figures:
     acked: int = 0
     lost: int = 0
     """ACKed messages missing from the history after the attack."""
+    ledger_failure: str = ""
+    """Why the history could not be read back after the attack, if it could not."""
     send_failure: str = ""
     """Why the watcher's sender stopped early (no ACK in time, its stream ended), if it did."""
     seconds: float = 0.0
@@ -129,6 +131,8 @@ class Figures:
             )
         if self.send_failure:
             failed.append(f"the watcher's sender failed: {self.send_failure}")
+        if self.ledger_failure:
+            failed.append(f"the history could not be read: {self.ledger_failure}")
         if self.lost:
             failed.append(f"{self.lost} of {self.acked} ACKed messages lost")
         return failed

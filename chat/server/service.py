@@ -20,7 +20,7 @@ from chat.server.calls import Call, Calls
 from chat.server.config import Settings
 from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
 from chat.server.http2.base import Transport
-from chat.server.http2.guard import Guard
+from chat.server.http2.guard import Guard, file_limit
 from chat.server.identity import Identity
 from chat.server.rooms import Delivery, Rooms, Subscriber
 from chat.store import Store
@@ -46,7 +46,7 @@ class ChatService:
         )
         """Which paths run and why, for the startup line."""
         self.codec = EncodingCodec(self.encoding, settings.max_message_bytes)
-        self.limits = Guard(settings.limits)
+        self.limits = Guard(settings.limits, file_limit())
         """The HTTP/2 limits and what they count across the server's connections."""
         guard = auth.from_settings(settings)
         self.calls = Calls(self.codec, self.transport, guard)

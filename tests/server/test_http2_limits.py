@@ -27,7 +27,7 @@ from h2.settings import SettingCodes
 
 from abuse.attacker import CHAT, RawClient, grpc_message, request_headers
 from chat.server.config import Settings
-from chat.server.http2.guard import Guard, Limits, Refusal
+from chat.server.http2.guard import FILES_KEPT, Guard, Limits, Refusal
 from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
 from chat.testing import free_port
@@ -40,9 +40,9 @@ REFERENCE = Settings(store="memory://", encoding="betterproto", http2="grpclib",
 class Server:
     """A service on real TCP, its guard's limits as a test sets them."""
 
-    def __init__(self, settings: Settings, limits: Limits) -> None:
+    def __init__(self, settings: Settings, limits: Limits, files: int | None = None) -> None:
         self.service = ChatService(MemoryStore(), settings)
-        self.guard = Guard(limits)
+        self.guard = Guard(limits, files)
         self.server = self.service.transport.server([self.service], self.service.codec, self.guard)
         self.port = free_port()
 
@@ -68,8 +68,10 @@ async def serve() -> AsyncIterator[Serve]:
     """Starts servers (the fast path unless told) with limits; stops them after the test."""
     async with AsyncExitStack() as stack:
 
-        async def start(settings: Settings = FAST, **limits: float) -> Server:
-            server = Server(settings, Limits(**limits))  # type: ignore[arg-type]
+        async def start(
+            settings: Settings = FAST, files: int | None = None, **limits: float
+        ) -> Server:
+            server = Server(settings, Limits(**limits), files)  # type: ignore[arg-type]
             await server.server.start("127.0.0.1", server.port)
 
             async def stop() -> None:
@@ -268,6 +270,19 @@ async def test_connections_past_the_per_address_limit_are_refused(
     assert server.guard.refusals.counts[Refusal.CONNECTIONS_PER_ADDRESS] == 1
     await second.close()
     await third.close()
+
+
+async def test_connections_stop_short_of_the_file_limit_and_say_so(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await serve(files=FILES_KEPT + 1)
+    first, second = await server.client(), await server.client()
+    await asyncio.wait_for(second.closed.wait(), 10)
+    assert first.alive
+    assert server.guard.refusals.counts == {Refusal.FILE_LIMIT: 1}
+    assert "near the file limit" in caplog.text
+    await first.close()
+    await second.close()
 
 
 async def _until(condition: Callable[[], bool]) -> None:
