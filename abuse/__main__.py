@@ -4,6 +4,7 @@ exit code 1 when one fails its checks."""
 import argparse
 import asyncio
 import json
+import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -20,6 +21,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, help="keep the servers' logs and stores here")
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("--list", action="store_true", help="name the attacks and stop")
+    p.add_argument(
+        "--server-flags",
+        default="",
+        metavar="FLAGS",
+        help="more flags for every server, one string: '--http2 grpclib' tries the reference path",
+    )
     return p
 
 
@@ -43,7 +50,13 @@ async def run_all(args: argparse.Namespace, workdir: Path) -> bool:
     passed, results = True, []
     for attack in attacks:
         seconds = args.seconds or (attack.short_seconds if args.short else attack.seconds)
-        figures = await run_attack(attack, seconds, workdir)
+        figures = await run_attack(
+            attack,
+            seconds,
+            workdir,
+            5.0 if args.short else 20.0,
+            tuple(shlex.split(args.server_flags)),
+        )
         failed = figures.failures(Limits())
         passed = passed and not failed
         print(line(figures, failed), flush=True)

@@ -12,11 +12,13 @@ import importlib
 import pkgutil
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from chat.testing import ServerProcess
+from chat.testing import ROOT, ServerProcess
 
 STOP_SECONDS = 10.0
 
@@ -38,7 +40,7 @@ class Target:
         return f"{self.host}:{self.port}"
 
 
-AttackRun = Callable[[Target, float], Awaitable[None]]
+AttackRun = Callable[[Target, float], Coroutine[Any, Any, None]]
 """`run(target, seconds)`: misbehaves for about `seconds`, then returns (closing what it
 opened). Exceptions from the server's refusals (connection reset, GOAWAY) are the attack's to
 swallow: only a bug in the attack itself should escape."""
@@ -57,7 +59,7 @@ class Attack:
     """The server's `--store`; `{workdir}` is replaced by the attack's scratch folder."""
     flags: tuple[str, ...] = ()
     """More server flags (the harness always adds `--rate-limit 0 --web-port 0`)."""
-    short_seconds: float = 3.0
+    short_seconds: float = 1.0
     """How long it runs in `--short` form."""
     seconds: float = 30.0
     """How long it runs in the full form."""
@@ -98,6 +100,8 @@ class Figures:
     acked: int = 0
     lost: int = 0
     """ACKed messages missing from the history after the attack."""
+    ledger_failure: str = ""
+    """Why the history could not be read back after the attack, if it could not."""
     send_failure: str = ""
     """Why the watcher's sender stopped early (no ACK in time, its stream ended), if it did."""
     seconds: float = 0.0
@@ -131,6 +135,8 @@ class Figures:
             )
         if self.send_failure:
             failed.append(f"the watcher's sender failed: {self.send_failure}")
+        if self.ledger_failure:
+            failed.append(f"the history could not be read: {self.ledger_failure}")
         if self.lost:
             failed.append(f"{self.lost} of {self.acked} ACKed messages lost")
         return failed
@@ -146,8 +152,16 @@ class Limits:
     rss_settle: float = 0.10
 
 
-async def run_attack(attack: Attack, seconds: float, workdir: Path) -> Figures:
-    """Starts a server for `attack`, runs it with the probes for `seconds`, and measures."""
+async def run_attack(
+    attack: Attack,
+    seconds: float,
+    workdir: Path,
+    settle_seconds: float = 20.0,
+    server_flags: tuple[str, ...] = (),
+) -> Figures:
+    """Starts a server for `attack` (`server_flags` added to its own), runs it with the probes
+    for `seconds`, and measures; the server has `settle_seconds` afterwards to come back near
+    its idle RSS."""
     from abuse.probes import Probes
 
     scratch = workdir / attack.name
@@ -158,17 +172,43 @@ async def run_attack(attack: Attack, seconds: float, workdir: Path) -> Figures:
         "--rate-limit",
         "0",
         *attack.flags,
+        *server_flags,
     )
     await asyncio.to_thread(server.start)
     try:
         assert server.proc is not None
         target = Target("127.0.0.1", server.port, server.proc.pid, scratch, attack.token)
-        probes = Probes(target, Figures(attack.name))
-        figures = await probes.measure(attack.run(target, seconds))
+        probes = Probes(target, Figures(attack.name), settle_seconds)
+        figures = await probes.measure(_in_a_process(attack, target, seconds))
         figures.seconds = seconds
         return figures
     finally:
         await asyncio.to_thread(_stop, server)
+
+
+async def _in_a_process(attack: Attack, target: Target, seconds: float) -> None:
+    """Runs `attack` in a child process (`abuse.attack`): its work never slows the probes."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "abuse.attack",
+        attack.name,
+        target.host,
+        str(target.port),
+        str(target.pid),
+        str(target.workdir),
+        str(seconds),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(target.workdir / "attack.log").open("ab"),
+    )
+    code = await child.wait()
+    if code:
+        raise AttackError(f"{attack.name} failed with exit code {code}: see its attack.log")
+
+
+class AttackError(Exception):
+    """The attacker itself failed (a bug in the attack, not a finding about the server)."""
 
 
 def _stop(server: ServerProcess) -> None:

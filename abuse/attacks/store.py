@@ -69,10 +69,10 @@ class Flooder:
         await flooder.flush()
         return flooder
 
-    def open(self, target: Target, path: str, extra: tuple[tuple[str, str], ...] = ()) -> int:
+    def open(self, path: str, extra: tuple[tuple[str, str], ...] = ()) -> int:
         """Sends a request's headers; its stream id."""
         stream_id = self.h2.get_next_available_stream_id()
-        self.h2.send_headers(stream_id, request_headers(target, path, extra))
+        self.h2.send_headers(stream_id, request_headers(path, extra))
         self.open_streams.add(stream_id)
         return stream_id
 
@@ -164,7 +164,7 @@ async def flood(target: Target, seconds: float, requests: Iterator[MessageReques
     while time.monotonic() < end:
         flooder = await Flooder.connect(target)
         try:
-            stream_id = flooder.open(target, SEND_AND_RECEIVE, (("chat-user", "flood"),))
+            stream_id = flooder.open(SEND_AND_RECEIVE, (("chat-user", "flood"),))
             with contextlib.suppress(H2Error):  # the server ended the stream: a new one
                 if await flooder.send(stream_id, framed(bounded, 256)):
                     return  # the requests ran out
@@ -206,7 +206,7 @@ async def guess_tokens(target: Target, seconds: float) -> Counter[str]:
             while flooder.alive and time.monotonic() < end:
                 while len(flooder.open_streams) < IN_FLIGHT:
                     guess = (("authorization", f"Bearer guess-{next(guesses)}"),)
-                    stream_id = flooder.open(target, GET_STATS, guess)
+                    stream_id = flooder.open(GET_STATS, guess)
                     await flooder.send(stream_id, iter([request]), end=True)
                 flooder.credit.clear()
                 await flooder.credit.wait()

@@ -14,6 +14,7 @@ from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs, tokens
 from chat.server.config import Settings
 from chat.server.health import HealthChecks
+from chat.server.http2.guard import FILES_KEPT
 from chat.server.metrics import Metrics
 from chat.server.reflection import with_reflection
 from chat.server.service import ChatService
@@ -66,6 +67,15 @@ async def serve(settings: Settings) -> None:
                 origins = Origins(parse_origins(settings.web_origins))
                 web_runner = await web.start(
                     service, settings.host, settings.web_port, origins, ssl=_web_ssl(settings)
+                )
+            files = service.limits.files
+            if files is not None and settings.h2_max_connections > files - FILES_KEPT:
+                log.warning(
+                    "--h2-max-connections %d is past what the file limit of %d allows: "
+                    "connections past %d are refused",
+                    settings.h2_max_connections,
+                    files,
+                    files - FILES_KEPT,
                 )
             log.info(
                 "listening on %s:%d%s, store %s; %s; %s",

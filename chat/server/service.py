@@ -20,7 +20,7 @@ from chat.server.calls import Call, Calls
 from chat.server.config import Settings
 from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
 from chat.server.http2.base import Transport
-from chat.server.http2.guard import Guard
+from chat.server.http2.guard import Guard, file_limit
 from chat.server.identity import Identity
 from chat.server.refusals import Refusals, Refused
 from chat.server.rooms import Delivery, Rooms, Subscriber
@@ -33,6 +33,10 @@ from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsRe
 HISTORY_BATCH = 256
 """Stored messages sent in one `send_all`: bounds the bytes a batch holds at once."""
 INT32_MAX = 2**31 - 1
+TURN_SECONDS = 0.002
+"""How long one chat stream may go through requests it has in hand before the other calls have
+a turn: long enough that a backlog is stored and delivered many messages to a turn (and to a
+write), short enough that nobody waits for a flood."""
 Request = TypeVar("Request")
 UINT64_MAX = 2**64 - 1
 
@@ -49,7 +53,7 @@ class ChatService:
         )
         """Which paths run and why, for the startup line."""
         self.codec = EncodingCodec(self.encoding, settings.max_message_bytes)
-        self.limits = Guard(settings.limits)
+        self.limits = Guard(settings.limits, file_limit())
         """The HTTP/2 limits and what they count across the server's connections."""
         self.refusals = Refusals()
         """What the service refused past its limits (rooms, auth failures), by reason."""
@@ -208,17 +212,20 @@ class ChatService:
     async def _receive(
         self, call: Call[ChatRequest], subscriber: Subscriber, defaults: Draft
     ) -> None:
-        """Stores each request in turn (the rooms queue its ACK), or answers ERROR, giving other
-        calls a turn between requests; finishes at half-close.
+        """Stores each request in turn (the rooms queue its ACK), or answers ERROR, letting other
+        calls have a turn every TURN_SECONDS; finishes at half-close.
 
         Requests are read only once the replay is sent: a message posted meanwhile would be in
         the replay as well as ACKed, and shown to its sender twice.
         """
         await subscriber.live.wait()
+        turn_began = time.monotonic()
         while (request := await call.recv()) is not None:
-            # Every other ready call has a turn first: requests a connection holds by the
-            # thousand are read without waiting, and would keep the event loop to themselves.
-            await asyncio.sleep(0)
+            # Requests a connection holds by the thousand are read without waiting: past a
+            # turn's worth of them, every other ready call has its turn before the next.
+            if time.monotonic() - turn_began > TURN_SECONDS:
+                await asyncio.sleep(0)
+                turn_began = time.monotonic()
             draft = Draft(
                 room=request.room or defaults.room,
                 user=request.user or defaults.user,

@@ -13,6 +13,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from prometheus_client.parser import text_string_to_metric_families
 
+from abuse.attacker import RawClient
 from chat.testing import Chatter, ServerProcess, free_port, refused_server_start, run_client
 from gen.grpc.chat import MessageReplyKind
 
@@ -99,3 +100,17 @@ def test_a_metrics_port_that_is_taken_is_one_line_and_exit_code_1() -> None:
         flags = ["--host", "127.0.0.1", "--port", str(free_port()), "--metrics-port", str(port)]
         reason = refused_server_start(*flags)
     assert reason.startswith(f"chat-server: cannot serve metrics on 127.0.0.1:{port}: ")
+
+
+async def test_http2_refusals_and_connections_are_counted(server_process: Start) -> None:
+    scraper = Scraper(server_process, "--http2", "direct", "--h2-max-pings", "5")
+    client = await RawClient.connect("127.0.0.1", scraper.server.port)
+    for _ in range(20):
+        client.h2.ping(b"12345678")
+    await client.flush()
+    await asyncio.wait_for(client.closed.wait(), 10)
+    await client.close()
+    figures = await asyncio.to_thread(scraper.scrape)
+    assert figures[("chat_http2_refusals_total", frozenset({("reason", "pings")}))] == 1
+    assert figures[("chat_http2_refusals_total", frozenset({("reason", "resets")}))] == 0
+    assert plain("chat_http2_connections") in figures  # its value: racing the close

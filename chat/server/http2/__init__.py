@@ -40,7 +40,7 @@ TOUCHED = (
     ),
     (
         grpclib.server.Handler,
-        ("_tasks", "accept", "cancel", "close"),
+        ("_tasks", "_cancelled", "accept", "cancel", "close"),
         "grpclib.server.Handler",
     ),
     (

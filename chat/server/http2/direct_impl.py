@@ -34,6 +34,7 @@ from h2.exceptions import ProtocolError, TooManyStreamsError
 from h2.settings import SettingCodes
 from h2.stream import H2Stream as H2StreamState
 from h2.stream import StreamClosedBy, StreamInputs, StreamState
+from hpack.exceptions import HPACKError
 from hpack.hpack import encode_integer
 from hyperframe.frame import Frame, HeadersFrame, RstStreamFrame
 
@@ -200,7 +201,10 @@ class GuardedH2Connection(H2Connection):
             stream_id = frame.stream_id
             if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
                 raise
-            self.decoder.decode(frame.data)  # the header table changes the same either way
+            try:  # the header table changes the same either way
+                self.decoder.decode(frame.data, raw=True)
+            except HPACKError as error:
+                raise ProtocolError(f"a header block that cannot be read: {error}") from None
             self.highest_inbound_stream_id = stream_id
             self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM
             self.refused_streams += 1
@@ -391,11 +395,14 @@ class LeanHandler(AbstractHandler):
             protocol.connection.flush()
             return
         self.handler.accept(stream, checked, release)
-        streams = protocol.processor.streams
+        streams, handler = protocol.processor.streams, self.handler
 
-        def released(_: object) -> None:
+        def released(task: object) -> None:
+            """The task is over: its stream goes, and so does the task (grpclib keeps a
+            cancelled one, its traceback holding the stream, until ten more calls came)."""
             if streams.get(stream.id) is stream:  # type: ignore[arg-type]
                 release()
+            handler._cancelled.discard(task)  # a new set after each of grpclib's sweeps
 
         self.handler._tasks[stream].add_done_callback(released)
 

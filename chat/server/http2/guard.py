@@ -106,11 +106,14 @@ class Refusal(Enum):
     KEEPALIVE_TIMEOUT = "keepalive_timeout"
     BODY_TIMEOUT = "body_timeout"
     BUFFERED_BYTES = "buffered_bytes"
-    ACCEPT_FAILED = "accept_failed"
+    FILE_LIMIT = "file_limit"
 
 
 FRAME_BUDGETS = (Refusal.RESETS, Refusal.PINGS, Refusal.SETTINGS, Refusal.EMPTY_FRAMES)
 """The frame kinds each connection has a budget of."""
+
+FILES_KEPT = 64
+"""File descriptors kept from connections: the store's, the web door's, the log's."""
 
 REMEMBERED_PEERS = 10_000
 """Peers whose last log line is remembered; past it the memory starts again."""
@@ -162,9 +165,12 @@ class Budget:
 class Guard:
     """The limits of one server, with what they count across its connections."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, files: int | None = None) -> None:
         self.limits = limits or Limits()
         self.refusals = Refusals(self.limits.log_interval)
+        self.files = files
+        """The process's file limit, when known: connections stop FILES_KEPT short of it, so
+        running out of descriptors is a logged refusal, not an accept failing unseen."""
         self.connections = 0
         self.by_address: Counter[str] = Counter()
         self.buffered = 0
@@ -177,6 +183,12 @@ class Guard:
         reason = None
         if self.connections >= limits.max_connections:
             reason, detail = Refusal.CONNECTIONS, f"{limits.max_connections} connections open"
+        elif self.files is not None and self.connections >= self.files - FILES_KEPT:
+            reason = Refusal.FILE_LIMIT
+            detail = (
+                f"{self.connections} connections open, near the file limit of {self.files} "
+                "(raise it with ulimit -n, or lower --h2-max-connections)"
+            )
         elif self.by_address[address] >= limits.max_connections_per_address:
             reason = Refusal.CONNECTIONS_PER_ADDRESS
             detail = f"{limits.max_connections_per_address} connections open from this address"
@@ -193,15 +205,6 @@ class Guard:
         self.by_address[address] -= 1
         if not self.by_address[address]:
             del self.by_address[address]
-
-    def accept_failed(self, error: OSError) -> None:
-        """Accepting a connection failed (out of file descriptors, say)."""
-        self.refusals.refuse(
-            Refusal.ACCEPT_FAILED,
-            "server",
-            f"cannot accept connections: {error.strerror or error} "
-            f"({self.connections} open; raise the file limit or lower --max-connections)",
-        )
 
 
 class ConnectionGuard:
@@ -307,6 +310,23 @@ class ConnectionGuard:
         """Anything arrived: the peer is alive."""
         self.last_received = now
         self.ping_sent = None
+
+
+def file_limit() -> int | None:
+    """The process's limit of open files, raised to the hard limit first (a server wants all
+    it may have); None where the platform has no such limit."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _frame_limit(limits: Limits, reason: Refusal) -> int:
