@@ -272,7 +272,9 @@ class ChatService:
             problem = identity.check_user(draft.user, "user") or identity.check_room(draft.room)
             if problem:
                 return problem
-        if self._max_rooms:
+        # A room with messages is let through on a count that costs one look-up on every store
+        # (a Redis XLEN); only a new room's message reads the names of them all.
+        if self._max_rooms and not await self._store.count(draft.room):
             rooms = await self._store.rooms()
             if len(rooms) >= self._max_rooms and draft.room not in rooms:
                 self.refusals.refuse(

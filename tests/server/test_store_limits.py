@@ -29,9 +29,13 @@ Start = Callable[..., ServerProcess]
 TOKEN = "s3cret-token"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
+    """A store of each kind: the service's limits hold on all of them."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server").url
+    else:
+        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
     opened = await open_store(url)
     yield opened
     await opened.close()
