@@ -25,6 +25,7 @@ from chat.server.identity import Identity
 from chat.server.refusals import Refusals, Refused
 from chat.server.rooms import Delivery, Rooms, Subscriber
 from chat.server.throttle import AuthFailures
+from chat.server.turns import Turns
 from chat.server.writes import StoreWrites
 from chat.store import Store
 from chat.tasks import cancel_and_wait
@@ -33,10 +34,6 @@ from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsRe
 HISTORY_BATCH = 256
 """Stored messages sent in one `send_all`: bounds the bytes a batch holds at once."""
 INT32_MAX = 2**31 - 1
-TURN_SECONDS = 0.002
-"""How long one chat stream may go through requests it has in hand before the other calls have
-a turn: long enough that a backlog is stored and delivered many messages to a turn (and to a
-write), short enough that nobody waits for a flood."""
 Request = TypeVar("Request")
 UINT64_MAX = 2**64 - 1
 
@@ -74,6 +71,7 @@ class ChatService:
         self._max_text_bytes = settings.max_text_bytes
         self._rate, self._burst = settings.rate_limit, settings.rate_burst
         self._max_rooms = settings.max_rooms
+        self._turns = Turns()
         self._started = time.monotonic()
         store.listen(self.rooms)
 
@@ -212,20 +210,16 @@ class ChatService:
     async def _receive(
         self, call: Call[ChatRequest], subscriber: Subscriber, defaults: Draft
     ) -> None:
-        """Stores each request in turn (the rooms queue its ACK), or answers ERROR, letting other
-        calls have a turn every TURN_SECONDS; finishes at half-close.
+        """Stores each request in turn (the rooms queue its ACK), or answers ERROR, within the
+        loop's time budget for a turn (chat/server/turns.py); finishes at half-close.
 
         Requests are read only once the replay is sent: a message posted meanwhile would be in
         the replay as well as ACKed, and shown to its sender twice.
         """
         await subscriber.live.wait()
-        turn_began = time.monotonic()
         while (request := await call.recv()) is not None:
-            # Requests a connection holds by the thousand are read without waiting: past a
-            # turn's worth of them, every other ready call has its turn before the next.
-            if time.monotonic() - turn_began > TURN_SECONDS:
+            if self._turns.over():  # the others have their turn before this request
                 await asyncio.sleep(0)
-                turn_began = time.monotonic()
             draft = Draft(
                 room=request.room or defaults.room,
                 user=request.user or defaults.user,
