@@ -205,7 +205,7 @@ def parser() -> Parser:
         metavar="SECONDS",
         help=_shown(
             "seconds a message key is remembered, so a resend is stored once (86400: 24 h; "
-            "memory:// remembers keys while it runs)",
+            "memory:// remembers a key as long as it keeps its message)",
             "dedupe_window",
         ),
     )

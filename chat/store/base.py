@@ -25,7 +25,8 @@ PAGE_SIZE = 500
 SLACK = 1.1
 """With a retention limit N, a room may grow to N x SLACK before it is trimmed back to N."""
 DEDUPE_WINDOW = 24 * 3600.0
-"""Seconds a message key is remembered at least (SQLite and Redis; memory: its lifetime)."""
+"""Seconds a message key is remembered at least (SQLite and Redis; memory: while it keeps the
+message)."""
 
 
 def new_epoch() -> str:

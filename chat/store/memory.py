@@ -159,11 +159,15 @@ class MemoryStore:
             dropped: Set[int] = frozenset()
         else:
             messages, dropped = self._all, self._dropped
-            if limit and dropped:  # `limit` counts kept messages
-                messages = [message for message in messages if message.id not in dropped]
         start = bisect.bisect_right(messages, after_id, key=lambda m: m.id)
-        if limit:
+        if limit and not dropped:
             start = max(start, len(messages) - limit)
+        elif limit:  # the newest `limit` kept ones, found from the end
+            newest, kept = len(messages), 0
+            while newest > start and kept < limit:
+                newest -= 1
+                kept += messages[newest].id not in dropped
+            start = newest
         end = len(messages)
         for index in range(start, end):
             message = messages[index]
