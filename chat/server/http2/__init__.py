@@ -90,6 +90,7 @@ TOUCHED = (
             "outbound_flow_control_window",
             "data_to_send",
             "_receive_headers_frame",
+            "MAX_CLOSED_STREAMS",
             "_closed_streams",
             "_frame_dispatch_table",
             "highest_inbound_stream_id",

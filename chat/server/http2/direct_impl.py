@@ -29,7 +29,7 @@ from grpclib.server import Server
 from h2.config import H2Configuration
 from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
-from h2.events import Event
+from h2.events import Event, RequestReceived
 from h2.exceptions import ProtocolError, TooManyStreamsError
 from h2.settings import SettingCodes
 from h2.stream import H2Stream as H2StreamState
@@ -47,7 +47,14 @@ from chat.server.http2.base import (
     grpc_message,
 )
 from chat.server.http2.grpclib_impl import window_config
-from chat.server.http2.guard import ConnectionGuard, Guard, Limits, Refusal, frame_counts
+from chat.server.http2.guard import (
+    ConnectionGuard,
+    Guard,
+    Limits,
+    Refusal,
+    frame_counts,
+    stillborn,
+)
 from chat.server.http2.malformed import Malformed, check_request
 
 FRAME_HEADER = struct.Struct(">BHBBL")
@@ -215,6 +222,11 @@ class GuardedH2Connection(H2Connection):
     refused_streams = 0
     """Streams refused since the protocol last looked."""
 
+    MAX_CLOSED_STREAMS = 4096
+    """Closed streams remembered (h2: 65,536, 6 MiB a connection that a client opening and
+    closing streams fills); a frame arriving late on a stream closed this many streams ago is
+    one a client no longer sends."""
+
 
 class LeanProtocol(H2Protocol):
     """A connection that hands plain DATA frames straight to their grpclib streams, and is
@@ -266,12 +278,12 @@ class LeanProtocol(H2Protocol):
         watch.received(now)
         frames = _plain_data_frames(self.connection._connection, self.processor.streams, data)
         if frames is not None:
-            self._plain(frames)
+            self._plain(frames, now)
         else:
             self._framed(data, watch, now)
         self._hold(watch)
 
-    def _plain(self, frames: list[tuple[H2Stream, H2StreamState, bytes]]) -> None:
+    def _plain(self, frames: list[tuple[H2Stream, H2StreamState, bytes]], now: float) -> None:
         connection = self.connection
         h2 = connection._connection
         for stream, h2_stream, payload in frames:
@@ -281,13 +293,12 @@ class LeanProtocol(H2Protocol):
             stream.buffer.add(payload, size)
             stream.data_received += size
             connection.data_received += size
-        connection.last_data_received = time.monotonic()
+        connection.last_data_received = now
 
     def _framed(self, data: bytes, watch: ConnectionGuard, now: float) -> None:
         """h2 reads the bytes; the frames they held are charged to the budgets before their
         events run."""
         connection = self.connection
-        h2 = connection._connection
         try:
             events = connection.feed(data)
         except ProtocolError as error:
@@ -313,7 +324,10 @@ class LeanProtocol(H2Protocol):
             self._close(ErrorCodes.ENHANCE_YOUR_CALM)
             return
         connection.flush()
+        skipped = stillborn(events)
         for event in events:
+            if skipped and isinstance(event, RequestReceived) and event.stream_id in skipped:
+                continue
             self.processor.process(event)
         connection.flush()
 
@@ -345,8 +359,8 @@ class LeanProtocol(H2Protocol):
         partial = bool(incoming._data or incoming._headers_buffer)
         due = watch.due(time.monotonic(), len(self.processor.streams), partial)
         if isinstance(due, Refusal):
-            reason = ErrorCodes.NO_ERROR if due is Refusal.IDLE_TIMEOUT else None
-            self._close(reason if reason is not None else ErrorCodes.PROTOCOL_ERROR)
+            idle = due is Refusal.IDLE_TIMEOUT
+            self._close(ErrorCodes.NO_ERROR if idle else ErrorCodes.PROTOCOL_ERROR)
             return
         if due is True:
             h2.ping(b"chat-ka!")

@@ -357,3 +357,16 @@ def frame_counts(events: Iterable[Event]) -> Counter[Refusal]:
         elif isinstance(event, RequestReceived) and event.priority_updated is not None:
             counts[Refusal.EMPTY_FRAMES] -= 1  # a request's own priority is no extra frame
     return counts
+
+
+def stillborn(events: list[Event]) -> set[int]:
+    """Streams the client opened and reset in the same bytes: no call starts for them (a
+    rapid reset costs the server h2's bookkeeping, not a call's task and stream objects)."""
+    reset = {event.stream_id for event in events if isinstance(event, StreamReset)}
+    if not reset:
+        return reset
+    return {
+        event.stream_id
+        for event in events
+        if isinstance(event, RequestReceived) and event.stream_id in reset
+    }
