@@ -54,6 +54,10 @@ MAX_BATCH = 1000
 """Messages per transaction at most: 5,000 parameters, well within SQLite's 32,766."""
 CHECKPOINT_EVERY = 200
 """Transactions between checkpoints: the log stays around a thousand pages, as SQLite's own."""
+WAL_KEPT_BYTES = 64 * 1024 * 1024
+"""What the log file is cut back to once a checkpoint has copied it: a burst of large messages
+grows it (a full transaction of 8 KiB texts is 8 MB), and the disk gets that room back after,
+where a full disk would see the log keep whatever it once took."""
 MIN_EXPIRY = 1000
 """Keys past the dedupe window deleted at least per checkpoint (twice as many as were added
 since the last one): the oldest first, so each deletion reads only what it deletes."""
@@ -93,7 +97,11 @@ class SqliteStore:
 
     @classmethod
     async def open(
-        cls, path: str, max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW
+        cls,
+        path: str,
+        max_history: int = 0,
+        dedupe_window: float = DEDUPE_WINDOW,
+        wal_kept_bytes: int = WAL_KEPT_BYTES,
     ) -> "SqliteStore":
         """Opens (creating if needed) the database file; a new file gets a new epoch."""
         try:
@@ -104,6 +112,7 @@ class SqliteStore:
             # server being killed; only a power loss can take the last commits.
             writer.execute("PRAGMA synchronous=NORMAL")
             writer.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run off the loop
+            writer.execute(f"PRAGMA journal_size_limit={int(wal_kept_bytes)}")
             writer.executescript(SCHEMA)
             writer.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", [new_epoch()]
