@@ -17,6 +17,7 @@ from grpclib.testing import ChannelFor
 
 from chat import contract
 from chat.contract import bearer
+from chat.server import tokens
 from chat.server.config import Settings
 from chat.server.refusals import Refused
 from chat.server.service import ChatService
@@ -129,3 +130,25 @@ async def test_an_address_past_max_auth_failures_is_refused_unchecked_on_both_do
     server.stop()
     log = server.log()
     assert log.count("failed authentications within 60 s") == 1, log
+
+
+async def test_bad_signed_tokens_count_as_failures_of_their_address(settings: Settings) -> None:
+    secret = "k" * 32
+    limited = dataclasses.replace(settings, jwt_secret=secret, max_auth_failures=2)
+    service = ChatService(await open_store("memory://"), limited)
+    forged = tokens.mint(b"x" * 32, "HS256", "ann")  # signed with another key
+    good = tokens.mint(secret.encode(), "HS256", "ann")
+    async with ChannelFor([service], codec=service.codec) as channel:
+        assert (await _stats(channel, good)) == Status.OK
+        statuses = [await _stats(channel, token) for token in (forged, "not.a.jwt", good)]
+    assert statuses == [Status.UNAUTHENTICATED, Status.UNAUTHENTICATED, Status.RESOURCE_EXHAUSTED]
+    assert service.refusals.counts[Refused.AUTH_FAILURES] == 1
+
+
+async def _stats(channel: Channel, token: str) -> Status:
+    """The status of a GetStats call made with `token`."""
+    try:
+        await ChatServiceStub(channel, metadata=bearer(token)).get_stats(StatsRequest())
+    except GRPCError as error:
+        return error.status
+    return Status.OK
