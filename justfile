@@ -35,13 +35,17 @@ bench *FLAGS:
 
 # lint and type-check
 lint:
-    ruff check chat tests tools bench soak
-    ruff format --check chat tests tools bench soak
-    mypy chat tests tools bench soak
+    ruff check chat tests tools bench soak abuse
+    ruff format --check chat tests tools bench soak abuse
+    mypy chat tests tools bench soak abuse
 
 # lint, type-check, then the whole test suite
 test *ARGS: lint
     pytest {{ARGS}}
+
+# one client against the server: each HTTP/2 and store attack beside honest probes (--short, --only NAME, --list)
+abuse *FLAGS:
+    python -m abuse {{FLAGS}}
 
 # the full soak (minutes): 100 clients in 10 rooms through server and Redis kills, SQLite then Redis, then a memory server's restart
 soak *FLAGS:

@@ -18,7 +18,7 @@ MAX_LIMIT = 2**32 - 1
 def split_address(address: str) -> tuple[str, int]:
     """HOST:PORT (IPv6 in brackets) into its parts; raises ValueError naming what is wrong."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or len(port) > len(str(MAX_PORT)):
         raise ValueError(f"{address!r} is not HOST:PORT")
     if not 1 <= int(port) <= MAX_PORT:
         raise ValueError(f"{address!r}: port {port} is not between 1 and {MAX_PORT}")
@@ -42,6 +42,8 @@ def name(value: str) -> str:
 
 
 def _whole(value: str, maximum: int) -> int:
+    if len(value) > len(str(maximum)) + 1:  # int() refuses over 4,300 digits in its own words
+        raise argparse.ArgumentTypeError(f"{value[:32]}... is not between 0 and {maximum}")
     try:
         number = int(value)
     except ValueError:

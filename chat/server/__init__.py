@@ -14,6 +14,7 @@ from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs, tokens
 from chat.server.config import Settings
 from chat.server.health import HealthChecks
+from chat.server.http2.guard import FILES_KEPT
 from chat.server.metrics import Metrics
 from chat.server.reflection import with_reflection
 from chat.server.service import ChatService
@@ -34,6 +35,7 @@ async def serve(settings: Settings) -> None:
         dedupe_window=settings.dedupe_window,
         presence_interval=settings.presence_interval,
         presence_timeout=settings.presence_timeout,
+        max_memory_bytes=settings.max_memory_bytes,
     )
     try:
         service = ChatService(store, settings)
@@ -43,7 +45,9 @@ async def serve(settings: Settings) -> None:
     health = HealthChecks(store, service)
     stop_metrics: Callable[[], None] | None = None
     web_runner: AppRunner | None = None
-    server = service.transport.server(with_reflection([service, health.service]), service.codec)
+    server = service.transport.server(
+        with_reflection([service, health.service]), service.codec, service.limits
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -65,6 +69,15 @@ async def serve(settings: Settings) -> None:
                 origins = Origins(parse_origins(settings.web_origins))
                 web_runner = await web.start(
                     service, settings.host, settings.web_port, origins, ssl=_web_ssl(settings)
+                )
+            files = service.limits.files
+            if files is not None and settings.h2_max_connections > files - FILES_KEPT:
+                log.warning(
+                    "--h2-max-connections %d is past what the file limit of %d allows: "
+                    "connections past %d are refused",
+                    settings.h2_max_connections,
+                    files,
+                    files - FILES_KEPT,
                 )
             log.info(
                 "listening on %s:%d%s, store %s; %s; %s",

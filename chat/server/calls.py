@@ -9,6 +9,7 @@ calls are counted where they start and end instead.
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -23,6 +24,8 @@ from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import CallStream, Transport
 from chat.server.identity import Identity
 from chat.server.logs import CALL_LINE
+from chat.server.refusals import Refusals, Refused
+from chat.server.throttle import AuthFailures
 
 log = logging.getLogger("chat.calls")
 
@@ -46,6 +49,11 @@ class Call(Generic[Request]):
         self.identity: Identity | None = None
         """Who the call's signed token says it is; None without one (every room is open)."""
         self._transport = transport
+
+    @property
+    def address(self) -> str:
+        """The client's address without its port: what limits per client count by."""
+        return client_address(self.stream)
 
     def metadata(self, key: str, default: str) -> str:
         """A request metadata value, or `default` when absent or empty."""
@@ -130,15 +138,22 @@ Handler = Callable[[Call[Any]], Awaitable[None]]
 
 
 class Calls:
-    """Wraps handlers: counts open calls, refuses new ones while stopping or without the token,
-    logs one line each."""
+    """Wraps handlers: counts open calls, refuses new ones while stopping or without the token
+    (and every one, for a while, from an address that failed too often), logs one line each."""
 
     def __init__(
-        self, codec: EncodingCodec, transport: Transport[Any], auth: Auth | None = None
+        self,
+        codec: EncodingCodec,
+        transport: Transport[Any],
+        auth: Auth | None = None,
+        failures: AuthFailures | None = None,
+        refusals: Refusals | None = None,
     ) -> None:
         self._codec = codec
         self._transport = transport
         self._auth = auth
+        self._failures = failures or AuthFailures(0, 1.0)
+        self._refusals = refusals or Refusals()
         self._open = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -163,7 +178,7 @@ class Calls:
                 if self.closing:
                     raise GRPCError(Status.UNAVAILABLE, "the server is shutting down")
                 if self._auth is not None:
-                    call.identity = self._auth.check(stream.metadata)
+                    call.identity = self._authenticate(call)
                 await handler(call)
             except asyncio.CancelledError:
                 status = Status.CANCELLED
@@ -198,6 +213,31 @@ class Calls:
 
         return run
 
+    def _authenticate(self, call: Call[Any]) -> Identity | None:
+        """The call's identity; RESOURCE_EXHAUSTED, unchecked, while its address has failed too
+        often, UNAUTHENTICATED (counted against the address) when its credential does not hold."""
+        assert self._auth is not None
+        address = call.address
+        wait = self._failures.blocked(address)
+        if wait:
+            failures = self._failures
+            self._refusals.refuse(
+                Refused.AUTH_FAILURES,
+                address,
+                f"{failures.limit} failed authentications within {failures.window:g} s: "
+                "its calls are refused unchecked until the window ends",
+            )
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED,
+                f"too many failed authentications from {address}: try again in {math.ceil(wait)} s",
+            )
+        try:
+            return self._auth.check(call.stream.metadata)
+        except GRPCError as error:
+            if error.status is Status.UNAUTHENTICATED:
+                self._failures.failed(address)
+            raise
+
     async def wait_idle(self, seconds: float) -> bool:
         """Waits until no call is open; False when `seconds` passed first."""
         try:
@@ -210,6 +250,14 @@ class Calls:
     @property
     def open(self) -> int:
         return self._open
+
+
+def client_address(stream: CallStream) -> str:
+    """The host a stream's client connects from ('-' when unknown)."""
+    address = stream.peer.addr()
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(address or "-")
 
 
 def _peer(stream: CallStream) -> str:

@@ -11,10 +11,13 @@ from chat.errors import ConfigError
 from chat.server import encoding, http2, logs
 from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
+from chat.server.http2.guard import Limits
 from chat.server.web.cors import parse_origins
 from chat.store import DEDUPE_WINDOW, PRESENCE_INTERVAL, PRESENCE_TIMEOUT
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
+LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +28,7 @@ class Settings:
     port: int = 50051
     store: str = "sqlite:///chat.db"
     queue_size: int = 1000
-    max_message_bytes: int = 4 * MiB
+    max_message_bytes: int = 64 * KiB
     max_text_bytes: int = 8 * 1024
     max_history: int = 0
     dedupe_window: float = DEDUPE_WINDOW
@@ -49,11 +52,68 @@ class Settings:
     jwt_issuer: str = ""
     rate_limit: float = 10.0
     rate_burst: int = 20
+    max_rooms: int = 10_000
+    max_memory_bytes: int = 64 * MiB
+    max_auth_failures: int = 20
+    auth_failure_window: float = 60.0
+    h2_max_connections: int = LIMITS.max_connections
+    h2_max_connections_per_address: int = LIMITS.max_connections_per_address
+    h2_max_streams: int = LIMITS.max_streams
+    h2_frame_window: float = LIMITS.frame_window
+    h2_max_resets: int = LIMITS.max_resets
+    h2_max_pings: int = LIMITS.max_pings
+    h2_max_settings: int = LIMITS.max_settings
+    h2_max_empty_frames: int = LIMITS.max_empty_frames
+    h2_handshake_timeout: float = LIMITS.handshake_timeout
+    h2_header_timeout: float = LIMITS.header_timeout
+    h2_idle_timeout: float = LIMITS.idle_timeout
+    h2_keepalive_seconds: float = LIMITS.keepalive_seconds
+    h2_keepalive_timeout: float = LIMITS.keepalive_timeout
+    h2_body_timeout: float = LIMITS.body_timeout
+    h2_connection_window: int = LIMITS.connection_window
+    h2_stream_window: int = LIMITS.stream_window
+    h2_max_buffered_bytes: int = LIMITS.max_buffered_bytes
+
+    @property
+    def limits(self) -> Limits:
+        """The HTTP/2 limits: the `h2_*` settings."""
+        return Limits(
+            **{name: getattr(self, f"h2_{name}") for name, _, _ in H2_FLAGS},
+            log_interval=LIMITS.log_interval,
+        )
 
     @property
     def jwt(self) -> bool:
         """Whether calls are authenticated with signed tokens (JWT)."""
         return bool(self.jwt_secret or self.jwt_public_key)
+
+
+H2_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("max_connections", int, "connections open at once, from all clients"),
+    ("max_connections_per_address", int, "connections open at once from one client address"),
+    ("max_streams", int, "streams open at once on a connection; the next gets REFUSED_STREAM"),
+    ("frame_window", float, "seconds over which the frame budgets below are counted"),
+    ("max_resets", int, "RST_STREAM frames a connection may send per --h2-frame-window"),
+    ("max_pings", int, "PING frames a connection may send per --h2-frame-window"),
+    ("max_settings", int, "SETTINGS frames a connection may send per --h2-frame-window"),
+    (
+        "max_empty_frames",
+        int,
+        "empty DATA and PRIORITY frames a connection may send per --h2-frame-window",
+    ),
+    ("handshake_timeout", float, "seconds a new connection has to send its preface and SETTINGS"),
+    ("header_timeout", float, "seconds a frame (a header block above all) may stay half-sent"),
+    ("idle_timeout", float, "seconds a connection with no open stream may stay silent"),
+    ("keepalive_seconds", float, "seconds of silence on a busy connection before a PING"),
+    ("keepalive_timeout", float, "seconds a PING has for its answer before the peer is dead"),
+    ("body_timeout", float, "seconds a request message has to arrive whole after its prefix"),
+    ("connection_window", int, "request bytes a connection may send ahead of the server (bytes)"),
+    ("stream_window", int, "request bytes a stream may send ahead of the server (bytes)"),
+    ("max_buffered_bytes", int, "unread request bytes on all connections (bytes)"),
+)
+"""The HTTP/2 limits (chat/server/http2/guard.py, `Limits`), each a `--h2-*` flag: name, type,
+help. Over a frame budget a connection gets GOAWAY ENHANCE_YOUR_CALM; past a clock it is
+closed; every refusal is counted and logged once per peer per minute."""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -148,7 +208,7 @@ def parser() -> Parser:
         metavar="SECONDS",
         help=_shown(
             "seconds a message key is remembered, so a resend is stored once (86400: 24 h; "
-            "memory:// remembers keys while it runs)",
+            "memory:// remembers a key as long as it keeps its message)",
             "dedupe_window",
         ),
     )
@@ -330,6 +390,61 @@ def parser() -> Parser:
             "rate_burst",
         ),
     )
+    p.add_argument(
+        "--max-rooms",
+        type=int,
+        default=_env_int("CHAT_MAX_ROOMS", d.max_rooms),
+        metavar="N",
+        help=_shown(
+            "rooms with messages the server keeps at most; a message for a new room past it "
+            "gets an ERROR reply (0: no limit)",
+            "max_rooms",
+        ),
+    )
+    p.add_argument(
+        "--max-memory-bytes",
+        type=int,
+        default=_env_int("CHAT_MAX_MEMORY_BYTES", d.max_memory_bytes),
+        metavar="N",
+        help=_shown(
+            "bytes of messages memory:// keeps in all, the oldest of any room dropped first "
+            "(0: no limit)",
+            "max_memory_bytes",
+        ),
+    )
+    p.add_argument(
+        "--max-auth-failures",
+        type=int,
+        default=_env_int("CHAT_MAX_AUTH_FAILURES", d.max_auth_failures),
+        metavar="N",
+        help=_shown(
+            "failed authentications a client address may make per --auth-failure-window; "
+            "past it, its calls get RESOURCE_EXHAUSTED unchecked until the window ends "
+            "(0: no limit)",
+            "max_auth_failures",
+        ),
+    )
+    p.add_argument(
+        "--auth-failure-window",
+        type=float,
+        default=_env_float("CHAT_AUTH_FAILURE_WINDOW", d.auth_failure_window),
+        metavar="SECONDS",
+        help=_shown(
+            "seconds over which --max-auth-failures counts, from an address's first failure",
+            "auth_failure_window",
+        ),
+    )
+    for name, kind, help_text in H2_FLAGS:
+        setting = f"h2_{name}"
+        variable = f"CHAT_{setting.upper()}"
+        default = getattr(d, setting)
+        p.add_argument(
+            f"--{setting.replace('_', '-')}",
+            type=kind,
+            default=_env_int(variable, default) if kind is int else _env_float(variable, default),
+            metavar="N" if kind is int else "SECONDS",
+            help=_shown(help_text, setting),
+        )
     return p
 
 
@@ -372,7 +487,24 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError("--rate-limit must be 0 (no limit) or more messages per second")
     if settings.rate_burst < 1:
         raise ConfigError("--rate-burst must be at least 1")
+    for name in ("max_rooms", "max_memory_bytes", "max_auth_failures"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be 0 (no limit) or more")
+    if not 0 < settings.auth_failure_window < math.inf:
+        raise ConfigError("--auth-failure-window must be a number of seconds, more than 0")
+    _check_limits(settings)
     return settings
+
+
+def _check_limits(settings: Settings) -> None:
+    """Every HTTP/2 limit positive; the windows where HTTP/2 allows them."""
+    for name, _, _ in H2_FLAGS:
+        value = getattr(settings, f"h2_{name}")
+        if not 0 < value < math.inf:
+            raise ConfigError(f"--h2-{name.replace('_', '-')} must be more than 0")
+    for name in ("connection_window", "stream_window"):
+        if not 65535 <= getattr(settings, f"h2_{name}") <= 2**31 - 1:
+            raise ConfigError(f"--h2-{name.replace('_', '-')} must be 65535 to 2147483647 bytes")
 
 
 def _check_auth(settings: Settings) -> None:

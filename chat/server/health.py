@@ -1,8 +1,9 @@
 """The standard `grpc.health.v1.Health` service (grpclib's own) for this server.
 
-SERVING while the store answers and the server runs; NOT_SERVING while the store does not
-answer, and from the moment the server starts stopping, so that load balancers stop sending new
-calls before the open ones are drained.
+SERVING while the store answers, its writes succeed and the server runs; NOT_SERVING while the
+store does not answer, from a failed write until one succeeds (chat/server/writes.py), and from
+the moment the server starts stopping, so that load balancers stop sending new calls before the
+open ones are drained.
 """
 
 import logging
@@ -31,7 +32,10 @@ class HealthChecks:
         self._answering = ServiceCheck(
             StoreAnswers(store), check_ttl=CHECK_SECONDS, check_timeout=CHECK_TIMEOUT
         )
-        self.service = Health({service: [self._answering, self._running]})
+        writing = ServiceStatus()
+        writing.set(not service.writes.failing)
+        service.writes.on_change = writing.set
+        self.service = Health({service: [self._answering, self._running, writing]})
 
     async def start(self) -> None:
         """Checks the store once, so that the first watcher is not told NOT_SERVING for want of

@@ -13,6 +13,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from chat.errors import ConfigError
+from chat.server.http2.guard import Refusal
+from chat.server.refusals import Refused
 from chat.server.service import ChatService
 
 
@@ -74,6 +76,39 @@ class ServiceFigures(Collector):
             "chat_connected_streams",
             "Open live streams: chats and following readers",
             value=self._service.connected,
+        )
+        refused = CounterMetricFamily(
+            "chat_http2_refusals",
+            "Connections, streams and requests refused by the HTTP/2 limits, by reason",
+            labels=["reason"],
+        )
+        guard = self._service.limits
+        for reason in Refusal:
+            refused.add_metric([reason.value], guard.refusals.counts[reason])
+        yield refused
+        yield GaugeMetricFamily(
+            "chat_http2_connections",
+            "Open HTTP/2 connections (on the direct transport, which counts them)",
+            value=guard.connections,
+        )
+        yield GaugeMetricFamily(
+            "chat_http2_buffered_bytes",
+            "Request bytes received and not yet read, on all connections (direct transport)",
+            value=guard.buffered,
+        )
+        limited = CounterMetricFamily(
+            "chat_refusals",
+            "Requests the service refused past a limit: rooms (--max-rooms), auth_failures "
+            "(--max-auth-failures)",
+            labels=["reason"],
+        )
+        for why in Refused:
+            limited.add_metric([why.value], self._service.refusals.counts[why])
+        yield limited
+        yield CounterMetricFamily(
+            "chat_store_write_failures",
+            "Store writes that failed (health is NOT_SERVING from one until a write succeeds)",
+            value=self._service.writes.failures,
         )
         yield CounterMetricFamily(
             "chat_presence_updates",

@@ -3,12 +3,22 @@
 from chat.contract import MAX_KEY_BYTES, NAME, NAME_RULE
 from chat.model import Draft
 
+SHOWN_CHARACTERS = 64
+"""How much of a bad value an error shows: enough to recognise it, never a client's megabyte."""
+
+
+def shown(value: str) -> str:
+    """`value` quoted for an error message, cut short when long."""
+    if len(value) <= SHOWN_CHARACTERS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARACTERS]!r}... ({len(value)} characters)"
+
 
 def name_problem(kind: str, name: str) -> str | None:
     """Why `name` cannot be a user or room name, or None when it can."""
     if NAME.fullmatch(name):
         return None
-    return f"{kind} name {name!r} must be {NAME_RULE}"
+    return f"{kind} name {shown(name)} must be {NAME_RULE}"
 
 
 def draft_problem(draft: Draft, max_text_bytes: int, *, names: bool = True) -> str | None:

@@ -6,22 +6,27 @@ the grpclib stream (metadata, peer) and never close a server-streaming generator
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Set
 from typing import Any, TypeGuard, TypeVar
 
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
 
 from chat import contract
-from chat.errors import ShuttingDown
+from chat.errors import ShuttingDown, StoreUnavailable
 from chat.model import Draft, Stored
 from chat.server import auth, encoding, http2, rules
 from chat.server.calls import Call, Calls
 from chat.server.config import Settings
 from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
 from chat.server.http2.base import Transport
+from chat.server.http2.guard import Guard, file_limit
 from chat.server.identity import Identity
+from chat.server.refusals import Refusals, Refused
 from chat.server.rooms import Delivery, Rooms, Subscriber
+from chat.server.throttle import AuthFailures
+from chat.server.turns import Turns
+from chat.server.writes import StoreWrites
 from chat.store import Store
 from chat.tasks import cancel_and_wait
 from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
@@ -45,8 +50,15 @@ class ChatService:
         )
         """Which paths run and why, for the startup line."""
         self.codec = EncodingCodec(self.encoding, settings.max_message_bytes)
+        self.limits = Guard(settings.limits, file_limit())
+        """The HTTP/2 limits and what they count across the server's connections."""
+        self.refusals = Refusals()
+        """What the service refused past its limits (rooms, auth failures), by reason."""
+        self.writes = StoreWrites()
+        """Whether the store's writes succeed: health follows it."""
         guard = auth.from_settings(settings)
-        self.calls = Calls(self.codec, self.transport, guard)
+        failures = AuthFailures(settings.max_auth_failures, settings.auth_failure_window)
+        self.calls = Calls(self.codec, self.transport, guard, failures, self.refusals)
         flood = f"{settings.rate_limit:g}/s, burst {settings.rate_burst}"
         self.access = (
             f"auth: {guard.name if guard else 'none'}; "
@@ -58,6 +70,8 @@ class ChatService:
         self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
         self._rate, self._burst = settings.rate_limit, settings.rate_burst
+        self._max_rooms = settings.max_rooms
+        self._turns = Turns()
         self._started = time.monotonic()
         store.listen(self.rooms)
 
@@ -125,7 +139,7 @@ class ChatService:
         presence = self._store.presence
         messages = await self._store.count(room)
         if room is None:
-            rooms = len(await self._store.rooms() | await presence.active_rooms())
+            rooms = _union_size(await self._store.rooms(), await presence.active_rooms())
         else:
             rooms = 1 if messages or room in await presence.active_rooms() else 0
         stats = Stats(
@@ -211,14 +225,16 @@ class ChatService:
     async def _receive(
         self, call: Call[ChatRequest], subscriber: Subscriber, defaults: Draft
     ) -> None:
-        """Stores each request in turn (the rooms queue its ACK), or answers ERROR; finishes at
-        half-close.
+        """Stores each request in turn (the rooms queue its ACK), or answers ERROR, within the
+        loop's time budget for a turn (chat/server/turns.py); finishes at half-close.
 
         Requests are read only once the replay is sent: a message posted meanwhile would be in
         the replay as well as ACKed, and shown to its sender twice.
         """
         await subscriber.live
         while (request := await call.recv()) is not None:
+            if self._turns.over():  # the others have their turn before this request
+                await asyncio.sleep(0)
             draft = Draft(
                 room=request.room or defaults.room,
                 user=request.user or defaults.user,
@@ -230,13 +246,13 @@ class ChatService:
             overrides = draft.room is not defaults.room or draft.user is not defaults.user
             problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
             if not problem:
-                problem = await self._refusal(call.identity, draft, overrides)
+                problem = await self._refusal(call, draft, overrides)
             if problem:
                 error = self.encoding.error(problem, draft.room, draft.user, draft.key)
                 await subscriber.put(0, error)
                 continue
             self.rooms.join(subscriber, draft.room)
-            stored = await self._store.append(draft)  # the rooms queue its ACK, in id order
+            stored = await self._append(draft)  # the rooms queue its ACK, in id order
             if stored.repeat:  # stored before: the first ACK again, and nothing for the room
                 subscriber.acknowledge(self.encoding.ack(stored))
             else:
@@ -246,16 +262,39 @@ class ChatService:
             await subscriber.room_to_spare()
         subscriber.finish()
 
-    async def _refusal(
-        self, identity: Identity | None, draft: Draft, overrides: bool
-    ) -> str | None:
+    async def _append(self, draft: Draft) -> Stored:
+        """Stores the draft; a failed write makes the server NOT_SERVING until one succeeds."""
+        try:
+            stored = await self._store.append(draft)
+        except StoreUnavailable as error:
+            self.writes.failed(error)
+            raise
+        self.writes.succeeded()
+        return stored
+
+    async def _refusal(self, call: Call[ChatRequest], draft: Draft, overrides: bool) -> str | None:
         """Why the call may not post a valid draft now, or None: a user or room its token does
-        not allow (overrides only: the stream's own were checked when it opened), or too many
-        messages from its user."""
+        not allow (overrides only: the stream's own were checked when it opened), a new room
+        past --max-rooms, or too many messages from its user."""
+        identity = call.identity
         if identity is not None and overrides:
             problem = identity.check_user(draft.user, "user") or identity.check_room(draft.room)
             if problem:
                 return problem
+        # A room with messages is let through on a count that costs one look-up on every store
+        # (a Redis XLEN); only a new room's message reads the names of them all.
+        if self._max_rooms and not await self._store.count(draft.room):
+            rooms = await self._store.rooms()
+            if len(rooms) >= self._max_rooms and draft.room not in rooms:
+                self.refusals.refuse(
+                    Refused.ROOMS,
+                    call.address,
+                    f"messages for new rooms refused: {len(rooms)} rooms kept (--max-rooms)",
+                )
+                return (
+                    f"too many rooms: this server keeps {self._max_rooms} rooms at most, and "
+                    f"{draft.room!r} would be a new one; this message was not stored"
+                )
         if self._rate and not await self._store.take_token(draft.user, self._rate, self._burst):
             return (
                 f"slow down: {draft.user} may send {self._rate:g} messages a second, "
@@ -278,9 +317,9 @@ class ChatService:
                     yield message
             return
         newest: list[Stored] = []
-        for room in await self._store.rooms():
-            if identity.may_use(room):
-                newest += [message async for message in self._store.history(room, after_id, limit)]
+        rooms = [room for room in await self._store.rooms() if identity.may_use(room)]
+        for room in rooms:  # a list: the store's rooms may change while each is read
+            newest += [message async for message in self._store.history(room, after_id, limit)]
         newest.sort(key=lambda message: message.id)
         for message in newest[-limit:]:
             yield message
@@ -357,7 +396,9 @@ def _after_id(raw: str) -> int:
     """A message id (uint64, as on the wire) from metadata; INVALID_ARGUMENT for anything else."""
     # Length first: int() refuses strings of over 4,300 digits with a ValueError of its own.
     if len(raw) > 20 or not (raw.isascii() and raw.isdigit()) or int(raw) > UINT64_MAX:
-        raise GRPCError(Status.INVALID_ARGUMENT, f"chat-after-id {raw!r} is not a message id")
+        raise GRPCError(
+            Status.INVALID_ARGUMENT, f"chat-after-id {rules.shown(raw)} is not a message id"
+        )
     return int(raw)
 
 
@@ -367,8 +408,17 @@ def _same_history(call: Call[Any], epoch: str) -> bool:
     client); INVALID_ARGUMENT for a value that is no epoch."""
     theirs = call.metadata(contract.EPOCH, "")
     if theirs and not contract.NAME.fullmatch(theirs):
-        raise GRPCError(Status.INVALID_ARGUMENT, f"chat-epoch {theirs!r} is not an epoch")
+        raise GRPCError(
+            Status.INVALID_ARGUMENT, f"chat-epoch {rules.shown(theirs)} is not an epoch"
+        )
     return not theirs or theirs == epoch
+
+
+def _union_size(one: Set[str], other: Set[str]) -> int:
+    """How many names are in either set, found with a look-up per name of the smaller one (the
+    stored rooms may be many, the rooms listened to are few, or the other way round)."""
+    smaller, larger = sorted((one, other), key=len)
+    return len(larger) + sum(name not in larger for name in smaller)
 
 
 async def _nothing() -> AsyncIterator[Stored]:

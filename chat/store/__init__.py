@@ -37,12 +37,15 @@ async def open_store(
     dedupe_window: float = DEDUPE_WINDOW,
     presence_interval: float = PRESENCE_INTERVAL,
     presence_timeout: float = PRESENCE_TIMEOUT,
+    max_memory_bytes: int = 0,
 ) -> Store:
     """Opens the backend a URL names: `memory://`, `sqlite:///path/chat.db`, `redis://host/db`,
     `redis+cluster://host:port`.
 
     `max_history` keeps about the newest N messages per room (0: all); `dedupe_window` is how
-    many seconds a message key is remembered at least (memory: as long as the process runs).
+    many seconds a message key is remembered at least (memory: as long as its message is kept);
+    `max_memory_bytes` bounds what `memory://` holds in all (0: no bound; the largest rooms lose
+    their oldest first).
     With Redis, a replica beats every `presence_interval` seconds, and one silent for
     `presence_timeout` seconds is gone, its users with it.
     """
@@ -52,7 +55,7 @@ async def open_store(
     if scheme == "memory":
         from chat.store.memory import MemoryStore
 
-        return MemoryStore(max_history)
+        return MemoryStore(max_history, max_memory_bytes)
     if scheme == "sqlite":
         from chat.store.sqlite import SqliteStore
 

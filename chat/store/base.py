@@ -1,7 +1,7 @@
 """The storage interface every backend implements, and the constants they share."""
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Set
 from typing import Protocol
 
 from chat.errors import StoreUnavailable
@@ -26,7 +26,8 @@ PAGE_SIZE = 500
 SLACK = 1.1
 """With a retention limit N, a room may grow to N x SLACK before it is trimmed back to N."""
 DEDUPE_WINDOW = 24 * 3600.0
-"""Seconds a message key is remembered at least (SQLite and Redis; memory: its lifetime)."""
+"""Seconds a message key is remembered at least (SQLite and Redis; memory: while it keeps the
+message)."""
 PRESENCE_INTERVAL = 3.0
 """Seconds between a Redis replica's presence beats (chat/store/redis_presence.py)."""
 PRESENCE_TIMEOUT = 10.0
@@ -76,8 +77,10 @@ class Store(Protocol):
         """How many messages are stored, in one room or in all of them."""
         ...
 
-    async def rooms(self) -> set[str]:
-        """The names of the rooms that have stored messages."""
+    async def rooms(self) -> Set[str]:
+        """The names of the rooms that have stored messages: to read before the next await,
+        as it may be a live view (memory and SQLite keep it, so that its size and a name's
+        presence cost the same however many rooms there are)."""
         ...
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:

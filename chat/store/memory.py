@@ -1,8 +1,17 @@
-"""`memory://`: a list and a dict, for tests and demos; nothing survives a restart."""
+"""`memory://`: a list and a dict, for tests and demos; nothing survives a restart.
+
+What it holds is bounded twice: `--max-history` per room, and `--max-memory-bytes` for the whole
+store, past which the rooms that hold the most lose their oldest messages first. Its figures
+(messages, rooms, bytes) are kept as messages come and go, so reading them costs the same
+whatever the store holds.
+"""
 
 import bisect
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+import heapq
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence, Set
 from datetime import UTC, datetime
 
 from chat.model import Draft, Stored
@@ -10,18 +19,42 @@ from chat.store.base import SLACK, Listener, new_epoch
 from chat.store.buckets import TokenBuckets
 from chat.store.presence import LocalPresence
 
+MESSAGE_OVERHEAD = 300
+"""Bytes a kept message costs besides its strings: the Stored object, its time, its places in
+the lists and the key dict (measured with tracemalloc on CPython 3.12, rounded up)."""
+SIZE_GRAIN = 16 * 1024
+"""Rooms whose sizes differ by less than this count as equally large when the byte budget
+trims: of those, the older message goes first (a byte of a longer name does not decide)."""
+TRIMMED_TO = 0.9
+"""Past `max_bytes`, messages are dropped until the store holds this share of it: the cost of
+a trim is spread over the many appends that filled the gap."""
+
+
+def message_bytes(message: Stored) -> int:
+    """What keeping `message` costs, about: its strings as Python holds them, and the rest."""
+    strings = message.text, message.user, message.room, message.key
+    return MESSAGE_OVERHEAD + sum(sys.getsizeof(string) for string in strings if string)
+
 
 class MemoryStore:
-    """Keeps every message in process memory; appends are durable the moment they return.
-    Message keys are remembered for the process's lifetime."""
+    """Keeps messages in process memory; appends are durable the moment they return.
+    A message key is remembered as long as its message is kept."""
 
-    def __init__(self, max_history: int = 0) -> None:
+    def __init__(self, max_history: int = 0, max_bytes: int = 0) -> None:
         self.presence = LocalPresence()  # one process: its streams are all there are
         self.epoch = new_epoch()
         self._keys: dict[tuple[str, str], Stored] = {}
         self._max_history = max_history
-        self._all: list[Stored] = []
+        self._max_bytes = max_bytes
+        # Lists are replaced, never cut in place, so a history read going through one meanwhile
+        # sees what it began with; appends go at the end, past where such a read stops.
+        self._all: list[Stored] = []  # id order; may hold messages a room dropped since
+        self._dropped: set[int] = set()  # ids in _all that their room no longer keeps
         self._by_room: dict[str, list[Stored]] = {}
+        self._room_bytes: dict[str, int] = {}  # what each room's messages cost
+        self._count = 0
+        self.bytes = 0
+        """What the kept messages cost, about (`message_bytes`)."""
         self._listeners: list[Listener] = []
         self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._next_id = 1
@@ -49,36 +82,108 @@ class MemoryStore:
         self._all.append(stored)
         room = self._by_room.setdefault(draft.room, [])
         room.append(stored)
+        size = message_bytes(stored)
+        self._count += 1
+        self.bytes += size
+        self._room_bytes[draft.room] = self._room_bytes.get(draft.room, 0) + size
         if self._max_history and len(room) > self._max_history * SLACK:
-            self._trim(room)
+            self._trim_room(draft.room, room)
+        if self._max_bytes and self.bytes > self._max_bytes:
+            self._trim_largest()
         for listener in self._listeners:
             listener.stored(stored)
         return stored
 
-    def _trim(self, room: list[Stored]) -> None:
-        dropped = {message.id for message in room[: len(room) - self._max_history]}
-        del room[: len(dropped)]
-        self._all = [message for message in self._all if message.id not in dropped]
+    def _trim_room(self, name: str, room: list[Stored]) -> None:
+        """Keeps the newest `max_history` of a room; the whole list forgets the rest lazily."""
+        cut = len(room) - self._max_history
+        for message in room[:cut]:
+            self._forget(message)
+            self._dropped.add(message.id)
+        self._keep(name, room[cut:])
+        if len(self._dropped) * 2 > len(self._all):  # when they are half of it
+            self._compact()
+
+    def _keep(self, name: str, room: list[Stored]) -> None:
+        """Makes `room` the room's list, or forgets the room when it is empty."""
+        if room:
+            self._by_room[name] = room
+        else:
+            del self._by_room[name]
+            del self._room_bytes[name]
+
+    def _compact(self) -> None:
+        """Takes the dropped messages out of the whole list, which frees them."""
+        self._all = [message for message in self._all if message.id not in self._dropped]
+        self._dropped.clear()
+
+    def _trim_largest(self) -> None:
+        """Drops the oldest message of the room that holds the most, again and again, until the
+        store is back to TRIMMED_TO of its byte budget (of rooms that hold about as much, the
+        one with the older message first): a flood into one room evicts that room's own
+        history first. A room left empty is gone."""
+        target = self._max_bytes * TRIMMED_TO
+        rooms = self._by_room
+        largest = [
+            (-size // SIZE_GRAIN, rooms[name][0].id, name)
+            for name, size in self._room_bytes.items()
+        ]
+        heapq.heapify(largest)
+        cuts: Counter[str] = Counter()
+        while self.bytes > target and largest:
+            name = largest[0][2]
+            room, cut = rooms[name], cuts[name]
+            self._forget(room[cut])
+            self._dropped.add(room[cut].id)
+            cuts[name] = cut = cut + 1
+            if cut < len(room):
+                size = -self._room_bytes[name] // SIZE_GRAIN
+                heapq.heapreplace(largest, (size, room[cut].id, name))
+            else:
+                heapq.heappop(largest)
+        for name, cut in cuts.items():
+            self._keep(name, rooms[name][cut:])
+        self._compact()  # now: what the whole list holds of them is what the budget is about
+
+    def _forget(self, message: Stored) -> None:
+        size = message_bytes(message)
+        self._count -= 1
+        self.bytes -= size
+        self._room_bytes[message.room] -= size
+        if message.key and self._keys.get((message.user, message.key)) is message:
+            del self._keys[message.user, message.key]
 
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0
     ) -> AsyncIterator[Stored]:
-        messages: Sequence[Stored] = self._all if room is None else self._by_room.get(room, [])
+        if room is not None:
+            messages: Sequence[Stored] = self._by_room.get(room, [])
+            dropped: Set[int] = frozenset()
+        else:
+            messages, dropped = self._all, self._dropped
         start = bisect.bisect_right(messages, after_id, key=lambda m: m.id)
-        if limit:
+        if limit and not dropped:
             start = max(start, len(messages) - limit)
+        elif limit:  # the newest `limit` kept ones, found from the end
+            newest, kept = len(messages), 0
+            while newest > start and kept < limit:
+                newest -= 1
+                kept += messages[newest].id not in dropped
+            start = newest
         end = len(messages)
         for index in range(start, end):
-            yield messages[index]
+            message = messages[index]
+            if message.id not in dropped:
+                yield message
 
     async def check(self) -> None:
         return None
 
     async def count(self, room: str | None = None) -> int:
-        return len(self._all) if room is None else len(self._by_room.get(room, ()))
+        return self._count if room is None else len(self._by_room.get(room, ()))
 
-    async def rooms(self) -> set[str]:
-        return set(self._by_room)
+    async def rooms(self) -> Set[str]:
+        return self._by_room.keys()
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:
         return self._buckets.take(user, rate, burst)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Set
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,10 @@ MAX_BATCH = 1000
 """Messages per transaction at most: 5,000 parameters, well within SQLite's 32,766."""
 CHECKPOINT_EVERY = 200
 """Transactions between checkpoints: the log stays around a thousand pages, as SQLite's own."""
+WAL_KEPT_BYTES = 64 * 1024 * 1024
+"""What the log file is cut back to once a checkpoint has copied it: a burst of large messages
+grows it (a full transaction of 8 KiB texts is 8 MB), and the disk gets that room back after,
+where a full disk would see the log keep whatever it once took."""
 MIN_EXPIRY = 1000
 """Keys past the dedupe window deleted at least per checkpoint (twice as many as were added
 since the last one): the oldest first, so each deletion reads only what it deletes."""
@@ -88,13 +92,18 @@ class SqliteStore:
         self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._pending: list[Pending] = []
         self._counts: dict[str, int] = {}
+        self._total = 0  # the sum of _counts, kept as they change
         self._next_id = 1
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
-        cls, path: str, max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW
+        cls,
+        path: str,
+        max_history: int = 0,
+        dedupe_window: float = DEDUPE_WINDOW,
+        wal_kept_bytes: int = WAL_KEPT_BYTES,
     ) -> "SqliteStore":
         """Opens (creating if needed) the database file; a new file gets a new epoch."""
         try:
@@ -105,6 +114,7 @@ class SqliteStore:
             # server being killed; only a power loss can take the last commits.
             writer.execute("PRAGMA synchronous=NORMAL")
             writer.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run off the loop
+            writer.execute(f"PRAGMA journal_size_limit={int(wal_kept_bytes)}")
             writer.executescript(SCHEMA)
             writer.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", [new_epoch()]
@@ -124,6 +134,7 @@ class SqliteStore:
         ) as cursor:
             async for room, count, max_id in cursor:
                 self._counts[room] = count
+                self._total += count
                 self._next_id = max(self._next_id, max_id + 1)
 
     def listen(self, listener: Listener) -> None:
@@ -178,6 +189,7 @@ class SqliteStore:
                     future.set_exception(StoreUnavailable(f"SQLite write failed: {error}"))
             return
         self._next_id += len(stored)
+        self._total += len(stored)
         for message in stored:
             self._counts[message.room] = self._counts.get(message.room, 0) + 1
             for listener in self._listeners:
@@ -279,6 +291,7 @@ class SqliteStore:
                     )
                 except sqlite3.Error:  # retention is best effort: they stay until next time
                     continue
+                self._total -= self._counts[room] - self._max_history
                 self._counts[room] = self._max_history
 
     async def history(
@@ -326,10 +339,10 @@ class SqliteStore:
             raise StoreUnavailable(f"SQLite does not answer: {error}") from error
 
     async def count(self, room: str | None = None) -> int:
-        return sum(self._counts.values()) if room is None else self._counts.get(room, 0)
+        return self._total if room is None else self._counts.get(room, 0)
 
-    async def rooms(self) -> set[str]:
-        return set(self._counts)
+    async def rooms(self) -> Set[str]:
+        return self._counts.keys()
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:
         return self._buckets.take(user, rate, burst)

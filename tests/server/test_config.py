@@ -1,5 +1,5 @@
-"""Settings from flags and CHAT_* variables: the flags of signed tokens, flood control and
-presence."""
+"""Settings from flags and CHAT_* variables: the flags of signed tokens, flood control,
+presence and the HTTP/2 limits."""
 
 import pytest
 
@@ -60,3 +60,24 @@ def test_presence_beats_every_3_s_and_a_silent_replica_is_gone_after_10_s(
         config.load(["--presence-timeout", "0.9"])
     with pytest.raises(ConfigError, match="--presence-interval must be"):
         config.load(["--presence-interval", "0"])
+
+
+def test_http2_limits_come_from_flags_and_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_H2_MAX_PINGS", "7")
+    monkeypatch.setenv("CHAT_H2_BODY_TIMEOUT", "2.5")
+    limits = config.load(["--h2-max-connections-per-address", "3"]).limits
+    assert (limits.max_pings, limits.body_timeout) == (7, 2.5)
+    assert limits.max_connections_per_address == 3
+    assert config.load([]).max_message_bytes == 64 * 1024
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--h2-max-resets", "0"], "--h2-max-resets must be more than 0"),
+        (["--h2-stream-window", "1000"], "--h2-stream-window must be 65535 to 2147483647"),
+    ],
+)
+def test_http2_limits_that_cannot_be_right_are_config_errors(flags: list[str], said: str) -> None:
+    with pytest.raises(ConfigError, match=said):
+        config.load(flags)

@@ -2,9 +2,11 @@
 and while the server stops; never behind the token."""
 
 import asyncio
+import resource
 import signal
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -16,6 +18,7 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from chat.client import split_address
+from chat.contract import Kind
 from chat.testing import Chatter, RedisProcess, ServerProcess
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest
 
@@ -99,3 +102,43 @@ async def test_a_stopping_server_is_not_serving_while_it_drains(
     assert await check(server) == NOT_SERVING  # a new caller too, while the reader is open
     await reader.aclose()
     assert await asyncio.to_thread(server.proc.wait, 15) == 0  # type: ignore[union-attr]
+
+
+async def _post_until_refused(channel: Channel) -> None:
+    """Posts 8 KB texts until the server ends the stream with UNAVAILABLE."""
+    async with AsyncExitStack() as stack:
+        chatter = await Chatter.open(stack, channel)
+        with pytest.raises(GRPCError) as error:
+            for _ in range(1000):
+                await chatter.send("x" * 8000)
+                await chatter.recv_kind(Kind.ACK)
+    assert error.value.status is Status.UNAVAILABLE
+
+
+async def test_a_store_that_cannot_write_is_not_serving_until_a_write_succeeds(
+    server_process: Start, channel_to: Callable[..., Channel], tmp_path: Path
+) -> None:
+    """SQLite's files may grow no more (a file size limit, as on a full disk): the first failed
+    write makes the server NOT_SERVING, with one WARNING however many fail; the first write
+    that succeeds once they may grow makes it SERVING, with one INFO line."""
+    server = server_process(f"sqlite:///{tmp_path / 'chat.db'}")
+    assert server.proc is not None
+    channel = channel_to(server)
+    async with watch(channel) as next_status:
+        assert await next_status() == SERVING
+        files = [tmp_path / "chat.db", tmp_path / "chat.db-wal", server.log_path]
+        room = max(path.stat().st_size for path in files if path.exists()) + 64 * 1024
+        limits = resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (room, limits[1]))
+        for _ in range(3):
+            await _post_until_refused(channel)
+        assert await next_status() == NOT_SERVING
+        assert await check(server) == NOT_SERVING
+        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, limits)
+        async with AsyncExitStack() as stack:
+            await (await Chatter.open(stack, channel)).say("the disk has room again")
+        assert await next_status() == SERVING
+    server.stop()
+    log = server.log()
+    assert log.count("store writes fail") == 1, log
+    assert log.count("store writes succeed again") == 1, log

@@ -13,6 +13,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from prometheus_client.parser import text_string_to_metric_families
 
+from abuse.attacker import RawClient
 from chat.testing import Chatter, ServerProcess, free_port, refused_server_start, run_client
 from gen.grpc.chat import MessageReplyKind
 
@@ -92,6 +93,29 @@ async def test_a_listener_cut_off_for_falling_behind_is_counted(
     assert figures[plain("chat_messages_stored_total")] == 30
 
 
+async def test_refusals_past_the_service_s_limits_are_counted_by_reason(
+    server_process: Start, channel_to: Callable[..., Channel]
+) -> None:
+    scraper = Scraper(
+        server_process, "--max-rooms", "1", "--token", "t", "--max-auth-failures", "1"
+    )
+    channel = channel_to(scraper.server)
+    async with AsyncExitStack() as stack:
+        chatter = await Chatter.open(stack, channel, token="t", room="a")
+        await chatter.say("one")
+        await chatter.send("two", room="b")
+        assert (await chatter.recv_kind(MessageReplyKind.ERROR)).room == "b"
+    for _ in range(3):  # one failure, then two calls refused unchecked
+        with pytest.raises(GRPCError):
+            async with AsyncExitStack() as stack:
+                await (await Chatter.open(stack, channel, token="wrong")).recv()
+    figures = await asyncio.to_thread(scraper.scrape)
+    refused = "chat_refusals_total"
+    assert figures[(refused, frozenset({("reason", "rooms")}))] == 1
+    assert figures[(refused, frozenset({("reason", "auth_failures")}))] == 2
+    assert figures[plain("chat_store_write_failures_total")] == 0
+
+
 def test_a_metrics_port_that_is_taken_is_one_line_and_exit_code_1() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -100,3 +124,17 @@ def test_a_metrics_port_that_is_taken_is_one_line_and_exit_code_1() -> None:
         flags = ["--host", "127.0.0.1", "--port", str(free_port()), "--metrics-port", str(port)]
         reason = refused_server_start(*flags)
     assert reason.startswith(f"chat-server: cannot serve metrics on 127.0.0.1:{port}: ")
+
+
+async def test_http2_refusals_and_connections_are_counted(server_process: Start) -> None:
+    scraper = Scraper(server_process, "--http2", "direct", "--h2-max-pings", "5")
+    client = await RawClient.connect("127.0.0.1", scraper.server.port)
+    for _ in range(20):
+        client.h2.ping(b"12345678")
+    await client.flush()
+    await asyncio.wait_for(client.closed.wait(), 10)
+    await client.close()
+    figures = await asyncio.to_thread(scraper.scrape)
+    assert figures[("chat_http2_refusals_total", frozenset({("reason", "pings")}))] == 1
+    assert figures[("chat_http2_refusals_total", frozenset({("reason", "resets")}))] == 0
+    assert plain("chat_http2_connections") in figures  # its value: racing the close

@@ -11,6 +11,7 @@ from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store import DEDUPE_WINDOW, PAGE_SIZE, Store, open_store
 from chat.store.memory import MemoryStore
+from chat.store.sqlite import CHECKPOINT_EVERY, SqliteStore
 
 Open = Callable[..., Awaitable[Store]]
 
@@ -160,6 +161,24 @@ async def test_sqlite_checkpoints_keep_the_write_ahead_log_small(tmp_path: Path)
             await store.append(Draft("r", "u", f"message {n:05}" * 4))
         assert path.with_name("chat.db-wal").stat().st_size < 4 * 1024 * 1024
         assert [m.id async for m in store.history("r")] == list(range(1, 2001))
+    finally:
+        await store.close()
+
+
+async def test_sqlite_cuts_its_log_back_after_a_burst_once_a_checkpoint_copied_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chat.db"
+    log = path.with_name("chat.db-wal")
+    store = await SqliteStore.open(str(path), wal_kept_bytes=1024 * 1024)
+    try:
+        # One transaction of a thousand 8 KB texts: an 8 MB log.
+        await asyncio.gather(*(store.append(Draft("r", "u", "x" * 8000)) for _ in range(1000)))
+        assert log.stat().st_size > 4 * 1024 * 1024
+        for n in range(2 * CHECKPOINT_EVERY):  # a checkpoint, then commits that restart the log
+            await store.append(Draft("r", "u", f"small {n}"))
+        assert log.stat().st_size <= 1024 * 1024
+        assert await store.count("r") == 1000 + 2 * CHECKPOINT_EVERY
     finally:
         await store.close()
 

@@ -12,6 +12,7 @@ import grpclib.server
 import h2.connection
 import h2.frame_buffer
 import h2.stream
+import h2.windows
 
 from chat.server.gate import fast_chosen, missing_names, version_problem
 from chat.server.http2.base import Transport
@@ -38,9 +39,32 @@ TOUCHED = (
         "grpclib.server.Stream",
     ),
     (
+        grpclib.server.Handler,
+        ("_tasks", "_cancelled", "accept", "cancel", "close"),
+        "grpclib.server.Handler",
+    ),
+    (
         grpclib.protocol.H2Protocol,
-        ("handler", "config", "h2_config", "connection", "processor", "connection_made"),
+        (
+            "handler",
+            "config",
+            "h2_config",
+            "connection",
+            "processor",
+            "connection_made",
+            "connection_lost",
+        ),
         "grpclib.protocol.H2Protocol",
+    ),
+    (
+        grpclib.protocol.EventsProcessor,
+        ("streams", "process", "close"),
+        "grpclib.protocol.EventsProcessor",
+    ),
+    (
+        grpclib.protocol.Buffer,
+        ("_acked_size", "read"),
+        "grpclib.protocol.Buffer",
     ),
     (
         grpclib.protocol.Stream,
@@ -62,18 +86,23 @@ TOUCHED = (
         "grpclib.protocol.Stream",
     ),
     (
-        grpclib.protocol.EventsProcessor,
-        ("process_request_received",),
-        "grpclib.protocol.EventsProcessor",
-    ),
-    (
         grpclib.protocol.Buffer,
         ("_ack_callback", "_eof", "_unacked", "_acked", "_acked_size", "add", "eof", "read"),
         "grpclib.protocol.Buffer",
     ),
     (
         grpclib.protocol.Connection,
-        ("_connection", "write_ready", "data_send_process", "data_received", "data_sent"),
+        (
+            "_connection",
+            "write_ready",
+            "data_send_process",
+            "data_received",
+            "data_sent",
+            "feed",
+            "flush",
+            "initialize",
+            "is_closing",
+        ),
         "grpclib.protocol.Connection",
     ),
     (
@@ -100,8 +129,20 @@ TOUCHED = (
             "max_outbound_frame_size",
             "outbound_flow_control_window",
             "data_to_send",
+            "_receive_headers_frame",
+            "MAX_CLOSED_STREAMS",
+            "_closed_streams",
+            "_frame_dispatch_table",
+            "highest_inbound_stream_id",
+            "decoder",
+            "local_settings",
         ),
         "h2.connection.H2Connection",
+    ),
+    (
+        h2.windows.WindowManager,
+        ("max_window_size", "current_window_size"),
+        "h2.windows.WindowManager",
     ),
     (
         h2.stream.H2Stream,

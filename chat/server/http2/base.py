@@ -13,6 +13,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from chat.server.encoding.base import EncodingCodec
+from chat.server.http2.guard import Guard
 
 ServerStream = grpclib.server.Stream[Any, Any]
 """A call's grpclib stream: its request and reply types are ours to know, not grpclib's."""
@@ -52,8 +53,11 @@ class Transport(ABC, Generic[StreamType]):
     """The `--http2` choice that selects it."""
 
     @abstractmethod
-    def server(self, handlers: Collection[Any], codec: EncodingCodec) -> grpclib.server.Server:
-        """The grpclib Server that runs `handlers` over this transport."""
+    def server(
+        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard | None = None
+    ) -> grpclib.server.Server:
+        """The grpclib Server that runs `handlers` over this transport, held to what `guard`
+        limits as far as the transport can (the defaults without one)."""
 
     @abstractmethod
     async def receive(self, stream: StreamType, codec: EncodingCodec) -> Any | None:

@@ -17,19 +17,26 @@ import functools
 import socket
 import struct
 import time
+from asyncio import BaseTransport
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from grpclib.protocol import H2Protocol
+from grpclib.protocol import AbstractHandler, Buffer, EventsProcessor, H2Protocol
 from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Server
+from h2.config import H2Configuration
 from h2.connection import ConnectionState, H2Connection
+from h2.errors import ErrorCodes
+from h2.events import Event, RequestReceived
+from h2.exceptions import ProtocolError, TooManyStreamsError
 from h2.settings import SettingCodes
 from h2.stream import H2Stream as H2StreamState
-from h2.stream import StreamInputs, StreamState
+from h2.stream import StreamClosedBy, StreamInputs, StreamState
+from hpack.exceptions import HPACKError
 from hpack.hpack import encode_integer
+from hyperframe.frame import Frame, HeadersFrame, RstStreamFrame
 
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import (
@@ -39,7 +46,17 @@ from chat.server.http2.base import (
     cut_short,
     grpc_message,
 )
-from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, LeanProcessor
+from chat.server.http2.grpclib_impl import window_config
+from chat.server.http2.guard import (
+    ConnectionGuard,
+    Guard,
+    Limits,
+    Refusal,
+    frame_counts,
+    stillborn,
+)
+from chat.server.http2.malformed import Malformed, check_request
+from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, shared_headers
 
 FRAME_HEADER = struct.Struct(">BHBBL")
 """Length (high byte, low 16 bits), type, flags, stream id."""
@@ -66,8 +83,15 @@ class DirectTransport(Transport[ServerStream]):
 
     name = "direct"
 
-    def server(self, handlers: Collection[Any], codec: EncodingCodec) -> Server:
-        return LeanServer(handlers, codec=codec)
+    body_timeout = Limits().body_timeout
+    """Seconds a message's body has once its prefix came (the guard's, set by `server`)."""
+
+    def server(
+        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard | None = None
+    ) -> Server:
+        guard = guard or Guard()
+        self.body_timeout = guard.limits.body_timeout
+        return LeanServer(handlers, codec, guard)
 
     async def receive(self, stream: ServerStream, codec: EncodingCodec) -> Any | None:
         """Read from grpclib's stream buffer, which offers no hook between the length prefix
@@ -85,7 +109,7 @@ class DirectTransport(Transport[ServerStream]):
                     Status.RESOURCE_EXHAUSTED,
                     f"a message of {size} bytes is over the server's limit of {codec.limit} bytes",
                 )
-            body = await buffer.read(size) if size else b""
+            body = await _body(buffer, size, self.body_timeout) if size else b""
         except AssertionError:  # grpclib 0.4's buffer asserts a read arrived whole
             raise cut_short() from None
         return codec.decode(body, stream._recv_type)
@@ -141,47 +165,133 @@ def _write_message(stream: ServerStream, message: bytes) -> bool:
     return stream._send_initial_metadata_done and write_data(stream._stream, message)
 
 
+async def _body(buffer: Buffer, size: int, seconds: float) -> bytes:
+    """A message's body once its prefix has come, within `seconds`: a client that announces a
+    message and sends nothing more holds the bytes it sent no longer."""
+    if buffer._acked_size >= size:  # it came with its prefix, as it mostly does: no clock
+        return await buffer.read(size)
+    try:
+        async with asyncio.timeout(seconds):
+            return await buffer.read(size)
+    except TimeoutError:
+        raise GRPCError(
+            Status.DEADLINE_EXCEEDED, "the message's body did not arrive in time"
+        ) from None
+
+
 def _framed(replies: list[bytes]) -> bytes:
     """Encoded replies as gRPC messages, joined."""
     return b"".join([grpc_message(reply) for reply in replies])
 
 
 class LeanServer(Server):
-    """grpclib's Server, its connections reading plain DATA frames through `LeanProtocol`."""
+    """grpclib's Server, its connections reading plain DATA frames and kept within `guard`'s
+    limits through `LeanProtocol`."""
+
+    def __init__(self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard) -> None:
+        super().__init__(handlers, codec=codec, config=window_config(guard.limits))
+        self.guard = guard
+        self.lean_h2_config = H2Configuration(
+            client_side=False,
+            header_encoding=None,  # bytes: a non-ASCII header is refused here, not by a crash
+            validate_inbound_headers=False,
+            validate_outbound_headers=False,
+            normalize_inbound_headers=False,
+            normalize_outbound_headers=False,
+        )
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = super()._protocol_factory()
-        return LeanProtocol(protocol.handler, protocol.config, protocol.h2_config)
+        return LeanProtocol(protocol.handler, protocol.config, self.lean_h2_config, self.guard)
+
+
+class GuardedH2Connection(H2Connection):
+    """h2's connection, refusing a stream past the limit with REFUSED_STREAM where h2 would
+    end the whole connection (and every healthy stream on it)."""
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
+        try:
+            return super()._receive_headers_frame(frame)
+        except TooManyStreamsError:
+            stream_id = frame.stream_id
+            if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
+                raise
+            try:  # the header table changes the same either way
+                self.decoder.decode(frame.data, raw=True)
+            except HPACKError as error:
+                raise ProtocolError(f"a header block that cannot be read: {error}") from None
+            self.highest_inbound_stream_id = stream_id
+            self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM
+            self.refused_streams += 1
+            refusal = RstStreamFrame(stream_id)
+            refusal.error_code = ErrorCodes.REFUSED_STREAM
+            return [refusal], []
+
+    refused_streams = 0
+    """Streams refused since the protocol last looked."""
+
+    MAX_CLOSED_STREAMS = 4096
+    """Closed streams remembered (h2: 65,536, 6 MiB a connection that a client opening and
+    closing streams fills); a frame arriving late on a stream closed this many streams ago is
+    one a client no longer sends."""
 
 
 class LeanProtocol(H2Protocol):
-    """A connection that hands plain DATA frames straight to their grpclib streams, which are
-    `LeanStream`s."""
+    """A connection that hands plain DATA frames straight to their grpclib streams, and is
+    held to the guard's limits: frame budgets, clocks, unread request bytes."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """grpclib's set-up, with a `LeanConnection`: the same settings and windows."""
+    def __init__(self, handler: Any, config: Any, h2_config: H2Configuration, guard: Guard) -> None:
+        super().__init__(handler, config, h2_config)
+        self.guard = guard
+        self.watch: ConnectionGuard | None = None
+        self.address = "unknown"
+        self._timer: asyncio.TimerHandle | None = None
+        self.guarded: GuardedH2Connection
+
+    def connection_made(self, transport: BaseTransport) -> None:
+        """grpclib's setup, on an h2 connection that refuses streams politely, once the guard
+        has admitted the peer."""
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        if self.guard.admit(self.address) is not None:
+            cast(asyncio.Transport, transport).abort()
+            return
+        self.watch = ConnectionGuard(self.guard, self.address, time.monotonic())
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        h2 = H2Connection(config=self.h2_config)
+        h2 = GuardedH2Connection(config=self.h2_config)
         h2.initiate_connection()
+        settings: dict[SettingCodes | int, int] = {
+            SettingCodes.MAX_CONCURRENT_STREAMS: self.guard.limits.max_streams
+        }
         initial = h2.local_settings.initial_window_size
+        if self.config.http2_stream_window_size != initial:
+            settings[SettingCodes.INITIAL_WINDOW_SIZE] = self.config.http2_stream_window_size
+        h2.update_settings(settings)
         if self.config.http2_connection_window_size != initial:
             h2.increment_flow_control_window(self.config.http2_connection_window_size - initial)
-        if self.config.http2_stream_window_size != initial:
-            h2.update_settings(
-                {SettingCodes.INITIAL_WINDOW_SIZE: self.config.http2_stream_window_size}
-            )
+        self.guarded = h2
         self.connection = LeanConnection(h2, cast(asyncio.Transport, transport), config=self.config)
         self.connection.flush()
         self.connection.initialize()
-        self.processor = LeanProcessor(self.handler, self.connection)
+        self.processor = EventsProcessor(LeanHandler(self.handler, self), self.connection)
+        self._timer = asyncio.get_running_loop().call_later(self.guard.limits.tick, self._tick)
 
     def data_received(self, data: bytes) -> None:
-        frames = _plain_data_frames(self.connection._connection, self.processor.streams, data)
-        if frames is None:
-            super().data_received(data)
+        watch = self.watch
+        if watch is None or self.connection.is_closing():
             return
+        now = time.monotonic()
+        watch.received(now)
+        frames = _plain_data_frames(self.connection._connection, self.processor.streams, data)
+        if frames is not None:
+            self._plain(frames, now)
+        else:
+            self._framed(data, watch, now)
+        self._hold(watch)
+
+    def _plain(self, frames: list[tuple[H2Stream, H2StreamState, bytes]], now: float) -> None:
         connection = self.connection
         h2 = connection._connection
         for stream, h2_stream, payload in frames:
@@ -191,7 +301,138 @@ class LeanProtocol(H2Protocol):
             stream.buffer.add(payload, size)
             stream.data_received += size
             connection.data_received += size
-        connection.last_data_received = time.monotonic()
+        connection.last_data_received = now
+
+    def _framed(self, data: bytes, watch: ConnectionGuard, now: float) -> None:
+        """h2 reads the bytes; the frames they held are charged to the budgets before their
+        events run."""
+        connection = self.connection
+        try:
+            events = connection.feed(data)
+        except ProtocolError as error:
+            self.guard.refusals.refuse(
+                Refusal.PROTOCOL_ERROR, self.address, f"protocol error, GOAWAY: {error}"
+            )
+            self._close(None)  # h2 has queued its GOAWAY
+            return
+        counts = frame_counts(events)
+        h2 = self.guarded
+        if h2.refused_streams:
+            self.guard.refusals.refuse(
+                Refusal.STREAMS,
+                self.address,
+                f"stream over {h2.local_settings.max_concurrent_streams} open: REFUSED_STREAM",
+                count=h2.refused_streams,
+            )
+            h2.refused_streams = 0
+        if counts[Refusal.SETTINGS]:
+            watch.handshaken = True
+        if watch.spend(counts, now) is not None:
+            h2.data_to_send()  # the flood's answers (PING ACKs) are not sent
+            self._close(ErrorCodes.ENHANCE_YOUR_CALM)
+            return
+        connection.flush()
+        skipped = stillborn(events)
+        for event in events:
+            if skipped and isinstance(event, RequestReceived) and event.stream_id in skipped:
+                continue
+            self.processor.process(event)
+        connection.flush()
+
+    def _hold(self, watch: ConnectionGuard) -> None:
+        """Counts the request bytes this connection holds unread; closes it when the server
+        holds too many."""
+        window = self.connection._connection._inbound_flow_control_window_manager
+        unread = max(0, window.max_window_size - window.current_window_size)
+        if watch.hold(unread) is not None:
+            self._close(ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _close(self, error_code: ErrorCodes | None) -> None:
+        """GOAWAY with `error_code` (or what h2 has queued), then the connection closes."""
+        connection = self.connection
+        h2 = connection._connection
+        if error_code is not None and h2.state_machine.state is not ConnectionState.CLOSED:
+            h2.close_connection(error_code=error_code)
+        if not connection.is_closing():
+            connection.flush()
+        self.processor.close("Connection closed by the server's limits")
+
+    def _tick(self) -> None:
+        """Looks at the connection's clocks: PING a quiet peer, close a stalled or dead one."""
+        watch = self.watch
+        if watch is None or self.connection.is_closing():
+            return
+        h2 = self.connection._connection
+        incoming = h2.incoming_buffer
+        partial = bool(incoming._data or incoming._headers_buffer)
+        due = watch.due(time.monotonic(), len(self.processor.streams), partial)
+        if isinstance(due, Refusal):
+            idle = due is Refusal.IDLE_TIMEOUT
+            self._close(ErrorCodes.NO_ERROR if idle else ErrorCodes.PROTOCOL_ERROR)
+            return
+        if due is True:
+            h2.ping(b"chat-ka!")
+            self.connection.flush()
+        self._timer = asyncio.get_running_loop().call_later(self.guard.limits.tick, self._tick)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        watch = self.watch
+        if watch is None:
+            return  # refused: nothing was set up
+        self.watch = None
+        if self._timer is not None:
+            self._timer.cancel()
+        watch.hold(0)
+        self.guard.leave(self.address)
+        super().connection_lost(exc)
+
+
+class LeanHandler(AbstractHandler):
+    """grpclib's handler of one connection, with two changes: a request whose headers are
+    malformed is answered here (grpclib would raise a traceback and never answer it), and a
+    stream whose task ends is always released (grpclib releases it from inside the task, which
+    never runs when the client resets the stream first)."""
+
+    def __init__(self, handler: Any, protocol: LeanProtocol) -> None:
+        self.handler = handler
+        self.protocol = protocol
+
+    def accept(
+        self, stream: H2Stream, headers: list[tuple[str, str]], release: Callable[[], None]
+    ) -> None:
+        protocol = self.protocol
+        raw = cast(list[tuple[bytes, bytes]], headers)  # bytes: the connection decodes none
+        checked = check_request(raw)
+        if isinstance(checked, Malformed):
+            protocol.guard.refusals.refuse(
+                Refusal.MALFORMED, protocol.address, f"malformed request: {checked.reason}"
+            )
+            h2 = protocol.connection._connection
+            assert stream.id is not None
+            if checked.status is None:
+                h2.reset_stream(stream.id, ErrorCodes.PROTOCOL_ERROR)
+            else:
+                h2.send_headers(stream.id, checked.trailers(), end_stream=True)
+            release()
+            protocol.connection.flush()
+            return
+        self.handler.accept(stream, shared_headers(checked), release)
+        streams, handler = protocol.processor.streams, self.handler
+
+        def released(task: object) -> None:
+            """The task is over: its stream goes, and so does the task (grpclib keeps a
+            cancelled one, its traceback holding the stream, until ten more calls came)."""
+            if streams.get(stream.id) is stream:  # type: ignore[arg-type]
+                release()
+            handler._cancelled.discard(task)  # a new set after each of grpclib's sweeps
+
+        self.handler._tasks[stream].add_done_callback(released)
+
+    def cancel(self, stream: H2Stream) -> None:
+        self.handler.cancel(stream)
+
+    def close(self) -> None:
+        self.handler.close()
 
 
 def _plain_data_frames(

@@ -8,10 +8,12 @@ it (its API offers no hook between a message's length prefix and its body).
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from grpclib.config import Configuration
 from grpclib.server import Server
 
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import CallStream, Transport, compressed, cut_short
+from chat.server.http2.guard import Guard, Limits
 
 
 class GrpclibTransport(Transport[CallStream]):
@@ -20,8 +22,13 @@ class GrpclibTransport(Transport[CallStream]):
 
     name = "grpclib"
 
-    def server(self, handlers: Collection[Any], codec: EncodingCodec) -> Server:
-        return Server(handlers, codec=codec)
+    def server(
+        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard | None = None
+    ) -> Server:
+        """Of the guard's limits, the flow-control windows: what grpclib's documented
+        configuration offers."""
+        limits = guard.limits if guard else Limits()
+        return Server(handlers, codec=codec, config=window_config(limits))
 
     async def receive(self, stream: CallStream, codec: EncodingCodec) -> Any | None:
         try:
@@ -45,3 +52,11 @@ class GrpclibTransport(Transport[CallStream]):
         self, stream: CallStream, reply: bytes, metadata: Mapping[str, str]
     ) -> bool:
         return False
+
+
+def window_config(limits: Limits) -> Configuration:
+    """grpclib's documented flow-control windows, from the limits."""
+    return Configuration(
+        http2_connection_window_size=limits.connection_window,
+        http2_stream_window_size=limits.stream_window,
+    )

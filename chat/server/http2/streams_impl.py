@@ -18,17 +18,16 @@ from collections.abc import Callable
 from functools import partial
 from typing import Generic, TypeVar, cast
 
-from grpclib.protocol import AckedData, Buffer, Connection, EventsProcessor, Stream, UnackedData
+from grpclib.protocol import AckedData, Buffer, Connection, Stream, UnackedData
 from grpclib.utils import Wrapper
 from h2.connection import H2Connection
-from h2.events import RequestReceived
-from hpack.struct import Header
 
 from chat.server.http2.base import nothing
 
 T = TypeVar("T")
 
-SHARED_HEADERS: frozenset[str | bytes] = frozenset(
+TextHeader = tuple[str, str]
+SHARED_HEADERS: frozenset[str] = frozenset(
     {":method", ":scheme", ":path", ":authority", "content-type", "te", "user-agent"}
 )
 """Request headers whose values repeat from stream to stream, and tell nothing private: never
@@ -275,23 +274,15 @@ class LeanConnection(Connection):
         )
 
 
-class LeanProcessor(EventsProcessor):
-    """grpclib's events processor, handing each request the shared copies of its common
-    headers (`shared_headers`)."""
-
-    def process_request_received(self, event: RequestReceived) -> None:
-        event.headers = shared_headers(event.headers)
-        super().process_request_received(event)
-
-
-def shared_headers(headers: list[Header]) -> list[Header]:
-    """The headers, each of `SHARED_HEADERS` replaced by an equal one seen before. grpclib's
+def shared_headers(headers: list[TextHeader]) -> list[TextHeader]:
+    """The headers (as text, checked), each of `SHARED_HEADERS` replaced by an equal one seen
+    before. grpclib's
     request handler holds a call's headers for as long as it is open: seven new tuples and
     fourteen new strings per stream, about 1.3 KB, where one copy of each would do."""
     return [_seen(header) if header[0] in SHARED_HEADERS else header for header in headers]
 
 
 @functools.lru_cache(maxsize=256, typed=True)
-def _seen(header: Header) -> Header:
+def _seen(header: TextHeader) -> TextHeader:
     """The first of the headers equal to `header` (and of its type) among the last 256."""
     return header

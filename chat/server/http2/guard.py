@@ -1,0 +1,372 @@
+"""What one client may cost the server on its HTTP/2 connections, and what is refused past it.
+
+The policy lives here, apart from how it is enforced: budgets of cheap frames (a client flooding
+RST_STREAM, PING, SETTINGS or empty frames makes the server work without asking it anything),
+how many connections a client address and all clients may hold, how long a connection may sit
+in a handshake, inside a frame or idle, and how many request bytes may wait to be read. The
+direct transport enforces all of it on its connections; grpclib's own server takes what its
+documented configuration offers (the flow-control windows).
+
+Every refusal is counted by reason, and logged once per peer and reason per interval: an
+attacker's ten thousand frames make one line, not ten thousand.
+"""
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from h2.events import (
+    DataReceived,
+    Event,
+    PingReceived,
+    PriorityUpdated,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamReset,
+)
+
+log = logging.getLogger("chat.server.http2")
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every HTTP/2 limit, with the defaults a public server wants."""
+
+    frame_window: float = 10.0
+    """Seconds over which the frame budgets below are counted (refilled steadily)."""
+    max_resets: int = 500
+    """RST_STREAM frames a connection may send per `frame_window`."""
+    max_pings: int = 50
+    """PING frames a connection may send per `frame_window`."""
+    max_settings: int = 50
+    """SETTINGS frames a connection may send per `frame_window`."""
+    max_empty_frames: int = 200
+    """Frames that carry nothing (empty DATA without END_STREAM, PRIORITY) per `frame_window`."""
+    max_streams: int = 100
+    """Streams open at once on a connection; the next is refused with REFUSED_STREAM."""
+    max_connections: int = 4096
+    """Connections open at once, from all clients."""
+    max_connections_per_address: int = 256
+    """Connections open at once from one client address."""
+    handshake_timeout: float = 10.0
+    """Seconds a new connection has to send its preface and SETTINGS."""
+    header_timeout: float = 10.0
+    """Seconds a frame (a header block above all) may stay half-received."""
+    idle_timeout: float = 300.0
+    """Seconds a connection with no open stream may stay silent before it is closed."""
+    keepalive_seconds: float = 60.0
+    """Seconds of silence on a connection with open streams before it is sent a PING."""
+    keepalive_timeout: float = 20.0
+    """Seconds a PING has for its answer; without one the peer is taken for dead."""
+    body_timeout: float = 30.0
+    """Seconds a request message has to arrive whole once its 5-byte prefix has."""
+    connection_window: int = 1 * MiB
+    """Request bytes a connection may have sent and the server not yet read (flow control)."""
+    stream_window: int = 256 * KiB
+    """The same, for one stream."""
+    max_buffered_bytes: int = 256 * MiB
+    """Request bytes waiting to be read across all connections; a connection adding to them
+    past it is closed."""
+    log_interval: float = 60.0
+    """Seconds between two log lines about the same peer and reason."""
+
+    @property
+    def tick(self) -> float:
+        """How often a connection's clocks are looked at."""
+        shortest = min(
+            self.handshake_timeout,
+            self.header_timeout,
+            self.keepalive_timeout,
+            self.body_timeout,
+        )
+        return max(0.05, min(1.0, shortest / 4))
+
+
+class Refusal(Enum):
+    """Why a connection, a stream or a request was refused: the metrics' label."""
+
+    RESETS = "resets"
+    PINGS = "pings"
+    SETTINGS = "settings"
+    EMPTY_FRAMES = "empty_frames"
+    STREAMS = "streams"
+    PROTOCOL_ERROR = "protocol_error"
+    MALFORMED = "malformed_request"
+    CONNECTIONS = "connections"
+    CONNECTIONS_PER_ADDRESS = "connections_per_address"
+    HANDSHAKE_TIMEOUT = "handshake_timeout"
+    HEADER_TIMEOUT = "header_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    KEEPALIVE_TIMEOUT = "keepalive_timeout"
+    BODY_TIMEOUT = "body_timeout"
+    BUFFERED_BYTES = "buffered_bytes"
+    FILE_LIMIT = "file_limit"
+
+
+FRAME_BUDGETS = (Refusal.RESETS, Refusal.PINGS, Refusal.SETTINGS, Refusal.EMPTY_FRAMES)
+"""The frame kinds each connection has a budget of."""
+
+FILES_KEPT = 64
+"""File descriptors kept from connections: the store's, the web door's, the log's."""
+
+REMEMBERED_PEERS = 10_000
+"""Peers whose last log line is remembered; past it the memory starts again."""
+
+
+class Refusals:
+    """Counts refusals by reason, and says so in the log once per peer and reason per
+    interval, with how many went unsaid since."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self.counts: Counter[Refusal] = Counter()
+        self._said: dict[tuple[str, Refusal], tuple[float, int]] = {}
+
+    def refuse(self, reason: Refusal, peer: str, detail: str, count: int = 1) -> None:
+        self.counts[reason] += count
+        now = time.monotonic()
+        key = (peer, reason)
+        said = self._said.get(key)
+        if said is not None and now - said[0] < self.interval:
+            self._said[key] = (said[0], said[1] + count)
+            return
+        if len(self._said) >= REMEMBERED_PEERS:
+            self._said.clear()
+        self._said[key] = (now, 0)
+        unsaid = f" ({said[1]} more since the last line)" if said and said[1] else ""
+        log.warning("%s: %s%s", peer, detail, unsaid)
+
+
+class Budget:
+    """A token bucket: `limit` tokens per `window` seconds, refilled steadily, `limit` at most."""
+
+    __slots__ = ("limit", "rate", "stamp", "tokens")
+
+    def __init__(self, limit: int, window: float, now: float) -> None:
+        self.limit = limit
+        self.rate = limit / window
+        self.tokens = float(limit)
+        self.stamp = now
+
+    def spend(self, count: int, now: float) -> bool:
+        """Takes `count` tokens; False when there were not enough (the budget is spent)."""
+        self.tokens = min(self.limit, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= count
+        return self.tokens >= 0
+
+
+class Guard:
+    """The limits of one server, with what they count across its connections."""
+
+    def __init__(self, limits: Limits | None = None, files: int | None = None) -> None:
+        self.limits = limits or Limits()
+        self.refusals = Refusals(self.limits.log_interval)
+        self.files = files
+        """The process's file limit, when known: connections stop FILES_KEPT short of it, so
+        running out of descriptors is a logged refusal, not an accept failing unseen."""
+        self.connections = 0
+        self.by_address: Counter[str] = Counter()
+        self.buffered = 0
+        """Request bytes received on all connections and not yet read."""
+
+    def admit(self, address: str) -> Refusal | None:
+        """Counts a new connection from `address`, or says why it is refused (then it is not
+        counted, and the refusal is logged)."""
+        limits = self.limits
+        reason = None
+        if self.connections >= limits.max_connections:
+            reason, detail = Refusal.CONNECTIONS, f"{limits.max_connections} connections open"
+        elif self.files is not None and self.connections >= self.files - FILES_KEPT:
+            reason = Refusal.FILE_LIMIT
+            detail = (
+                f"{self.connections} connections open, near the file limit of {self.files} "
+                "(raise it with ulimit -n, or lower --h2-max-connections)"
+            )
+        elif self.by_address[address] >= limits.max_connections_per_address:
+            reason = Refusal.CONNECTIONS_PER_ADDRESS
+            detail = f"{limits.max_connections_per_address} connections open from this address"
+        if reason is not None:
+            self.refusals.refuse(reason, address, f"connection refused: {detail}")
+            return reason
+        self.connections += 1
+        self.by_address[address] += 1
+        return None
+
+    def leave(self, address: str) -> None:
+        """Uncounts a connection that `admit` counted."""
+        self.connections -= 1
+        self.by_address[address] -= 1
+        if not self.by_address[address]:
+            del self.by_address[address]
+
+
+class ConnectionGuard:
+    """The budgets and clocks of one connection."""
+
+    __slots__ = (
+        "_budgets",
+        "address",
+        "buffered",
+        "guard",
+        "handshaken",
+        "last_received",
+        "opened",
+        "partial_since",
+        "ping_sent",
+    )
+
+    def __init__(self, guard: Guard, address: str, now: float) -> None:
+        self.guard = guard
+        self.address = address
+        self.opened = now
+        self.last_received = now
+        self.handshaken = False
+        self.partial_since: float | None = None
+        """Since when a frame has been half-received, None when none is."""
+        self.ping_sent: float | None = None
+        """When a keepalive PING went out that is still unanswered."""
+        self.buffered = 0
+        """Request bytes this connection holds unread (counted in the guard's total too)."""
+        self._budgets: dict[Refusal, Budget] = {}
+
+    def spend(self, counts: Counter[Refusal], now: float) -> Refusal | None:
+        """Charges the frames just received; the budget overspent, if one is (logged)."""
+        limits = self.guard.limits
+        for reason, count in counts.items():
+            budget = self._budgets.get(reason)
+            if budget is None:
+                budget = self._budgets[reason] = Budget(
+                    _frame_limit(limits, reason), limits.frame_window, now
+                )
+            if not budget.spend(count, now):
+                self.guard.refusals.refuse(
+                    reason,
+                    self.address,
+                    f"over {budget.limit} {reason.value.replace('_', ' ')} per "
+                    f"{limits.frame_window:g}s: GOAWAY ENHANCE_YOUR_CALM",
+                )
+                return reason
+        return None
+
+    def hold(self, size: int) -> Refusal | None:
+        """Counts the connection now holding `size` unread request bytes; BUFFERED_BYTES when
+        that takes the server past its total (logged)."""
+        guard = self.guard
+        grew = size - self.buffered
+        guard.buffered += grew
+        self.buffered = size
+        if grew > 0 and guard.buffered > guard.limits.max_buffered_bytes:
+            guard.refusals.refuse(
+                Refusal.BUFFERED_BYTES,
+                self.address,
+                f"{guard.buffered} request bytes unread on the server, over "
+                f"{guard.limits.max_buffered_bytes}: connection closed",
+            )
+            return Refusal.BUFFERED_BYTES
+        return None
+
+    def due(self, now: float, open_streams: int, partial: bool) -> Refusal | bool | None:
+        """What the clocks say: a Refusal when the connection has to go (logged), True when a
+        keepalive PING should go out now, None otherwise."""
+        limits = self.guard.limits
+        if partial:
+            if self.partial_since is None:
+                self.partial_since = now
+        else:
+            self.partial_since = None
+        reason: Refusal | None = None
+        if not self.handshaken:
+            if now - self.opened > limits.handshake_timeout:
+                reason, what = Refusal.HANDSHAKE_TIMEOUT, "no preface and SETTINGS"
+        elif self.partial_since is not None and now - self.partial_since > limits.header_timeout:
+            reason, what = Refusal.HEADER_TIMEOUT, "a frame left half-sent"
+        elif self.ping_sent is not None and now - self.ping_sent > limits.keepalive_timeout:
+            reason, what = Refusal.KEEPALIVE_TIMEOUT, "no answer to a keepalive PING"
+        elif not open_streams and now - self.last_received > limits.idle_timeout:
+            reason, what = Refusal.IDLE_TIMEOUT, "idle"
+        if reason is not None:
+            seconds = now - self.opened
+            self.guard.refusals.refuse(
+                reason, self.address, f"connection closed after {seconds:.0f}s: {what}"
+            )
+            return reason
+        if (
+            open_streams
+            and self.ping_sent is None
+            and now - self.last_received > limits.keepalive_seconds
+        ):
+            self.ping_sent = now
+            return True
+        return None
+
+    def received(self, now: float) -> None:
+        """Anything arrived: the peer is alive."""
+        self.last_received = now
+        self.ping_sent = None
+
+
+def file_limit() -> int | None:
+    """The process's limit of open files, raised to the hard limit first (a server wants all
+    it may have); None where the platform has no such limit."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _frame_limit(limits: Limits, reason: Refusal) -> int:
+    return {
+        Refusal.RESETS: limits.max_resets,
+        Refusal.PINGS: limits.max_pings,
+        Refusal.SETTINGS: limits.max_settings,
+        Refusal.EMPTY_FRAMES: limits.max_empty_frames,
+    }[reason]
+
+
+def frame_counts(events: Iterable[Event]) -> Counter[Refusal]:
+    """The budgeted frames among h2's events for some received bytes."""
+    counts: Counter[Refusal] = Counter()
+    for event in events:
+        if isinstance(event, StreamReset):
+            if event.remote_reset:
+                counts[Refusal.RESETS] += 1
+        elif isinstance(event, PingReceived):
+            counts[Refusal.PINGS] += 1
+        elif isinstance(event, RemoteSettingsChanged):
+            counts[Refusal.SETTINGS] += 1
+        elif isinstance(event, DataReceived):
+            if not event.flow_controlled_length and event.stream_ended is None:
+                counts[Refusal.EMPTY_FRAMES] += 1
+        elif isinstance(event, PriorityUpdated):
+            counts[Refusal.EMPTY_FRAMES] += 1
+        elif isinstance(event, RequestReceived) and event.priority_updated is not None:
+            counts[Refusal.EMPTY_FRAMES] -= 1  # a request's own priority is no extra frame
+    return counts
+
+
+def stillborn(events: list[Event]) -> set[int]:
+    """Streams the client opened and reset in the same bytes: no call starts for them (a
+    rapid reset costs the server h2's bookkeeping, not a call's task and stream objects)."""
+    reset = {event.stream_id for event in events if isinstance(event, StreamReset)}
+    if not reset:
+        return reset
+    return {
+        event.stream_id
+        for event in events
+        if isinstance(event, RequestReceived) and event.stream_id in reset
+    }

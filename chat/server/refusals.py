@@ -1,0 +1,52 @@
+"""What the service refuses past its limits: counted by reason for the metrics, and told in the
+log once per peer and reason per interval, however many requests a peer makes meanwhile."""
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from enum import Enum
+
+log = logging.getLogger("chat.limits")
+
+LOG_INTERVAL = 60.0
+"""Seconds between two log lines about one peer's refusals for one reason."""
+REMEMBERED_PEERS = 10_000
+"""Peers whose last line is remembered; past it the memory starts again (one more line each)."""
+
+
+class Refused(Enum):
+    """Why the service refused a request: the metrics' `reason` label."""
+
+    ROOMS = "rooms"
+    """A message for a new room, with --max-rooms rooms kept already."""
+    AUTH_FAILURES = "auth_failures"
+    """A call from an address past --max-auth-failures, refused before its credential."""
+
+
+class Refusals:
+    """Counts refusals, and logs the first of each peer and reason in each interval, with how
+    many went unsaid since the line before."""
+
+    def __init__(
+        self, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.counts: Counter[Refused] = Counter()
+        self._interval = interval
+        self._clock = clock
+        self._said: dict[tuple[str, Refused], tuple[float, int]] = {}  # when, unsaid since
+
+    def refuse(self, reason: Refused, peer: str, detail: str) -> None:
+        """Counts one refusal; logs `detail` unless this peer's last line for it is recent."""
+        self.counts[reason] += 1
+        now = self._clock()
+        key = (peer, reason)
+        said = self._said.get(key)
+        if said is not None and now - said[0] < self._interval:
+            self._said[key] = (said[0], said[1] + 1)
+            return
+        if len(self._said) >= REMEMBERED_PEERS:
+            self._said.clear()
+        self._said[key] = (now, 0)
+        unsaid = f" ({said[1]} more since the last line)" if said and said[1] else ""
+        log.warning("%s: %s%s", peer, detail, unsaid)
