@@ -92,8 +92,9 @@ class ServiceFigures(Collector):
         )
         yield GaugeMetricFamily(
             "chat_http2_buffered_bytes",
-            "Request bytes received and not yet read, on all connections (direct transport)",
-            value=guard.buffered,
+            "Request bytes received and not yet read, and of messages on their way, on all "
+            "connections (direct transport)",
+            value=guard.buffered + guard.reserved,
         )
         yield CounterMetricFamily(
             "chat_slow_consumers",
