@@ -70,7 +70,7 @@ class Limits:
     """Request bytes a connection may have sent and the server not yet read (flow control)."""
     stream_window: int = 256 * KiB
     """The same, for one stream."""
-    max_buffered_bytes: int = 256 * MiB
+    max_buffered_bytes: int = 128 * MiB
     """Request bytes waiting to be read across all connections; a connection adding to them
     past it is closed."""
     log_interval: float = 60.0
