@@ -12,6 +12,11 @@ from pathlib import Path
 
 from abuse.harness import Figures, Limits, registered, run_attack
 
+SHORT = Limits(rss_settle=0.25)
+"""The short form's marks: its few seconds of settling leave more of a burst's pages with the
+allocator than the full run's 20 s, so memory back within 25% of idle, not 10%; a leak (the
+rapid reset's 1 GiB before its fix) still fails it."""
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m abuse", description=__doc__)
@@ -57,7 +62,7 @@ async def run_all(args: argparse.Namespace, workdir: Path) -> bool:
             5.0 if args.short else 20.0,
             tuple(shlex.split(args.server_flags)),
         )
-        failed = figures.failures(Limits())
+        failed = figures.failures(SHORT if args.short else Limits())
         passed = passed and not failed
         print(line(figures, failed), flush=True)
         results.append(

@@ -93,8 +93,9 @@ class ServiceFigures(Collector):
         )
         yield GaugeMetricFamily(
             "chat_http2_buffered_bytes",
-            "Request bytes received and not yet read, on all connections (direct transport)",
-            value=guard.buffered,
+            "Request bytes received and not yet read, and of messages on their way, on all "
+            "connections (direct transport)",
+            value=guard.buffered + guard.reserved,
         )
         limited = CounterMetricFamily(
             "chat_refusals",

@@ -341,6 +341,20 @@ async def test_a_message_body_that_never_comes_ends_its_call(serve: Serve) -> No
     await client.close()
 
 
+async def test_unfinished_messages_count_against_the_unread_bytes_budget(serve: Serve) -> None:
+    server = await serve(max_buffered_bytes=100_000, body_timeout=2)
+    client = await server.client()
+    for stream_id in (1, 3):
+        client.h2.send_headers(stream_id, request_headers(CHAT, [("chat-user", f"u{stream_id}")]))
+        client.h2.send_data(stream_id, b"\0" + (60_000).to_bytes(4, "big") + b"x" * 10)
+        await client.flush()
+    assert grpc_status(await client.wait_for(trailers(3))) == 8  # RESOURCE_EXHAUSTED
+    assert grpc_status(await client.wait_for(trailers(1))) == 4  # its body never came
+    assert server.guard.refusals.counts == {Refusal.BUFFERED_BYTES: 1}
+    assert server.guard.reserved == 0
+    await client.close()
+
+
 async def test_the_reference_path_keeps_its_flow_control_windows(serve: Serve) -> None:
     server = await serve(REFERENCE, connection_window=100_000, stream_window=70_000)
     client = await server.client()

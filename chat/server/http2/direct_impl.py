@@ -50,7 +50,6 @@ from chat.server.http2.grpclib_impl import window_config
 from chat.server.http2.guard import (
     ConnectionGuard,
     Guard,
-    Limits,
     Refusal,
     frame_counts,
     stillborn,
@@ -83,15 +82,15 @@ class DirectTransport(Transport[ServerStream]):
 
     name = "direct"
 
-    body_timeout = Limits().body_timeout
-    """Seconds a message's body has once its prefix came (the guard's, set by `server`)."""
+    guard = Guard()
+    """The limits of the server it runs (set by `server`): a message's body has a clock and
+    a share of the unread-bytes budget."""
 
     def server(
         self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard | None = None
     ) -> Server:
-        guard = guard or Guard()
-        self.body_timeout = guard.limits.body_timeout
-        return LeanServer(handlers, codec, guard)
+        self.guard = guard or Guard()
+        return LeanServer(handlers, codec, self.guard)
 
     async def receive(self, stream: ServerStream, codec: EncodingCodec) -> Any | None:
         """Read from grpclib's stream buffer, which offers no hook between the length prefix
@@ -109,7 +108,7 @@ class DirectTransport(Transport[ServerStream]):
                     Status.RESOURCE_EXHAUSTED,
                     f"a message of {size} bytes is over the server's limit of {codec.limit} bytes",
                 )
-            body = await _body(buffer, size, self.body_timeout) if size else b""
+            body = await _body(buffer, size, self.guard, stream) if size else b""
         except AssertionError:  # grpclib 0.4's buffer asserts a read arrived whole
             raise cut_short() from None
         return codec.decode(body, stream._recv_type)
@@ -165,18 +164,28 @@ def _write_message(stream: ServerStream, message: bytes) -> bool:
     return stream._send_initial_metadata_done and write_data(stream._stream, message)
 
 
-async def _body(buffer: Buffer, size: int, seconds: float) -> bytes:
-    """A message's body once its prefix has come, within `seconds`: a client that announces a
-    message and sends nothing more holds the bytes it sent no longer."""
+async def _body(buffer: Buffer, size: int, guard: Guard, stream: ServerStream) -> bytes:
+    """A message's body once its prefix has come. While it comes, its size counts against the
+    server's budget of unread request bytes (grpclib gives flow-control credit for each part
+    it gathers), and a clock runs: a client that announces a message and sends nothing more
+    holds the bytes it sent no longer than the body timeout."""
     if buffer._acked_size >= size:  # it came with its prefix, as it mostly does: no clock
         return await buffer.read(size)
+    address = stream.peer.addr()
+    if not guard.reserve(size, address[0] if address else "unknown"):
+        raise GRPCError(
+            Status.RESOURCE_EXHAUSTED,
+            "the server holds too many unfinished messages; send it again later",
+        )
     try:
-        async with asyncio.timeout(seconds):
+        async with asyncio.timeout(guard.limits.body_timeout):
             return await buffer.read(size)
     except TimeoutError:
         raise GRPCError(
             Status.DEADLINE_EXCEEDED, "the message's body did not arrive in time"
         ) from None
+    finally:
+        guard.reserved -= size
 
 
 def _framed(replies: list[bytes]) -> bytes:

@@ -70,7 +70,7 @@ class Limits:
     """Request bytes a connection may have sent and the server not yet read (flow control)."""
     stream_window: int = 256 * KiB
     """The same, for one stream."""
-    max_buffered_bytes: int = 256 * MiB
+    max_buffered_bytes: int = 128 * MiB
     """Request bytes waiting to be read across all connections; a connection adding to them
     past it is closed."""
     log_interval: float = 60.0
@@ -175,6 +175,8 @@ class Guard:
         self.by_address: Counter[str] = Counter()
         self.buffered = 0
         """Request bytes received on all connections and not yet read."""
+        self.reserved = 0
+        """Bytes of request messages whose bodies are on their way (their parts gathered)."""
 
     def admit(self, address: str) -> Refusal | None:
         """Counts a new connection from `address`, or says why it is refused (then it is not
@@ -198,6 +200,21 @@ class Guard:
         self.connections += 1
         self.by_address[address] += 1
         return None
+
+    def reserve(self, size: int, address: str) -> bool:
+        """Counts a message body of `size` bytes on its way from `address`; False (logged)
+        when it would take the server past its budget of unread bytes."""
+        limit = self.limits.max_buffered_bytes
+        if self.buffered + self.reserved + size > limit:
+            self.refusals.refuse(
+                Refusal.BUFFERED_BYTES,
+                address,
+                f"a {size}-byte message refused: {self.buffered + self.reserved} request bytes "
+                f"unread on the server, {limit} at most",
+            )
+            return False
+        self.reserved += size
+        return True
 
     def leave(self, address: str) -> None:
         """Uncounts a connection that `admit` counted."""
