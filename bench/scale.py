@@ -83,11 +83,23 @@ def presence_updates(metrics_port: int) -> int:
     raise RuntimeError(f"{url} shows no chat_presence_updates_total")
 
 
+RUN_TIMEOUT = 600.0
+"""A stuck run fails instead of hanging."""
+FLAGS = ("--rate-limit", "0", "--queue-size", "1000000")
+"""Flood control off, and room for every listener's backlog: the writers send as fast as they
+can, and the load generator's listeners, one process for all, read slower than the replicas
+write, so the default queue of 1,000 would cut them off (a throughput run, not a test of the
+slow-consumer cut-off)."""
+
+
 async def _drain(chatter: Chatter, expected: int) -> int:
     """Reads replies until `expected` CHATs and ACKs came; returns how many."""
     count = 0
     while count < expected:
-        reply = await chatter.recv()
+        # No per-reply clock (the run has one): the load generator, one process for every
+        # stream, is the slower side, and a stream may wait seconds while it decodes the
+        # others' bursts.
+        reply = await chatter.stream.recv_message()
         if reply is None:
             raise RuntimeError("a stream ended before every message reached it")
         if reply.kind in REPLY_KINDS:
@@ -107,7 +119,7 @@ async def run_once(replicas: int, messages: int, workdir: Path) -> ScaleSample:
     ports = [free_port() for _ in range(replicas)]
     try:
         for number, metrics_port in enumerate(ports):
-            flags = (*path_flags("fast"), "--rate-limit", "0", "--metrics-port", str(metrics_port))
+            flags = (*path_flags("fast"), *FLAGS, "--metrics-port", str(metrics_port))
             log = workdir / f"server-{number}.log"
             servers.append(ServerProcess(log, redis.url, *flags).start())
         writers_total = WRITERS * replicas
@@ -129,10 +141,11 @@ async def run_once(replicas: int, messages: int, workdir: Path) -> ScaleSample:
             cpu, commands = redis_cpu_s(redis), redis_commands(redis)
             updates = sum(presence_updates(port) for port in ports)
             started = time.perf_counter()
-            counts = await asyncio.gather(
-                *(_write(writer, share) for writer in writers),
-                *(_drain(chatter, total) for chatter in (*listeners, *writers)),
-            )
+            async with asyncio.timeout(RUN_TIMEOUT):
+                counts = await asyncio.gather(
+                    *(_write(writer, share) for writer in writers),
+                    *(_drain(chatter, total) for chatter in (*listeners, *writers)),
+                )
             wall = time.perf_counter() - started
             if failed := [s for s in servers if s.proc and s.proc.poll() is not None]:
                 raise RuntimeError(f"a server exited: {failed[0].log()[-500:]}")
