@@ -232,6 +232,7 @@ class ChatService:
         the replay as well as ACKed, and shown to its sender twice.
         """
         await subscriber.live
+        posted: set[str] = set()  # rooms this stream has stored a message in
         while (request := await call.recv()) is not None:
             if self._turns.over():  # the others have their turn before this request
                 await asyncio.sleep(0)
@@ -246,7 +247,7 @@ class ChatService:
             overrides = draft.room is not defaults.room or draft.user is not defaults.user
             problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
             if not problem:
-                problem = await self._refusal(call, draft, overrides)
+                problem = await self._refusal(call, draft, overrides, posted)
             if problem:
                 error = self.encoding.error(problem, draft.room, draft.user, draft.key)
                 await subscriber.put(0, error)
@@ -257,6 +258,7 @@ class ChatService:
                 subscriber.acknowledge(self.encoding.ack(stored))
             else:
                 self.messages_stored += 1
+            posted.add(draft.room)
             if not call.sending.locked():
                 await _send_queued(call, subscriber.take())  # saves a hop to the sending task
             await subscriber.room_to_spare()
@@ -272,18 +274,22 @@ class ChatService:
         self.writes.succeeded()
         return stored
 
-    async def _refusal(self, call: Call[ChatRequest], draft: Draft, overrides: bool) -> str | None:
+    async def _refusal(
+        self, call: Call[ChatRequest], draft: Draft, overrides: bool, posted: Set[str]
+    ) -> str | None:
         """Why the call may not post a valid draft now, or None: a user or room its token does
         not allow (overrides only: the stream's own were checked when it opened), a new room
-        past --max-rooms, or too many messages from its user."""
+        past --max-rooms (not a room in `posted`, where this stream has stored a message), or
+        too many messages from its user."""
         identity = call.identity
         if identity is not None and overrides:
             problem = identity.check_user(draft.user, "user") or identity.check_room(draft.room)
             if problem:
                 return problem
-        # A room with messages is let through on a count that costs one look-up on every store
-        # (a Redis XLEN); only a new room's message reads the names of them all.
-        if self._max_rooms and not await self._store.count(draft.room):
+        # A room this stream has posted to costs nothing; another with messages is let through
+        # on a count that costs one look-up on every store (a Redis XLEN, so once per stream and
+        # room, not per message); only a new room's message reads the names of them all.
+        if self._max_rooms and draft.room not in posted and not await self._store.count(draft.room):
             rooms = await self._store.rooms()
             if len(rooms) >= self._max_rooms and draft.room not in rooms:
                 self.refusals.refuse(
