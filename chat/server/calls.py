@@ -147,13 +147,13 @@ class Calls:
         transport: Transport[Any],
         auth: Auth | None = None,
         failures: AuthFailures | None = None,
-        refusals: Refusals | None = None,
+        refusals: Refusals[Refused] | None = None,
     ) -> None:
         self._codec = codec
         self._transport = transport
         self._auth = auth
         self._failures = failures or AuthFailures(0, 1.0)
-        self._refusals = refusals or Refusals()
+        self._refusals: Refusals[Refused] = refusals or Refusals()
         self._open = 0
         self._idle = asyncio.Event()
         self._idle.set()

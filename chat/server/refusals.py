@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from enum import Enum
+from typing import Generic, TypeVar
 
 log = logging.getLogger("chat.limits")
 
@@ -13,6 +14,9 @@ LOG_INTERVAL = 60.0
 """Seconds between two log lines about one peer's refusals for one reason."""
 REMEMBERED_PEERS = 10_000
 """Peers whose last line is remembered; past it the memory starts again (one more line each)."""
+
+
+Reason = TypeVar("Reason", bound=Enum)
 
 
 class Refused(Enum):
@@ -24,29 +28,35 @@ class Refused(Enum):
     """A call from an address past --max-auth-failures, refused before its credential."""
 
 
-class Refusals:
+class Refusals(Generic[Reason]):
     """Counts refusals, and logs the first of each peer and reason in each interval, with how
-    many went unsaid since the line before."""
+    many went unsaid since the line before. The service's (`Refused`) and the HTTP/2 guard's
+    (`chat.server.http2.guard.Refusal`) each keep one, in loggers of their own."""
 
     def __init__(
-        self, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic
+        self,
+        interval: float = LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        logger: logging.Logger = log,
     ) -> None:
-        self.counts: Counter[Refused] = Counter()
+        self.counts: Counter[Reason] = Counter()
         self._interval = interval
         self._clock = clock
-        self._said: dict[tuple[str, Refused], tuple[float, int]] = {}  # when, unsaid since
+        self._log = logger
+        self._said: dict[tuple[str, Reason], tuple[float, int]] = {}  # when, unsaid since
 
-    def refuse(self, reason: Refused, peer: str, detail: str) -> None:
-        """Counts one refusal; logs `detail` unless this peer's last line for it is recent."""
-        self.counts[reason] += 1
+    def refuse(self, reason: Reason, peer: str, detail: str, count: int = 1) -> None:
+        """Counts `count` refusals; logs `detail` unless this peer's last line for it is
+        recent."""
+        self.counts[reason] += count
         now = self._clock()
         key = (peer, reason)
         said = self._said.get(key)
         if said is not None and now - said[0] < self._interval:
-            self._said[key] = (said[0], said[1] + 1)
+            self._said[key] = (said[0], said[1] + count)
             return
         if len(self._said) >= REMEMBERED_PEERS:
             self._said.clear()
         self._said[key] = (now, 0)
         unsaid = f" ({said[1]} more since the last line)" if said and said[1] else ""
-        log.warning("%s: %s%s", peer, detail, unsaid)
+        self._log.warning("%s: %s%s", peer, detail, unsaid)

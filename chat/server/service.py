@@ -52,7 +52,7 @@ class ChatService:
         self.codec = EncodingCodec(self.encoding, settings.max_message_bytes)
         self.limits = Guard(settings.limits, file_limit())
         """The HTTP/2 limits and what they count across the server's connections."""
-        self.refusals = Refusals()
+        self.refusals: Refusals[Refused] = Refusals()
         """What the service refused past its limits (rooms, auth failures), by reason."""
         self.writes = StoreWrites()
         """Whether the store's writes succeed: health follows it."""

@@ -12,7 +12,6 @@ attacker's ten thousand frames make one line, not ten thousand.
 """
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from h2.events import (
     RequestReceived,
     StreamReset,
 )
+
+from chat.server.refusals import Refusals
 
 log = logging.getLogger("chat.server.http2")
 
@@ -115,33 +116,6 @@ FRAME_BUDGETS = (Refusal.RESETS, Refusal.PINGS, Refusal.SETTINGS, Refusal.EMPTY_
 FILES_KEPT = 64
 """File descriptors kept from connections: the store's, the web door's, the log's."""
 
-REMEMBERED_PEERS = 10_000
-"""Peers whose last log line is remembered; past it the memory starts again."""
-
-
-class Refusals:
-    """Counts refusals by reason, and says so in the log once per peer and reason per
-    interval, with how many went unsaid since."""
-
-    def __init__(self, interval: float = 60.0) -> None:
-        self.interval = interval
-        self.counts: Counter[Refusal] = Counter()
-        self._said: dict[tuple[str, Refusal], tuple[float, int]] = {}
-
-    def refuse(self, reason: Refusal, peer: str, detail: str, count: int = 1) -> None:
-        self.counts[reason] += count
-        now = time.monotonic()
-        key = (peer, reason)
-        said = self._said.get(key)
-        if said is not None and now - said[0] < self.interval:
-            self._said[key] = (said[0], said[1] + count)
-            return
-        if len(self._said) >= REMEMBERED_PEERS:
-            self._said.clear()
-        self._said[key] = (now, 0)
-        unsaid = f" ({said[1]} more since the last line)" if said and said[1] else ""
-        log.warning("%s: %s%s", peer, detail, unsaid)
-
 
 class Budget:
     """A token bucket: `limit` tokens per `window` seconds, refilled steadily, `limit` at most."""
@@ -167,7 +141,7 @@ class Guard:
 
     def __init__(self, limits: Limits | None = None, files: int | None = None) -> None:
         self.limits = limits or Limits()
-        self.refusals = Refusals(self.limits.log_interval)
+        self.refusals: Refusals[Refusal] = Refusals(self.limits.log_interval, logger=log)
         self.files = files
         """The process's file limit, when known: connections stop FILES_KEPT short of it, so
         running out of descriptors is a logged refusal, not an accept failing unseen."""
