@@ -115,9 +115,14 @@ class RawClient:
         return not self.closed.is_set() and not self.writer.is_closing()
 
     async def close(self) -> None:
-        self._reading.cancel()
-        self.writer.close()
-        with contextlib.suppress(OSError, asyncio.CancelledError):
-            await self.writer.wait_closed()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reading
+        await hang_up(self.writer, self._reading)
+
+
+async def hang_up(writer: asyncio.StreamWriter, reading: asyncio.Task[None]) -> None:
+    """Closes a raw connection and stops the task reading it, whatever state either is in."""
+    reading.cancel()
+    writer.close()
+    with contextlib.suppress(OSError, asyncio.CancelledError):
+        await writer.wait_closed()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reading

@@ -26,7 +26,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error
 
-from abuse.attacker import request_headers
+from abuse.attacker import hang_up, request_headers
 from abuse.harness import Attack, Target
 from chat.contract import GET_STATS, SEND_AND_RECEIVE
 from chat.server.http2.base import grpc_message
@@ -135,12 +135,7 @@ class Flooder:
         self.credit.set()
 
     async def close(self) -> None:
-        self._reading.cancel()
-        self.writer.close()
-        with contextlib.suppress(OSError, asyncio.CancelledError):
-            await self.writer.wait_closed()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reading
+        await hang_up(self.writer, self._reading)
 
 
 def framed(requests: Iterator[MessageRequest], per_chunk: int) -> Iterator[bytes]:
