@@ -7,7 +7,6 @@ calls are counted where they start and end instead.
 """
 
 import asyncio
-import functools
 import logging
 import math
 import time
@@ -21,7 +20,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from chat.errors import to_grpc_error
 from chat.server.auth import Auth
 from chat.server.encoding.base import EncodingCodec
-from chat.server.http2.base import CallStream, Transport
+from chat.server.http2.base import CallStream, Sink, Transport
 from chat.server.identity import Identity
 from chat.server.logs import CALL_LINE
 from chat.server.refusals import Refusals, Refused
@@ -88,20 +87,10 @@ class Call(Generic[Request]):
         await self._transport.send(self.stream, replies)
         self.sent += len(replies)
 
-    def sink(self) -> Callable[[bytes, int], bool] | None:
-        """A function that sends gRPC messages (`grpc_message`s joined, and how many) at once
-        when no one else is sending and the transport can write them now, False otherwise; None
-        when the transport never writes at once. A live listener's deliveries go through it."""
-        write = self._transport.writer(self.stream)
-        if write is None:
-            return None
-        return functools.partial(self._send_one, write)
-
-    def _send_one(self, write: Callable[[bytes], bool], message: bytes, count: int) -> bool:
-        if self.sending.locked() or not write(message):
-            return False
-        self.sent += count
-        return True
+    def sink(self) -> Sink | None:
+        """What writes a live listener's deliveries at once, when no one else is sending and
+        the transport can take them now; None when the transport never writes at once."""
+        return self._transport.sink(self.stream, self)
 
     def send_now(self, replies: list[bytes]) -> bool:
         """Sends replies of a streaming call without waiting, when nothing has to wait: no one

@@ -15,14 +15,11 @@ from collections.abc import Callable
 from chat.errors import SlowConsumer, StoreUnavailable
 from chat.model import Stored
 from chat.server.encoding.base import Encoding
-from chat.server.http2.base import grpc_message
+from chat.server.http2.base import Sink, grpc_message
 from chat.store.presence import LocalPresence, Presence
 
 Delivery = tuple[int, bytes]
 """An encoded MessageReply and the stored id a history replay may also show (0: none)."""
-Sink = Callable[[bytes, int], bool]
-"""Writes gRPC messages (`grpc_message`s joined, and how many) to a stream at once; False when
-it would have to wait."""
 
 
 class Subscriber:
@@ -83,13 +80,14 @@ class Subscriber:
         """Hands a room's message to the stream (`data` encoded, `message` that as a gRPC
         message): written at once when nothing is queued before it and the stream can take
         it, queued (`push`) otherwise."""
+        sink = self.sink
         if (
-            self.sink is not None
+            sink is not None
             and not self._queue
             and id > self.replayed
             and not self._finished
             and not self.ended.done()
-            and self._sink_took(self.sink, message, 1)
+            and sink(message, 1)
         ):
             self.last_id = id
             return
@@ -119,23 +117,12 @@ class Subscriber:
         if self.sink is not None and not self._finished and not self.ended.done():
             fresh = [data for id, data in queue if not id or id > self.replayed]
             message = b"".join([grpc_message(data) for data in fresh])
-            if self._sink_took(self.sink, message, len(fresh)):
+            if self.sink(message, len(fresh)):
                 self.last_id = max(self.last_id, *(id for id, _ in queue))
                 queue.clear()
                 self._make_space()
                 return
         self._wake()
-
-    @staticmethod
-    def _sink_took(sink: Sink, message: bytes, count: int) -> bool:
-        """Whether the sink wrote the message. The rooms call it for every listener in turn,
-        from whichever task stored the message: a stream whose connection broke must not
-        break delivery to the others, so its failure leaves the message to the queue (and
-        the stream's own task finds the connection gone)."""
-        try:
-            return sink(message, count)
-        except Exception:
-            return False
 
     def push(self, id: int, data: bytes, *, own: bool = False, wake: bool = True) -> None:
         """Queues a reply; ends the subscriber instead when its queue is full.

@@ -4,6 +4,7 @@ The service, its calls and its rooms hold one `Transport` and never know which: 
 documented stream API (the reference) or frames written and read directly (the fast path).
 """
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Generic, Protocol, TypeVar
@@ -42,6 +43,21 @@ class CallStream(Protocol):
     ) -> None: ...
 
 
+Sink = Callable[[bytes, int], bool]
+"""Writes gRPC messages (`grpc_message`s joined, and how many) to a stream at once; False when
+it would have to wait. It never raises: the rooms call a listener's sink from whichever task
+stored the message, so a stream whose connection broke leaves the message to its queue (and
+its own task finds the connection gone), and delivery to the others goes on."""
+
+
+class Sender(Protocol):
+    """What a sink needs of its call: the lock whoever writes its replies holds, and their
+    count."""
+
+    sending: asyncio.Lock
+    sent: int
+
+
 StreamType = TypeVar("StreamType", contravariant=True)
 """The streams a transport can drive: any `CallStream`, or only grpclib's own."""
 
@@ -74,9 +90,10 @@ class Transport(ABC, Generic[StreamType]):
         sent, and `send` is the way."""
 
     @abstractmethod
-    def writer(self, stream: StreamType) -> Callable[[bytes], bool] | None:
-        """A function that writes one gRPC message (`grpc_message`) to the stream at once,
-        False when it would have to wait; None when this transport never writes at once."""
+    def sink(self, stream: StreamType, call: Sender) -> Sink | None:
+        """The `Sink` of a live listener's stream: it writes when no one holds the call's
+        `sending` lock and the connection can take the bytes now, and counts them in `sent`;
+        None when this transport never writes at once."""
 
     def when_readable(self, stream: StreamType, ready: Callable[[], None]) -> Callable[[], None]:
         """Calls `ready` once, when the stream has received something `receive` would read

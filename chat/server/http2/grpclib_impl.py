@@ -12,7 +12,7 @@ from grpclib.config import Configuration
 from grpclib.server import Server
 
 from chat.server.encoding.base import EncodingCodec
-from chat.server.http2.base import CallStream, Transport, compressed, cut_short
+from chat.server.http2.base import CallStream, Sender, Transport, compressed, cut_short
 from chat.server.http2.guard import Guard, Limits
 
 
@@ -45,7 +45,7 @@ class GrpclibTransport(Transport[CallStream]):
     def send_now(self, stream: CallStream, replies: list[bytes]) -> bool:
         return False
 
-    def writer(self, stream: CallStream) -> None:
+    def sink(self, stream: CallStream, call: Sender) -> None:
         return None
 
     def finish_unary_now(

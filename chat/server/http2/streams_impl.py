@@ -266,6 +266,18 @@ class LeanStream(Stream):
 class LeanConnection(Connection):
     """grpclib's connection, opening `LeanStream`s."""
 
+    writable = True
+    """Whether the transport takes writes now: grpclib's `write_ready` as a plain attribute,
+    which the rooms read for every delivery."""
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.writable = True
+
     def create_stream(
         self, *, stream_id: int | None = None, wrapper: Wrapper | None = None
     ) -> Stream:
