@@ -408,6 +408,10 @@ class LeanProtocol(H2Protocol):
         watch.hold(0)
         self.guard.leave(self.address)
         super().connection_lost(exc)
+        # The protocol holds the processor, which holds the handler, which holds the protocol:
+        # cut, reference counting frees the connection now, not a full collection some day
+        # (grpclib cuts its own cycles on close the same way).
+        del self.processor
         self.reclaimer.connection_closed()
 
 
@@ -456,11 +460,7 @@ class LeanHandler(AbstractHandler):
         self.handler.cancel(stream)
 
     def close(self) -> None:
-        """The connection is gone: its calls are cancelled, and the cycle back to the protocol
-        (which holds the processor, which holds this) is cut, so that reference counting frees
-        the connection now rather than a full collection some day (as grpclib cuts its own)."""
         self.handler.close()
-        del self.protocol
 
 
 def _plain_data_frames(
