@@ -61,6 +61,9 @@ class Attack:
     """More server flags (the harness always adds `--rate-limit 0 --web-port 0`)."""
     short_seconds: float = 1.0
     """How long it runs in `--short` form."""
+    short_rss_settle: float | None = None
+    """The short form's mark for memory back near idle, when the attack is held to a tighter
+    one than the suite's (its memory has to come back within the short settling too)."""
     seconds: float = 30.0
     """How long it runs in the full form."""
     token: str = ""

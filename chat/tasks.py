@@ -14,11 +14,19 @@ async def cancel_and_wait(tasks: Collection["asyncio.Future[Any]"]) -> None:
     A task still running after a while is cancelled again: on Python 3.11 `asyncio.wait_for`
     (which redis-py wraps around every command) drops a cancellation that arrives together
     with the command's result, and the task goes on — to wait for a request that never comes.
+
+    A failure of theirs was reported through the call already, so it is retrieved whenever the
+    task ends: even when this wait is cancelled first (the server shutting down), the task is
+    not left to log "Task exception was never retrieved".
     """
+    for task in tasks:
+        task.add_done_callback(_retrieve)
     while pending := [task for task in tasks if not task.done()]:
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=CANCEL_AGAIN_SECONDS)
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()  # retrieved: a failure here was already reported through the call
+
+
+def _retrieve(task: "asyncio.Future[Any]") -> None:
+    if not task.cancelled():
+        task.exception()

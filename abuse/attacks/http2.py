@@ -257,6 +257,12 @@ ATTACKS = [
         "stalled",
         stalled,
         about="up to 300 connections: nothing, half a preface, or half a frame, then silent",
+        short_rss_settle=0.10,
     ),
-    Attack("idle-flood", idle, about="as many idle connections as the server accepts"),
+    Attack(
+        "idle-flood",
+        idle,
+        about="as many idle connections as the server accepts",
+        short_rss_settle=0.10,
+    ),
 ]

@@ -5,10 +5,12 @@ malformed requests are answered, and every refusal is counted and logged once.""
 import asyncio
 import gc
 import socket
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import grpclib.protocol
+import grpclib.server
 import pytest
 from grpclib.client import Channel
 from h2.config import H2Configuration
@@ -27,7 +29,9 @@ from h2.settings import SettingCodes
 
 from abuse.attacker import CHAT, RawClient, grpc_message, request_headers
 from chat.server.config import Settings
+from chat.server.http2.direct_impl import LeanProtocol
 from chat.server.http2.guard import FILES_KEPT, Guard, Limits, Refusal
+from chat.server.http2.reclaim import Reclaimer
 from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
 from chat.testing import free_port
@@ -283,6 +287,65 @@ async def test_connections_stop_short_of_the_file_limit_and_say_so(
     assert "near the file limit" in caplog.text
     await first.close()
     await second.close()
+
+
+async def test_refused_connections_leave_no_handler_behind(serve: Serve) -> None:
+    """grpclib's server keeps each connection's handler until the handler says it closed; a
+    refused connection's never did, and a flood of them grew the server for good."""
+    server = await serve(max_connections_per_address=1)
+    held = await server.client()
+    for _ in range(40):
+        refused = await server.client()
+        await asyncio.wait_for(refused.closed.wait(), 10)
+        await refused.close()
+    assert server.guard.refusals.counts[Refusal.CONNECTIONS_PER_ADDRESS] == 40
+    gc.collect()
+    handlers = sum(isinstance(thing, grpclib.server.Handler) for thing in gc.get_objects())
+    assert handlers <= 12  # the held one, and up to ten closed ones between grpclib's sweeps
+    assert held.alive
+    await held.close()
+
+
+@pytest.mark.parametrize("closed_by", ["client", "server"])
+async def test_a_closed_connection_is_freed_at_once(
+    serve: Serve, closed_by: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a full collection: an idle server may not run one for hours, and a flood's
+    hundreds of closed connections would wait for it."""
+    server = await serve(handshake_timeout=0.5 if closed_by == "server" else 10.0)
+    client = await server.client(record=False) if closed_by == "client" else None
+    if client is None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    await asyncio.wait_for(_until(lambda: server.guard.connections == 1), 10)
+    gc.collect()  # earlier tests' garbage
+    gc.disable()
+    try:
+        (protocol,) = [
+            thing
+            for thing in gc.get_objects()
+            if isinstance(thing, LeanProtocol) and thing.watch is not None
+        ]
+        freed = weakref.ref(protocol)
+        del protocol
+        if client is not None:
+            await client.close()
+        else:
+            await asyncio.wait_for(reader.read(), 10)  # to EOF: no preface came, it was closed
+            writer.close()
+        await asyncio.wait_for(_until(lambda: freed() is None), 10)
+    finally:
+        gc.enable()
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+async def test_memory_is_reclaimed_once_a_wave_of_closes_is_over() -> None:
+    reclaimer = Reclaimer(wave=3, quiet=0.2)
+    reclaimer.connection_closed()
+    reclaimer.connection_closed()
+    assert reclaimer.closed == 2
+    reclaimer.connection_closed()
+    await asyncio.wait_for(_until(lambda: reclaimer.reclaims == 1), 10)
+    assert reclaimer.closed == 0
 
 
 async def _until(condition: Callable[[], bool]) -> None:

@@ -57,6 +57,7 @@ from chat.server.http2.guard import (
     stillborn,
 )
 from chat.server.http2.malformed import Malformed, check_request
+from chat.server.http2.reclaim import Reclaimer
 from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, shared_headers
 
 FRAME_HEADER = struct.Struct(">BHBBL")
@@ -244,11 +245,12 @@ def _framed(replies: list[bytes]) -> bytes:
 
 class LeanServer(Server):
     """grpclib's Server, its connections reading plain DATA frames and kept within `guard`'s
-    limits through `LeanProtocol`."""
+    limits through `LeanProtocol`; the memory of closed ones given back after a wave."""
 
     def __init__(self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard) -> None:
         super().__init__(handlers, codec=codec, config=window_config(guard.limits))
         self.guard = guard
+        self.reclaimer = Reclaimer()
         self.lean_h2_config = H2Configuration(
             client_side=False,
             header_encoding=None,  # bytes: a non-ASCII header is refused here, not by a crash
@@ -260,7 +262,9 @@ class LeanServer(Server):
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = super()._protocol_factory()
-        return LeanProtocol(protocol.handler, protocol.config, self.lean_h2_config, self.guard)
+        return LeanProtocol(
+            protocol.handler, protocol.config, self.lean_h2_config, self.guard, self.reclaimer
+        )
 
 
 class GuardedH2Connection(H2Connection):
@@ -298,9 +302,17 @@ class LeanProtocol(H2Protocol):
     """A connection that hands plain DATA frames straight to their grpclib streams, and is
     held to the guard's limits: frame budgets, clocks, unread request bytes."""
 
-    def __init__(self, handler: Any, config: Any, h2_config: H2Configuration, guard: Guard) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        config: Any,
+        h2_config: H2Configuration,
+        guard: Guard,
+        reclaimer: Reclaimer,
+    ) -> None:
         super().__init__(handler, config, h2_config)
         self.guard = guard
+        self.reclaimer = reclaimer
         self.watch: ConnectionGuard | None = None
         self.address = "unknown"
         self._timer: asyncio.TimerHandle | None = None
@@ -312,6 +324,7 @@ class LeanProtocol(H2Protocol):
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         if self.guard.admit(self.address) is not None:
+            self.handler.close()  # grpclib's server keeps a handler until it says it closed
             cast(asyncio.Transport, transport).abort()
             return
         self.watch = ConnectionGuard(self.guard, self.address, time.monotonic())
@@ -440,9 +453,15 @@ class LeanProtocol(H2Protocol):
         self.watch = None
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         watch.hold(0)
         self.guard.leave(self.address)
         super().connection_lost(exc)
+        # The protocol holds the processor, which holds the handler, which holds the protocol:
+        # cut, reference counting frees the connection now, not a full collection some day
+        # (grpclib cuts its own cycles on close the same way).
+        del self.processor
+        self.reclaimer.connection_closed()
 
 
 class LeanHandler(AbstractHandler):
