@@ -5,6 +5,7 @@ import socket
 import urllib.request
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 from grpclib.client import Channel
@@ -14,6 +15,8 @@ from grpclib.exceptions import GRPCError
 from prometheus_client.parser import text_string_to_metric_families
 
 from abuse.attacker import RawClient
+from bench.crowd import opening
+from chat.client.values import split_address
 from chat.testing import Chatter, ServerProcess, free_port, refused_server_start, run_client
 from gen.grpc.chat import MessageReplyKind
 
@@ -91,6 +94,45 @@ async def test_a_listener_cut_off_for_falling_behind_is_counted(
     assert figures[plain("chat_slow_consumers_total")] == 1
     assert figures[calls("SendAndReceiveMessage", "RESOURCE_EXHAUSTED")] == 1
     assert figures[plain("chat_messages_stored_total")] == 30
+
+
+LISTENER_RECEIVE_BUFFER = 16 * 1024
+"""The silent listener's socket buffer: small, so that the server's own send buffer is what
+fills (the kernel grows a receive buffer far past a send buffer's limit)."""
+
+
+def send_buffer_limit() -> int:
+    """The most a socket's send buffer grows to on this machine (`tcp_wmem`'s last figure)."""
+    return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[-1])
+
+
+async def test_a_listener_that_reads_nothing_is_cut_off_whatever_its_windows(
+    server_process: Start, channel_to: Callable[..., Channel]
+) -> None:
+    """With flow-control windows as wide as HTTP/2 allows, what stops its deliveries is its
+    socket: once the connection takes no more, they are queued, and past the queue it is cut
+    off, so the server never buffers without bound for it."""
+    scraper = Scraper(server_process, "--queue-size", "5")
+    host, port = split_address(scraper.server.address)
+    text = "x" * 8000
+    bound = (send_buffer_limit() + 2 * LISTENER_RECEIVE_BUFFER + 2**20) // len(text)
+    async with AsyncExitStack() as stack:
+        sender = await Chatter.open(stack, channel_to(scraper.server), user="fast", room="r")
+        silent = stack.enter_context(socket.socket())
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_RECEIVE_BUFFER)
+        silent.connect((host, port))
+        silent.sendall(opening(host, port, "r", "slow"))  # wide windows, then never a read
+        assert (await sender.recv_kind(MessageReplyKind.JOIN)).user == "slow"
+        left = False
+        for _ in range(bound):
+            await sender.send(text)
+            while (reply := await sender.recv()) is not None and reply.kind != MessageReplyKind.ACK:
+                left = left or reply.kind == MessageReplyKind.LEAVE
+            if left:
+                break
+        assert left, f"{bound} messages of {len(text)} bytes and the silent listener is still on"
+    figures = await asyncio.to_thread(scraper.scrape)
+    assert figures[plain("chat_slow_consumers_total")] == 1
 
 
 async def test_refusals_past_the_service_s_limits_are_counted_by_reason(
