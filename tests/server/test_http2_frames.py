@@ -3,7 +3,7 @@ messages; replies wait for the client's flow-control window; unary answers close
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -59,8 +59,11 @@ class RawClient:
         self.data_frames = 0
 
     @classmethod
-    async def open(cls, port: int, window: int | None = None) -> "RawClient":
-        """A SendAndReceiveMessage stream; `window`: the flow-control window it grants."""
+    async def open(
+        cls, port: int, window: int | None = None, room: str | None = None
+    ) -> "RawClient":
+        """A SendAndReceiveMessage stream; `window`: the flow-control window it grants;
+        `room`: its chat-room (the default room without)."""
         client = cls(*await asyncio.open_connection("127.0.0.1", port))
         client.h2.initiate_connection()
         if window is not None:
@@ -76,6 +79,7 @@ class RawClient:
                 ("content-type", "application/grpc"),
                 ("te", "trailers"),
                 ("chat-user", "raw"),
+                *([("chat-room", room)] if room else []),
             ],
         )
         await client.write(client.h2.data_to_send())
@@ -93,10 +97,13 @@ class RawClient:
         self.writer.write(data)
         await self.writer.drain()
 
-    def frames(self, texts: list[str], pad_length: int | None = None) -> bytes:
-        """DATA frames, one message each, as h2 would put them on the wire (not sent yet)."""
-        for text in texts:
-            self.h2.send_data(1, grpc_message(text), pad_length=pad_length)
+    def frames(
+        self, texts: list[str], pad_length: int | None = None, rooms: Iterable[str] = ()
+    ) -> bytes:
+        """DATA frames, one message each, as h2 would put them on the wire (not sent yet);
+        `rooms`: the room of each message (the stream's own without)."""
+        for text, room in itertools.zip_longest(texts, itertools.islice(rooms, len(texts))):
+            self.h2.send_data(1, grpc_message(text, room or ""), pad_length=pad_length)
         return self.h2.data_to_send()
 
     async def replies(self, count: int) -> list[MessageReply]:
@@ -130,8 +137,8 @@ async def read_history(channel: Channel) -> list[str]:
     return [reply.message for reply in await read(MessagesRequest())]
 
 
-def grpc_message(text: str) -> bytes:
-    body = bytes(MessageRequest(message=text))
+def grpc_message(text: str, room: str = "") -> bytes:
+    body = bytes(MessageRequest(message=text, room=room))
     return b"\0" + len(body).to_bytes(4, "big") + body
 
 
@@ -227,6 +234,41 @@ async def test_a_backlog_reaches_listeners_whole_in_order_and_in_few_writes(
                 assert listener.data_frames - frames_before <= 10
     finally:
         for client in [*listeners, sender]:
+            client.close()
+
+
+async def test_a_backlog_across_rooms_reaches_each_listener_with_its_rooms_messages_only(
+    port: int,
+) -> None:
+    """A backlog alternating between two rooms: each room's listeners hold as many messages
+    as the other's in every turn, and get their own room's, whole and in order."""
+    listeners = {
+        "left": [await RawClient.open(port, room="left") for _ in range(2)],
+        "right": [await RawClient.open(port, room="right")],
+    }
+    sender = await RawClient.open(port)
+    clients = [*listeners["left"], *listeners["right"], sender]
+    try:
+        for client in clients:  # in the room and live
+            await client.write(client.frames(["here"]))
+            while "Server Responding to here" not in ack_texts(await client.replies(1)):
+                pass
+        sent = {room: [f"{room} {number:03}" for number in range(100)] for room in listeners}
+        await sender.write(
+            sender.frames(
+                [text for pair in zip(sent["left"], sent["right"], strict=True) for text in pair],
+                rooms=itertools.cycle(["left", "right"]),
+            )
+        )
+        for room, members in listeners.items():
+            for listener in members:
+                chats: list[str] = []
+                while len(chats) < len(sent[room]) and not listener.ended:
+                    replies = await listener.replies(1)
+                    chats += [reply.message for reply in replies if reply.message != "here"]
+                assert chats == sent[room]
+    finally:
+        for client in clients:
             client.close()
 
 
