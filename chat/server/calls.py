@@ -88,18 +88,10 @@ class Call(Generic[Request]):
         self.sent += len(replies)
 
     def sink(self) -> Sink | None:
-        """What writes a live listener's deliveries at once, when no one else is sending and
-        the transport can take them now; None when the transport never writes at once."""
+        """What writes a live stream's replies at once (its room's deliveries, its own ACKs),
+        when no one else is sending and the transport can take them now; None when the
+        transport never writes at once."""
         return self._transport.sink(self.stream, self)
-
-    def send_now(self, replies: list[bytes]) -> bool:
-        """Sends replies of a streaming call without waiting, when nothing has to wait: no one
-        else is sending and the transport can write them at once. False: nothing was sent,
-        and `send_all` (holding `sending`) is the way."""
-        if self.sending.locked() or not self._transport.send_now(self.stream, replies):
-            return False
-        self.sent += len(replies)
-        return True
 
     async def end(self, status: Status, message: str | None) -> None:
         """Sends the unary reply (when OK) and the status; a client that is gone gets nothing."""

@@ -114,15 +114,23 @@ class Subscriber:
         queue = self._queue
         if not queue:
             return
-        if self.sink is not None and not self._finished and not self.ended.done():
+        if not self._finished and not self.ended.done():
             fresh = [data for id, data in queue if not id or id > self.replayed]
-            message = b"".join([grpc_message(data) for data in fresh])
-            if self.sink(message, len(fresh)):
+            if self.write_now(fresh):
                 self.last_id = max(self.last_id, *(id for id, _ in queue))
                 queue.clear()
                 self._make_space()
                 return
         self._wake()
+
+    def write_now(self, replies: list[bytes]) -> bool:
+        """Writes encoded replies to the stream at once through its sink (the stream's own
+        replies too, saving its sending task a wake-up); False when the stream cannot take
+        them now, or the transport never writes at once: then they go by the sending task."""
+        sink = self.sink
+        if sink is None:
+            return False
+        return sink(b"".join([grpc_message(reply) for reply in replies]), len(replies))
 
     def push(self, id: int, data: bytes, *, own: bool = False, wake: bool = True) -> None:
         """Queues a reply; ends the subscriber instead when its queue is full.

@@ -259,8 +259,8 @@ class ChatService:
             else:
                 self.messages_stored += 1
             posted.add(draft.room)
-            if not call.sending.locked():
-                await _send_queued(call, subscriber.take())  # saves a hop to the sending task
+            if not call.sending.locked():  # saves a hop to the sending task
+                await _send_queued(call, subscriber, subscriber.take())
             await subscriber.room_to_spare()
         subscriber.finish()
 
@@ -370,7 +370,7 @@ class ChatService:
         subscriber.go_live()
         subscriber.sink = call.sink()
         while batch := await subscriber.batch():
-            await _send_queued(call, batch)
+            await _send_queued(call, subscriber, batch)
 
 
 async def _one_request(call: Call[Request]) -> Request:
@@ -432,10 +432,10 @@ async def _nothing() -> AsyncIterator[Stored]:
     yield
 
 
-async def _send_queued(call: Call[Any], replies: list[Delivery]) -> None:
+async def _send_queued(call: Call[Any], subscriber: Subscriber, replies: list[Delivery]) -> None:
     if replies:
         encoded = [data for _, data in replies]
-        if not call.send_now(encoded):
+        if not subscriber.write_now(encoded):
             async with call.sending:
                 await call.send_all(encoded)
 

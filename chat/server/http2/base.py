@@ -85,11 +85,6 @@ class Transport(ABC, Generic[StreamType]):
         """Sends encoded replies of a streaming call, in order, waiting for flow control."""
 
     @abstractmethod
-    def send_now(self, stream: StreamType, replies: list[bytes]) -> bool:
-        """Sends the replies without waiting, when nothing has to wait; False: nothing was
-        sent, and `send` is the way."""
-
-    @abstractmethod
     def sink(self, stream: StreamType, call: Sender) -> Sink | None:
         """The `Sink` of a live listener's stream: it writes when no one holds the call's
         `sending` lock and the connection can take the bytes now, and counts them in `sent`;

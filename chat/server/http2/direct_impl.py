@@ -128,13 +128,6 @@ class DirectTransport(Transport[ServerStream]):
             if not write_data(stream._stream, payload):
                 await stream._stream.send_data(payload)
 
-    def send_now(self, stream: ServerStream, replies: list[bytes]) -> bool:
-        return (
-            stream._send_initial_metadata_done
-            and len(replies) <= WRITE_BATCH
-            and write_data(stream._stream, _framed(replies))
-        )
-
     def sink(self, stream: ServerStream, call: Sender) -> Sink | None:
         h2_stream = stream._stream
         state = h2_stream._h2_connection.streams.get(h2_stream.id) if h2_stream.id else None

@@ -42,9 +42,6 @@ class GrpclibTransport(Transport[CallStream]):
         for reply in replies:
             await stream.send_message(reply)
 
-    def send_now(self, stream: CallStream, replies: list[bytes]) -> bool:
-        return False
-
     def sink(self, stream: CallStream, call: Sender) -> None:
         return None
 

@@ -45,7 +45,7 @@ class Reclaimer:
         """Connections closed since the last reclaim."""
         self.last_closed = 0.0
         self.reclaims = 0
-        """Reclaims run so far (tests and the debug log read it)."""
+        """Reclaims run so far (the tests read it)."""
         self._timer: asyncio.TimerHandle | None = None
         self._trim = _malloc_trim()
 
