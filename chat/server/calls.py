@@ -66,6 +66,10 @@ class Call(Generic[Request]):
             self.received += 1
         return request
 
+    def request_waiting(self) -> bool:
+        """Whether `recv` would return a request now (see `Transport.request_waiting`)."""
+        return self._transport.request_waiting(self.stream)
+
     def when_readable(self, ready: Callable[[], None]) -> Callable[[], None]:
         """Calls `ready` once the client has sent something to read (see
         `Transport.when_readable`); returns what cancels that."""

@@ -153,7 +153,8 @@ class Subscriber:
         """Queues the ACK of the stream's own message, in id order with the room's messages.
 
         Never cut off for it: the stream then waits in `room_to_spare` before it reads its
-        next request, so the queue overshoots by one ACK at most.
+        next requests, so the queue overshoots by the ACKs of one batch of them at most (the
+        service's PIPELINE).
         """
         if not self._finished and not self.ended.done():
             self._queue.append((0, data))  # 0: never mistaken for a replayed message

@@ -33,6 +33,8 @@ from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsRe
 
 HISTORY_BATCH = 256
 """Stored messages sent in one `send_all`: bounds the bytes a batch holds at once."""
+PIPELINE = 32
+"""Requests of one stream stored together at most; its queue may overshoot by their ACKs."""
 INT32_MAX = 2**31 - 1
 Request = TypeVar("Request")
 UINT64_MAX = 2**64 - 1
@@ -229,13 +231,44 @@ class ChatService:
         loop's time budget for a turn (chat/server/turns.py); finishes at half-close.
 
         Requests are read only once the replay is sent: a message posted meanwhile would be in
-        the replay as well as ACKed, and shown to its sender twice.
+        the replay as well as ACKed, and shown to its sender twice. Requests that have already
+        arrived are read and stored together (up to PIPELINE), so a client far ahead of the
+        server is caught up with one write per listener for many messages, not one each.
         """
         await subscriber.live
-        posted: set[str] = set()  # rooms this stream has stored a message in
+        posted: set[str] = set()  # rooms this stream has stored (or is storing) a message in
         while (request := await call.recv()) is not None:
-            if self._turns.over():  # the others have their turn before this request
+            if self._turns.over():  # the others have their turn before these requests
                 await asyncio.sleep(0)
+            requests = [request]
+            failure: GRPCError | None = None
+            while len(requests) < PIPELINE and call.request_waiting():
+                try:
+                    if (waiting := await call.recv()) is not None:
+                        requests.append(waiting)
+                except GRPCError as error:  # told once those before it are answered
+                    failure = error
+                    break
+            await self._store_in_order(call, subscriber, defaults, requests, posted)
+            if not call.sending.locked():  # saves a hop to the sending task
+                await _send_queued(call, subscriber, subscriber.take())
+            if failure is not None:
+                raise failure
+            await subscriber.room_to_spare()
+        subscriber.finish()
+
+    async def _store_in_order(
+        self,
+        call: Call[ChatRequest],
+        subscriber: Subscriber,
+        defaults: Draft,
+        requests: list[ChatRequest],
+        posted: set[str],
+    ) -> None:
+        """Stores the requests' valid drafts together, and answers ERROR for the others, each
+        reply in the order of the requests."""
+        drafts: list[Draft] = []
+        for request in requests:
             draft = Draft(
                 room=request.room or defaults.room,
                 user=request.user or defaults.user,
@@ -249,30 +282,35 @@ class ChatService:
             if not problem:
                 problem = await self._refusal(call, draft, overrides, posted)
             if problem:
+                await self._append(subscriber, drafts)  # their ACKs come before this ERROR
+                drafts = []
                 error = self.encoding.error(problem, draft.room, draft.user, draft.key)
                 await subscriber.put(0, error)
                 continue
             self.rooms.join(subscriber, draft.room)
-            stored = await self._append(draft)  # the rooms queue its ACK, in id order
-            if stored.repeat:  # stored before: the first ACK again, and nothing for the room
-                subscriber.acknowledge(self.encoding.ack(stored))
-            else:
-                self.messages_stored += 1
             posted.add(draft.room)
-            if not call.sending.locked():  # saves a hop to the sending task
-                await _send_queued(call, subscriber, subscriber.take())
-            await subscriber.room_to_spare()
-        subscriber.finish()
+            drafts.append(draft)
+            if draft.key:  # a repeat's ACK is the stream's to queue: nothing after it goes first
+                await self._append(subscriber, drafts)
+                drafts = []
+        await self._append(subscriber, drafts)
 
-    async def _append(self, draft: Draft) -> Stored:
-        """Stores the draft; a failed write makes the server NOT_SERVING until one succeeds."""
+    async def _append(self, subscriber: Subscriber, drafts: list[Draft]) -> None:
+        """Stores the drafts (the rooms queue their ACKs, in id order); a failed write makes
+        the server NOT_SERVING until one succeeds."""
+        if not drafts:
+            return
         try:
-            stored = await self._store.append(draft)
+            results = await self._store.append_all(drafts)
         except StoreUnavailable as error:
             self.writes.failed(error)
             raise
         self.writes.succeeded()
-        return stored
+        for stored in results:
+            if stored.repeat:  # stored before: the first ACK again, and nothing for the room
+                subscriber.acknowledge(self.encoding.ack(stored))
+            else:
+                self.messages_stored += 1
 
     async def _refusal(
         self, call: Call[ChatRequest], draft: Draft, overrides: bool, posted: Set[str]

@@ -1,7 +1,7 @@
 """The storage interface every backend implements, and the constants they share."""
 
 import secrets
-from collections.abc import AsyncIterator, Set
+from collections.abc import AsyncIterator, Sequence, Set
 from typing import Protocol
 
 from chat.errors import StoreUnavailable
@@ -67,6 +67,12 @@ class Store(Protocol):
         A draft whose (user, key) was stored before, within the dedupe window, is not stored
         again and the listeners hear nothing: the result is the first one's id and time, marked
         `repeat`, whichever stream or replica posted either."""
+        ...
+
+    async def append_all(self, drafts: Sequence[Draft]) -> list[Stored]:
+        """Stores the drafts in order, as `append` does each: together where the store can, so
+        the listeners hear of them in one turn of the loop (and the rooms write them to each
+        listener at once); one after the other where it cannot."""
         ...
 
     def history(self, room: str | None, after_id: int = 0, limit: int = 0) -> AsyncIterator[Stored]:

@@ -101,6 +101,10 @@ class MemoryStore:
             listener.stored(stored)
         return stored
 
+    async def append_all(self, drafts: Sequence[Draft]) -> list[Stored]:
+        """Together: `append` never waits, so the listeners hear of them all in this turn."""
+        return [await self.append(draft) for draft in drafts]
+
     def _trim_room(self, name: str, room: list[Stored]) -> None:
         """Keeps the newest `max_history` of a room; the whole list forgets the rest lazily."""
         cut = len(room) - self._max_history

@@ -24,7 +24,7 @@ import heapq
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -257,6 +257,11 @@ class RedisStore:
         return Stored(
             id_, draft.room, draft.user, draft.text, sent_at, draft.origin, draft.key, repeat
         )
+
+    async def append_all(self, drafts: Sequence[Draft]) -> list[Stored]:
+        """One after the other: scripts sent at once on the pool's connections could run out of
+        order."""
+        return [await self.append(draft) for draft in drafts]
 
     async def _delivery_of(self, id_: int, epoch: str) -> None:
         """Waits until the listeners were told of message `id_` of the history `epoch` and of

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Set
+from collections.abc import AsyncIterator, Sequence, Set
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,19 +141,24 @@ class SqliteStore:
         self._listeners.append(listener)
 
     async def append(self, draft: Draft) -> Stored:
+        return (await self.append_all([draft]))[0]
+
+    async def append_all(self, drafts: Sequence[Draft]) -> list[Stored]:
+        """Together: in the same batch, committed in one transaction."""
         if self._writer is None:
             raise StoreUnavailable("the SQLite store is closed")
-        future: asyncio.Future[Stored] = self._loop.create_future()
-        self._pending.append((draft, future))
-        if len(self._pending) == 1 and self._checkpoint is None:
-            # The first message of a batch commits it, one turn of the loop later: what other
+        futures: list[asyncio.Future[Stored]] = [self._loop.create_future() for _ in drafts]
+        first = not self._pending
+        self._pending += zip(drafts, futures, strict=True)
+        if first and self._checkpoint is None:
+            # The first messages of a batch commit it, one turn of the loop later: what other
             # streams sent meanwhile joins the batch. Committing here rather than from a
             # callback saves the sender a turn of the loop.
             try:
                 await asyncio.sleep(0)
             finally:  # cancelled too: the others' messages must not wait for nobody
                 self._commit_pending()
-        return await future
+        return await asyncio.gather(*futures)  # a failed batch: every failure retrieved
 
     def _commit_pending(self) -> None:
         if self._checkpoint is not None:

@@ -4,7 +4,7 @@ messages; replies wait for the client's flow-control window; unary answers close
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import h2.config
@@ -13,6 +13,7 @@ import h2.events
 import pytest
 from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
 from grpclib.config import Configuration
+from grpclib.const import Status
 from h2.settings import SettingCodes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from chat import contract
 from chat.server.config import Settings
 from chat.server.service import ChatService
+from chat.store import Store, open_store
 from chat.store.memory import MemoryStore
 from chat.testing import Chatter, ServerProcess, free_port, path_flags
 from gen.grpc.chat import (
@@ -37,14 +39,37 @@ BIDI, HISTORY, STATS = contract.SEND_AND_RECEIVE, contract.GET_MESSAGES, contrac
 @pytest.fixture
 async def port(settings: Settings) -> AsyncIterator[int]:
     """The port of a server on the path under test with the memory store, on loopback."""
-    service = ChatService(MemoryStore(), settings)
+    async with serving(settings, MemoryStore()) as port:
+        yield port
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def any_store_port(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> AsyncIterator[int]:
+    """As `port`, with the memory store and with SQLite, whose writes wait for a commit: a
+    stream's requests are then stored together only when they are read together."""
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
+    store = await open_store(url)
+    try:
+        async with serving(settings, store) as port:
+            yield port
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def serving(settings: Settings, store: Store) -> AsyncIterator[int]:
+    service = ChatService(store, settings)
     server = service.transport.server([service], service.codec)
     port = free_port()
     await server.start("127.0.0.1", port)
-    yield port
-    service.shut_down()
-    server.close()
-    await server.wait_closed()
+    try:
+        yield port
+    finally:
+        service.shut_down()
+        server.close()
+        await server.wait_closed()
 
 
 class RawClient:
@@ -56,6 +81,7 @@ class RawClient:
         self.reader, self.writer = reader, writer
         self.received = b""
         self.ended = False
+        self.trailers: dict[str, str] = {}
         self.data_frames = 0
 
     @classmethod
@@ -106,6 +132,15 @@ class RawClient:
             self.h2.send_data(1, grpc_message(text, room or ""), pad_length=pad_length)
         return self.h2.data_to_send()
 
+    def requests(self, requests: list[MessageRequest | bytes]) -> bytes:
+        """DATA frames, one request each (bytes: a gRPC message as it is), not sent yet."""
+        for request in requests:
+            if isinstance(request, MessageRequest):
+                body = bytes(request)
+                request = b"\0" + len(body).to_bytes(4, "big") + body
+            self.h2.send_data(1, request)
+        return self.h2.data_to_send()
+
     async def replies(self, count: int) -> list[MessageReply]:
         """The next `count` replies (fewer if the stream ends), acknowledging what was read."""
         replies: list[MessageReply] = []
@@ -118,6 +153,8 @@ class RawClient:
                     self.data_frames += 1
                     self.received += event.data
                     self.h2.acknowledge_received_data(event.flow_controlled_length, 1)
+                if isinstance(event, h2.events.TrailersReceived):
+                    self.trailers = {str(name): str(value) for name, value in event.headers}
                 self.ended |= isinstance(event, h2.events.StreamEnded)
             await self.write(self.h2.data_to_send())
             while len(self.received) >= 5:
@@ -206,10 +243,12 @@ async def test_live_messages_wait_for_a_small_client_window_and_arrive_whole(
 
 
 async def test_a_backlog_reaches_listeners_whole_in_order_and_in_few_writes(
-    port: int, path: str
+    any_store_port: int, path: str
 ) -> None:
-    """Messages stored in one loop turn (here: 200 in one TCP write) reach every listener in
-    order; on the fast path in one write per listener per turn, not one per message."""
+    """A sender's backlog (here: 200 messages in one TCP write) reaches every listener in
+    order; on the fast path, which stores what arrived together, in one write per listener
+    for many messages, not one per message."""
+    port = any_store_port
     listeners = [await RawClient.open(port) for _ in range(3)]
     sender = await RawClient.open(port)
     try:
@@ -270,6 +309,65 @@ async def test_a_backlog_across_rooms_reaches_each_listener_with_its_rooms_messa
     finally:
         for client in clients:
             client.close()
+
+
+async def test_requests_that_arrive_together_are_answered_in_their_order(
+    any_store_port: int,
+) -> None:
+    """Requests in one TCP write, which the fast path stores together: an ACK or an ERROR for
+    each, in the order of the requests, and a key sent again ACKed with its first id."""
+    client = await RawClient.open(any_store_port)
+    try:
+        await client.write(
+            client.requests(
+                [
+                    MessageRequest(message="one"),
+                    MessageRequest(message="two", key="k1"),
+                    MessageRequest(message="three", room="no room!"),
+                    MessageRequest(message="four"),
+                    MessageRequest(message="two", key="k1"),
+                    MessageRequest(message="five"),
+                    MessageRequest(message=""),
+                    MessageRequest(message="six", key="k2"),
+                    MessageRequest(message="seven"),
+                ]
+            )
+        )
+        replies = await client.replies(9)
+        assert [(reply.kind, reply.id) for reply in replies] == [
+            (MessageReplyKind.ACK, 1),
+            (MessageReplyKind.ACK, 2),
+            (MessageReplyKind.ERROR, 0),
+            (MessageReplyKind.ACK, 3),
+            (MessageReplyKind.ACK, 2),
+            (MessageReplyKind.ACK, 4),
+            (MessageReplyKind.ERROR, 0),
+            (MessageReplyKind.ACK, 5),
+            (MessageReplyKind.ACK, 6),
+        ]
+        assert "no room!" in replies[2].message and "empty" in replies[6].message
+        async with Channel("127.0.0.1", any_store_port) as channel:
+            history = await read_history(channel)
+            assert history == ["one", "two", "four", "five", "six", "seven"]
+    finally:
+        client.close()
+
+
+async def test_a_bad_request_among_good_ones_ends_the_call_once_those_before_it_are_acked(
+    any_store_port: int,
+) -> None:
+    client = await RawClient.open(any_store_port)
+    try:
+        compressed = b"\1\0\0\0\1x"
+        good = [MessageRequest(message="one"), MessageRequest(message="two")]
+        await client.write(client.requests([*good, compressed, MessageRequest(message="never")]))
+        replies = await client.replies(3)
+        assert ack_texts(replies) == ["Server Responding to one", "Server Responding to two"]
+        assert client.ended and client.trailers["grpc-status"] == str(Status.UNIMPLEMENTED.value)
+        async with Channel("127.0.0.1", any_store_port) as channel:
+            assert await read_history(channel) == ["one", "two"]
+    finally:
+        client.close()
 
 
 async def test_a_history_over_the_client_window_arrives_whole(

@@ -143,6 +143,38 @@ def run_buffer(kind: Callable[[partial[None]], Buffer], steps: Reads, end: bool)
 
 
 @settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(min_value=1, max_value=30), max_size=30),
+)
+def test_a_lean_buffer_tells_when_a_whole_message_waits(sizes: list[int], cuts: list[int]) -> None:
+    """Messages arriving in chunks cut anywhere, each read once it is whole: after every
+    chunk and every read, `holds_message` says whether the next one is all here."""
+    data = b"".join(b"\0" + size.to_bytes(4, "big") + bytes(range(size)) for size in sizes)
+
+    async def run() -> None:
+        buffer = LeanBuffer(partial(lambda size: None))
+        arrived = read = next_message = 0
+        for cut in [*cuts, len(data)]:
+            chunk = data[arrived : arrived + cut]
+            if chunk:
+                buffer.add(chunk, len(chunk))
+                arrived += len(chunk)
+            while True:
+                whole = next_message < len(sizes) and arrived - read >= 5 + sizes[next_message]
+                assert buffer.holds_message() is whole
+                if not whole:
+                    break
+                size = sizes[next_message]
+                assert await buffer.read(5 + size) == data[read : read + 5 + size]
+                read += 5 + size
+                next_message += 1
+        assert next_message == len(sizes)
+
+    asyncio.run(run())
+
+
+@settings(max_examples=200, deadline=None)
 @given(steps=st.lists(st.sampled_from(["append", "popleft", "first", "replace"]), max_size=400))
 def test_a_fifo_behaves_as_a_deque_does(steps: list[str]) -> None:
     """Long runs included, where it drops the items it handed out as it goes."""

@@ -124,6 +124,37 @@ async def test_the_listener_hears_every_commit_in_id_order(open_backend: Open) -
     assert {(m.id, m.origin) for m in heard} == {(m.id, m.origin) for m in acked}
 
 
+async def test_drafts_stored_together_keep_their_order_and_their_repeats(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    recorder = Recorder()
+    store.listen(recorder)
+    first = await store.append(Draft("r", "ann", "keyed", origin=1, key="k1"))
+    drafts = [
+        Draft("r", "ann", "a", origin=1),
+        Draft("s", "bob", "b", origin=2),
+        Draft("r", "ann", "keyed", origin=1, key="k1"),
+        Draft("r", "ann", "c", origin=1, key="k2"),
+    ]
+    results = await store.append_all(drafts)
+    assert [(m.id, m.repeat) for m in results] == [
+        (first.id + 1, False),
+        (first.id + 2, False),
+        (first.id, True),
+        (first.id + 3, False),
+    ]
+    assert [m.origin for m in results] == [1, 2, 1, 1]
+    heard = await recorder.wait_for(4)
+    assert [(m.id, m.text) for m in heard] == [
+        (first.id, "keyed"),
+        (first.id + 1, "a"),
+        (first.id + 2, "b"),
+        (first.id + 3, "c"),
+    ]
+    assert await texts(store.history(None)) == ["keyed", "a", "b", "c"]
+
+
 async def test_max_history_keeps_about_the_newest_per_room(open_backend: Open) -> None:
     store = await open_backend(max_history=10)
     for n in range(300):

@@ -98,6 +98,12 @@ class Transport(ABC, Generic[StreamType]):
         ready()
         return nothing
 
+    def request_waiting(self, stream: StreamType) -> bool:
+        """Whether a whole request has arrived, so `receive` would return it without waiting:
+        the stream then stores what its client sent together, for the rooms to write as one.
+        This default says no: requests are read and stored one at a time."""
+        return False
+
     @abstractmethod
     def finish_unary_now(
         self, stream: StreamType, reply: bytes, metadata: Mapping[str, str]

@@ -139,6 +139,10 @@ class DirectTransport(Transport[ServerStream]):
             return buffer.when_readable(ready)
         return super().when_readable(stream, ready)
 
+    def request_waiting(self, stream: ServerStream) -> bool:
+        buffer = stream._stream.buffer
+        return isinstance(buffer, LeanBuffer) and buffer.holds_message()
+
     def finish_unary_now(
         self, stream: ServerStream, reply: bytes, metadata: Mapping[str, str]
     ) -> bool:

@@ -12,9 +12,10 @@ Like `direct_impl`, this module reads and writes grpclib's private state; the ga
 
 import asyncio
 import functools
+import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Generic, TypeVar, cast
 
@@ -92,6 +93,9 @@ class Fifo(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items) - self._head if self._items is not None else 0
+
+    def __iter__(self) -> Iterator[T]:
+        return itertools.islice(self._items or (), self._head, None)
 
     def __getitem__(self, index: int) -> T:
         items = self._items
@@ -229,6 +233,21 @@ class LeanBuffer(Buffer):
 
     def _forget_ready(self) -> None:
         self._ready = None
+
+    def holds_message(self) -> bool:
+        """Whether a whole gRPC message (its 5-byte prefix and the body it announces) is here:
+        reading it would not wait."""
+        acked = (chunk for chunk, _ in self._acked)
+        unacked = (item.data for item in cast(Pending[UnackedData], self._unacked))
+        prefix = b""
+        received = 0
+        for chunk in itertools.chain(acked, unacked):
+            if len(prefix) < 5:
+                prefix += bytes(chunk[: 5 - len(prefix)])
+            received += len(chunk)
+            if len(prefix) == 5 and received >= 5 + int.from_bytes(prefix[1:], "big"):
+                return True
+        return False
 
 
 class LeanStream(Stream):
