@@ -114,13 +114,9 @@ class Subscriber:
         queue = self._queue
         if not queue:
             return
-        if not self._finished and not self.ended.done():
-            fresh = [data for id, data in queue if not id or id > self.replayed]
-            if self.write_now(fresh):
-                self.last_id = max(self.last_id, *(id for id, _ in queue))
-                queue.clear()
-                self._make_space()
-                return
+        if not self._finished and not self.ended.done() and self.write_now(self._fresh(queue)):
+            self._taken(queue)
+            return
         self._wake()
 
     def write_now(self, replies: list[bytes]) -> bool:
@@ -208,10 +204,25 @@ class Subscriber:
         if not queue:
             return []
         items = [item for item in queue if not item[0] or item[0] > self.replayed]
-        self.last_id = max(self.last_id, *(id for id, _ in queue))
+        self._taken(queue)
+        return items
+
+    def _fresh(self, queue: list[Delivery]) -> list[bytes]:
+        """The queued replies a replayed history did not already show."""
+        replayed = self.replayed
+        first = queue[0][0]
+        if not replayed or first > replayed:  # ids grow along the queue (0: not a message)
+            return [data for _, data in queue]
+        return [data for id, data in queue if not id or id > replayed]
+
+    def _taken(self, queue: list[Delivery]) -> None:
+        """The queue went to the stream: the newest id in it is handed over, and it has room."""
+        for id, _ in reversed(queue):
+            if id:
+                self.last_id = max(self.last_id, id)
+                break
         queue.clear()
         self._make_space()
-        return items
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
