@@ -240,16 +240,42 @@ class ChatService:
         while (request := await call.recv()) is not None:
             if self._turns.over():  # the others have their turn before these requests
                 await asyncio.sleep(0)
-            requests = [request]
+            drafts: list[Draft] = []  # valid, not stored yet: stored together
             failure: GRPCError | None = None
-            while len(requests) < PIPELINE and call.request_waiting():
+            for read in range(1, PIPELINE + 1):
+                draft = Draft(
+                    room=request.room or defaults.room,
+                    user=request.user or defaults.user,
+                    text=request.message,
+                    origin=defaults.origin,
+                    key=request.key,
+                )
+                # The stream's own names were checked when it opened; only overrides need a look.
+                overrides = draft.room is not defaults.room or draft.user is not defaults.user
+                problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
+                if not problem:
+                    problem = await self._refusal(call, draft, overrides, posted)
+                if problem:
+                    await self._append(subscriber, drafts)  # their ACKs come first
+                    error = self.encoding.error(problem, draft.room, draft.user, draft.key)
+                    await subscriber.put(0, error)
+                else:
+                    self.rooms.join(subscriber, draft.room)
+                    posted.add(draft.room)
+                    drafts.append(draft)
+                    if draft.key:  # a repeat's ACK is the stream's to queue: none may pass it
+                        await self._append(subscriber, drafts)
+                if read == PIPELINE or not call.request_waiting():
+                    break
                 try:
-                    if (waiting := await call.recv()) is not None:
-                        requests.append(waiting)
+                    if (waiting := await call.recv()) is None:
+                        break
                 except GRPCError as error:  # told once those before it are answered
                     failure = error
                     break
-            await self._store_in_order(call, subscriber, defaults, requests, posted)
+                request = waiting
+            if drafts:
+                await self._append(subscriber, drafts)
             if not call.sending.locked():  # saves a hop to the sending task
                 await _send_queued(call, subscriber, subscriber.take())
             if failure is not None:
@@ -257,47 +283,9 @@ class ChatService:
             await subscriber.room_to_spare()
         subscriber.finish()
 
-    async def _store_in_order(
-        self,
-        call: Call[ChatRequest],
-        subscriber: Subscriber,
-        defaults: Draft,
-        requests: list[ChatRequest],
-        posted: set[str],
-    ) -> None:
-        """Stores the requests' valid drafts together, and answers ERROR for the others, each
-        reply in the order of the requests."""
-        drafts: list[Draft] = []
-        for request in requests:
-            draft = Draft(
-                room=request.room or defaults.room,
-                user=request.user or defaults.user,
-                text=request.message,
-                origin=defaults.origin,
-                key=request.key,
-            )
-            # The stream's own names were checked when it opened; only overrides need a look.
-            overrides = draft.room is not defaults.room or draft.user is not defaults.user
-            problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
-            if not problem:
-                problem = await self._refusal(call, draft, overrides, posted)
-            if problem:
-                await self._append(subscriber, drafts)  # their ACKs come before this ERROR
-                drafts = []
-                error = self.encoding.error(problem, draft.room, draft.user, draft.key)
-                await subscriber.put(0, error)
-                continue
-            self.rooms.join(subscriber, draft.room)
-            posted.add(draft.room)
-            drafts.append(draft)
-            if draft.key:  # a repeat's ACK is the stream's to queue: nothing after it goes first
-                await self._append(subscriber, drafts)
-                drafts = []
-        await self._append(subscriber, drafts)
-
     async def _append(self, subscriber: Subscriber, drafts: list[Draft]) -> None:
-        """Stores the drafts (the rooms queue their ACKs, in id order); a failed write makes
-        the server NOT_SERVING until one succeeds."""
+        """Stores the drafts and empties the list (the rooms queue their ACKs, in id order); a
+        failed write makes the server NOT_SERVING until one succeeds."""
         if not drafts:
             return
         try:
@@ -311,6 +299,7 @@ class ChatService:
                 subscriber.acknowledge(self.encoding.ack(stored))
             else:
                 self.messages_stored += 1
+        drafts.clear()
 
     async def _refusal(
         self, call: Call[ChatRequest], draft: Draft, overrides: bool, posted: Set[str]

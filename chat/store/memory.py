@@ -70,6 +70,13 @@ class MemoryStore:
         self._listeners.append(listener)
 
     async def append(self, draft: Draft) -> Stored:
+        return self._append_now(draft)
+
+    async def append_all(self, drafts: Sequence[Draft]) -> list[Stored]:
+        """Together: nothing here waits, so the listeners hear of them all in this turn."""
+        return [self._append_now(draft) for draft in drafts]
+
+    def _append_now(self, draft: Draft) -> Stored:
         if draft.key:
             first = self._keys.get((draft.user, draft.key))
             if first is not None:
@@ -100,10 +107,6 @@ class MemoryStore:
         for listener in self._listeners:
             listener.stored(stored)
         return stored
-
-    async def append_all(self, drafts: Sequence[Draft]) -> list[Stored]:
-        """Together: `append` never waits, so the listeners hear of them all in this turn."""
-        return [await self.append(draft) for draft in drafts]
 
     def _trim_room(self, name: str, room: list[Stored]) -> None:
         """Keeps the newest `max_history` of a room; the whole list forgets the rest lazily."""

@@ -158,6 +158,8 @@ class SqliteStore:
                 await asyncio.sleep(0)
             finally:  # cancelled too: the others' messages must not wait for nobody
                 self._commit_pending()
+        if len(futures) == 1:
+            return [await futures[0]]
         return await asyncio.gather(*futures)  # a failed batch: every failure retrieved
 
     def _commit_pending(self) -> None:

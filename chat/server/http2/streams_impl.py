@@ -237,6 +237,8 @@ class LeanBuffer(Buffer):
     def holds_message(self) -> bool:
         """Whether a whole gRPC message (its 5-byte prefix and the body it announces) is here:
         reading it would not wait."""
+        if not self._acked_size and self._unacked.empty():
+            return False
         acked = (chunk for chunk, _ in self._acked)
         unacked = (item.data for item in cast(Pending[UnackedData], self._unacked))
         prefix = b""
