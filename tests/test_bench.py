@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 TUTORIAL = {"grpcio", "fast-memory", "fast-sqlite", "betterproto-memory"}
 OURS = {"memory": "fast-memory", "sqlite": "fast-sqlite", "ref-path": "betterproto-memory"}
 FANOUT = {"fast-memory", "betterproto-memory", "grpcio-broadcast", "floor"}
-CROWD = {"fast-memory", "betterproto-memory"}
+CROWD = {"fast-memory", "fast-sqlite", "betterproto-memory"}
 BOTH = ("bidi", "history", "unary", "unary-32", "idle")
 
 
@@ -65,7 +65,7 @@ def test_a_tiny_run_measures_every_workload_on_every_server(tmp_path: Path) -> N
         assert crowd["count"] == 100 * 7
         assert crowd["extra"]["cut_off"] == 0
         assert 0 < crowd["extra"]["latency_p50_ms"] <= crowd["extra"]["latency_p99_ms"]
-    assert {row["server"] for row in report["crowd"]} == {"fast", "ref-path"}
+    assert {row["server"] for row in report["crowd"]} == {"fast", "fast-sqlite", "ref-path"}
     rows = {(row["workload"], row["store"]) for row in report["comparisons"]}
     assert rows == {(w, s) for w in BOTH[:4] for s in OURS}
     servers = [(fan["listeners"], fan["server"]) for fan in report["fanout"]]
