@@ -15,7 +15,7 @@ from collections.abc import Callable
 from chat.errors import SlowConsumer, StoreUnavailable
 from chat.model import Stored
 from chat.server.encoding.base import Encoding
-from chat.server.http2.base import Sink, grpc_message
+from chat.server.http2.base import Sink, grpc_message, grpc_messages
 from chat.store.presence import LocalPresence, Presence
 
 Delivery = tuple[int, bytes]
@@ -119,14 +119,14 @@ class Subscriber:
             return
         self._wake()
 
-    def write_now(self, replies: list[bytes]) -> bool:
-        """Writes encoded replies to the stream at once through its sink (the stream's own
-        replies too, saving its sending task a wake-up); False when the stream cannot take
-        them now, or the transport never writes at once: then they go by the sending task."""
+    def write_now(self, replies: list[Delivery]) -> bool:
+        """Writes replies to the stream at once through its sink (the stream's own replies
+        too, saving its sending task a wake-up); False when the stream cannot take them now,
+        or the transport never writes at once: then they go by the sending task."""
         sink = self.sink
         if sink is None:
             return False
-        return sink(b"".join([grpc_message(reply) for reply in replies]), len(replies))
+        return sink(grpc_messages([data for _, data in replies]), len(replies))
 
     def push(self, id: int, data: bytes, *, own: bool = False, wake: bool = True) -> None:
         """Queues a reply; ends the subscriber instead when its queue is full.
@@ -203,17 +203,16 @@ class Subscriber:
         queue = self._queue
         if not queue:
             return []
-        items = [item for item in queue if not item[0] or item[0] > self.replayed]
+        items = self._fresh(queue)
         self._taken(queue)
         return items
 
-    def _fresh(self, queue: list[Delivery]) -> list[bytes]:
-        """The queued replies a replayed history did not already show."""
+    def _fresh(self, queue: list[Delivery]) -> list[Delivery]:
+        """What is queued (a copy), but what a replayed history already showed."""
         replayed = self.replayed
-        first = queue[0][0]
-        if not replayed or first > replayed:  # ids grow along the queue (0: not a message)
-            return [data for _, data in queue]
-        return [data for id, data in queue if not id or id > replayed]
+        if not replayed or queue[0][0] > replayed:  # ids grow along the queue (0: no message)
+            return queue.copy()
+        return [item for item in queue if not item[0] or item[0] > replayed]
 
     def _taken(self, queue: list[Delivery]) -> None:
         """The queue went to the stream: the newest id in it is handed over, and it has room."""

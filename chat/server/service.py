@@ -460,11 +460,9 @@ async def _nothing() -> AsyncIterator[Stored]:
 
 
 async def _send_queued(call: Call[Any], subscriber: Subscriber, replies: list[Delivery]) -> None:
-    if replies:
-        encoded = [data for _, data in replies]
-        if not subscriber.write_now(encoded):
-            async with call.sending:
-                await call.send_all(encoded)
+    if replies and not subscriber.write_now(replies):
+        async with call.sending:
+            await call.send_all([data for _, data in replies])
 
 
 async def _until_ended(

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from chat import contract
 from chat.server.config import Settings
+from chat.server.http2.base import grpc_message as framed
 from chat.server.service import ChatService
 from chat.store import Store, open_store
 from chat.store.memory import MemoryStore
@@ -136,8 +137,7 @@ class RawClient:
         """DATA frames, one request each (bytes: a gRPC message as it is), not sent yet."""
         for request in requests:
             if isinstance(request, MessageRequest):
-                body = bytes(request)
-                request = b"\0" + len(body).to_bytes(4, "big") + body
+                request = framed(bytes(request))
             self.h2.send_data(1, request)
         return self.h2.data_to_send()
 
@@ -175,8 +175,7 @@ async def read_history(channel: Channel) -> list[str]:
 
 
 def grpc_message(text: str, room: str = "") -> bytes:
-    body = bytes(MessageRequest(message=text, room=room))
-    return b"\0" + len(body).to_bytes(4, "big") + body
+    return framed(bytes(MessageRequest(message=text, room=room)))
 
 
 def ack_texts(replies: list[MessageReply]) -> list[str]:

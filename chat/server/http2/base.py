@@ -122,6 +122,11 @@ def grpc_message(reply: bytes) -> bytes:
     return b"\0" + len(reply).to_bytes(4, "big") + reply
 
 
+def grpc_messages(replies: list[bytes]) -> bytes:
+    """Encoded replies as gRPC messages, joined: one write's worth."""
+    return b"".join([grpc_message(reply) for reply in replies])
+
+
 def cut_short() -> GRPCError:
     """The status of a stream that ended inside a message (grpclib asserts on it)."""
     return GRPCError(Status.INVALID_ARGUMENT, "the stream ended inside a message")

@@ -47,6 +47,7 @@ from chat.server.http2.base import (
     compressed,
     cut_short,
     grpc_message,
+    grpc_messages,
 )
 from chat.server.http2.grpclib_impl import window_config
 from chat.server.http2.guard import (
@@ -124,7 +125,7 @@ class DirectTransport(Transport[ServerStream]):
         if not stream._send_initial_metadata_done:
             await stream.send_initial_metadata()
         for start in range(0, len(replies), WRITE_BATCH):
-            payload = _framed(replies[start : start + WRITE_BATCH])
+            payload = grpc_messages(replies[start : start + WRITE_BATCH])
             if not write_data(stream._stream, payload):
                 await stream._stream.send_data(payload)
 
@@ -149,7 +150,7 @@ class DirectTransport(Transport[ServerStream]):
         """Headers, the one message and the OK trailers in one socket write: grpclib writes
         them one by one, a syscall each, and h2 builds and compresses each header block."""
         h2_stream = stream._stream
-        framed = _framed([reply])
+        framed = grpc_message(reply)
         if stream._send_initial_metadata_done or not can_send_now(h2_stream, len(framed)):
             return False
         headers = _content_type(stream._content_type) + _literals(metadata)
@@ -233,11 +234,6 @@ async def _body(buffer: Buffer, size: int, guard: Guard, stream: ServerStream) -
         ) from None
     finally:
         guard.reserved -= size
-
-
-def _framed(replies: list[bytes]) -> bytes:
-    """Encoded replies as gRPC messages, joined."""
-    return b"".join([grpc_message(reply) for reply in replies])
 
 
 class LeanServer(Server):
