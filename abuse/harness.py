@@ -34,6 +34,8 @@ class Target:
     """A scratch folder of this attack's own (its store's files live here too)."""
     token: str = ""
     """The server's shared token, which the probes send (the attack's `token`)."""
+    web_port: int = 0
+    """The server's web door, when the attack asked for one (0: none)."""
 
     @property
     def address(self) -> str:
@@ -58,7 +60,10 @@ class Attack:
     store: str = "memory://"
     """The server's `--store`; `{workdir}` is replaced by the attack's scratch folder."""
     flags: tuple[str, ...] = ()
-    """More server flags (the harness always adds `--rate-limit 0 --web-port 0`)."""
+    """More server flags (the harness always adds `--rate-limit 0`, and `--web-port 0` unless
+    the attack wants the web door)."""
+    web: bool = False
+    """Whether the server serves its web door too, on a free port (the target's `web_port`)."""
     short_seconds: float = 1.0
     """How long it runs in `--short` form."""
     short_rss_settle: float | None = None
@@ -176,11 +181,14 @@ async def run_attack(
         "0",
         *attack.flags,
         *server_flags,
+        web=attack.web,
     )
     await asyncio.to_thread(server.start)
     try:
         assert server.proc is not None
-        target = Target("127.0.0.1", server.port, server.proc.pid, scratch, attack.token)
+        target = Target(
+            "127.0.0.1", server.port, server.proc.pid, scratch, attack.token, server.web_port
+        )
         probes = Probes(target, Figures(attack.name), settle_seconds)
         figures = await probes.measure(_in_a_process(attack, target, seconds))
         figures.seconds = seconds
@@ -201,6 +209,7 @@ async def _in_a_process(attack: Attack, target: Target, seconds: float) -> None:
         str(target.pid),
         str(target.workdir),
         str(seconds),
+        str(target.web_port),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=(target.workdir / "attack.log").open("ab"),

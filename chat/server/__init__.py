@@ -46,7 +46,7 @@ async def serve(settings: Settings) -> None:
     stop_metrics: Callable[[], None] | None = None
     web_runner: AppRunner | None = None
     server = service.transport.server(
-        with_reflection([service, health.service]), service.codec, service.limits
+        with_reflection([service, health.service]), service.codec, service.limits, service.reclaimer
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

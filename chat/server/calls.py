@@ -23,6 +23,7 @@ from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import CallStream, Sink, Transport
 from chat.server.identity import Identity
 from chat.server.logs import CALL_LINE
+from chat.server.reclaim import Reclaimer
 from chat.server.refusals import Refusals, Refused
 from chat.server.throttle import AuthFailures
 
@@ -133,12 +134,14 @@ class Calls:
         auth: Auth | None = None,
         failures: AuthFailures | None = None,
         refusals: Refusals[Refused] | None = None,
+        reclaimer: Reclaimer | None = None,
     ) -> None:
         self._codec = codec
         self._transport = transport
         self._auth = auth
         self._failures = failures or AuthFailures(0, 1.0)
         self._refusals: Refusals[Refused] = refusals or Refusals()
+        self._reclaimer = reclaimer or Reclaimer()
         self._open = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -165,8 +168,14 @@ class Calls:
                 if self._auth is not None:
                     call.identity = self._authenticate(call)
                 await handler(call)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as cancelled:
                 status = Status.CANCELLED
+                # grpclib 0.4 keeps the error that cancels a call in a cycle (its Wrapper holds
+                # the error, the error its context, this CancelledError, and that the frames of
+                # the handler) until a full collection, which a busy heap rarely runs: without
+                # those frames, what the handler held (history pages, batches) is freed now.
+                cancelled.__traceback__ = None
+                self._reclaimer.ended()
                 raise
             except GRPCError as error:
                 status, message = error.status, error.message

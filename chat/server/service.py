@@ -22,6 +22,7 @@ from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, S
 from chat.server.http2.base import Transport
 from chat.server.http2.guard import Guard, file_limit
 from chat.server.identity import Identity
+from chat.server.reclaim import Reclaimer
 from chat.server.refusals import Refusals, Refused
 from chat.server.rooms import Delivery, Rooms, Subscriber
 from chat.server.throttle import AuthFailures
@@ -32,7 +33,11 @@ from chat.tasks import cancel_and_wait
 from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
 
 HISTORY_BATCH = 256
-"""Stored messages sent in one `send_all`: bounds the bytes a batch holds at once."""
+"""Stored messages sent in one `send_all` at most."""
+HISTORY_BYTES = 64 * 1024
+"""Encoded history sent in one `send_all` at most (and one message past it): `send_all` waits
+for the client's flow-control window, so a reader that never reads holds this much, not a
+batch of long messages."""
 PIPELINE = 32
 """Requests of one stream stored together at most; its queue may overshoot by their ACKs."""
 INT32_MAX = 2**31 - 1
@@ -60,7 +65,11 @@ class ChatService:
         """Whether the store's writes succeed: health follows it."""
         guard = auth.from_settings(settings)
         failures = AuthFailures(settings.max_auth_failures, settings.auth_failure_window)
-        self.calls = Calls(self.codec, self.transport, guard, failures, self.refusals)
+        self.reclaimer = Reclaimer()
+        """Trims the heap after a wave of closed connections and cancelled calls."""
+        self.calls = Calls(
+            self.codec, self.transport, guard, failures, self.refusals, self.reclaimer
+        )
         flood = f"{settings.rate_limit:g}/s, burst {settings.rate_burst}"
         self.access = (
             f"auth: {guard.name if guard else 'none'}; "
@@ -365,14 +374,16 @@ class ChatService:
 
     async def _send_history(self, call: Call[Any], history: AsyncIterator[Stored]) -> int:
         """Streams stored messages, many per write; returns the last id sent (0 when none)."""
-        last = 0
+        last = size = 0
         batch: list[bytes] = []
         async for message in history:
-            batch.append(self.encoding.chat(message))
+            reply = self.encoding.chat(message)
+            batch.append(reply)
+            size += len(reply)
             last = message.id
-            if len(batch) == HISTORY_BATCH:
+            if len(batch) == HISTORY_BATCH or size >= HISTORY_BYTES:
                 await call.send_all(batch)
-                batch = []
+                batch, size = [], 0
         if batch:
             await call.send_all(batch)
         return last

@@ -22,7 +22,12 @@ class Listener(Protocol):
 
 
 PAGE_SIZE = 500
-"""Rows fetched per history query: memory stays flat however long the history is."""
+"""Rows fetched per history query at most: memory stays flat however long the history is."""
+PAGE_BYTES = 256 * 1024
+"""Text a history page holds, about: a page of long messages has fewer rows, so a reader that
+never reads on holds a page of this size, whatever the messages' size."""
+FIRST_PAGE = 32
+"""Rows of a history's first page, before the size of its messages is known."""
 SLACK = 1.1
 """With a retention limit N, a room may grow to N x SLACK before it is trimmed back to N."""
 DEDUPE_WINDOW = 24 * 3600.0
@@ -32,6 +37,13 @@ PRESENCE_INTERVAL = 3.0
 """Seconds between a Redis replica's presence beats (chat/store/redis_presence.py)."""
 PRESENCE_TIMEOUT = 10.0
 """Seconds after its last beat that a Redis replica, and its users with it, count as gone."""
+
+
+def next_page_size(page: Sequence[Stored]) -> int:
+    """Rows for the page after `page`: as many messages of the size of its own as PAGE_BYTES
+    holds (at least FIRST_PAGE, at most PAGE_SIZE)."""
+    average = sum([len(message.text) for message in page]) // len(page) if page else 0
+    return max(FIRST_PAGE, min(PAGE_SIZE, PAGE_BYTES // (average + 1)))
 
 
 def new_epoch() -> str:

@@ -37,11 +37,13 @@ from chat.errors import ConfigError, StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store.base import (
     DEDUPE_WINDOW,
+    FIRST_PAGE,
     PAGE_SIZE,
     PRESENCE_INTERVAL,
     PRESENCE_TIMEOUT,
     Listener,
     new_epoch,
+    next_page_size,
 )
 from chat.store.redis_keys import ERRORS, Client, Keys, client, is_cluster
 from chat.store.redis_presence import RedisPresence
@@ -293,14 +295,20 @@ class RedisStore:
             if limit and limit < await self._client.xlen(key):
                 after_id = max(after_id, await self._newest_id(key, limit) - 1)
             start = f"({after_id}-0" if after_id else "-"
+            size = FIRST_PAGE
             while True:
                 async with self._gate:
-                    page = cast(Entries, await self._client.xrange(key, min=start, count=PAGE_SIZE))
-                for entry, fields in page:
-                    yield self._stored(entry, fields)
-                if len(page) < PAGE_SIZE:
+                    entries = cast(Entries, await self._client.xrange(key, min=start, count=size))
+                if not entries:
                     return
-                start = "(" + page[-1][0].decode()
+                start = "(" + entries[-1][0].decode()
+                page = [self._stored(entry, fields) for entry, fields in entries]
+                del entries  # the page holds what it needs of them
+                for message in page:
+                    yield message
+                if len(page) < size:
+                    return
+                size = next_page_size(page)
         except ERRORS as error:
             raise StoreUnavailable(f"Redis history read failed: {error}") from error
 

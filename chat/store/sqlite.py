@@ -20,7 +20,14 @@ import aiosqlite
 
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store.base import DEDUPE_WINDOW, PAGE_SIZE, SLACK, Listener, new_epoch
+from chat.store.base import (
+    DEDUPE_WINDOW,
+    FIRST_PAGE,
+    SLACK,
+    Listener,
+    new_epoch,
+    next_page_size,
+)
 from chat.store.buckets import TokenBuckets
 from chat.store.presence import LocalPresence
 
@@ -308,17 +315,20 @@ class SqliteStore:
         if limit:
             after_id = max(after_id, await self._id_before_newest(room, limit))
         where, args = ("room = ? AND id > ?", [room]) if room is not None else ("id > ?", [])
+        size = FIRST_PAGE
         while True:
             rows = await self._read(
-                f"SELECT {COLUMNS} FROM messages WHERE {where} ORDER BY id LIMIT {PAGE_SIZE}",
-                [*args, after_id],
+                f"SELECT {COLUMNS} FROM messages WHERE {where} ORDER BY id LIMIT ?",
+                [*args, after_id, size],
             )
             page = [_row_to_stored(row) for row in rows]
+            del rows  # the page holds what it needs of them
             for message in page:
                 yield message
-            if len(page) < PAGE_SIZE:
+            if len(page) < size:
                 return
             after_id = page[-1].id
+            size = next_page_size(page)
 
     async def _id_before_newest(self, room: str | None, limit: int) -> int:
         """The id just before the newest `limit` messages (0 when there are fewer)."""

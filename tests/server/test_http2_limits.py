@@ -31,7 +31,7 @@ from abuse.attacker import CHAT, RawClient, grpc_message, request_headers
 from chat.server.config import Settings
 from chat.server.http2.direct_impl import LeanProtocol
 from chat.server.http2.guard import FILES_KEPT, Guard, Limits, Refusal
-from chat.server.http2.reclaim import Reclaimer
+from chat.server.reclaim import Reclaimer
 from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
 from chat.testing import free_port
@@ -340,12 +340,12 @@ async def test_a_closed_connection_is_freed_at_once(
 
 async def test_memory_is_reclaimed_once_a_wave_of_closes_is_over() -> None:
     reclaimer = Reclaimer(wave=3, quiet=0.2)
-    reclaimer.connection_closed()
-    reclaimer.connection_closed()
-    assert reclaimer.closed == 2
-    reclaimer.connection_closed()
+    reclaimer.ended()
+    reclaimer.ended()
+    assert reclaimer.ended_since == 2
+    reclaimer.ended()
     await asyncio.wait_for(_until(lambda: reclaimer.reclaims == 1), 10)
-    assert reclaimer.closed == 0
+    assert reclaimer.ended_since == 0
 
 
 async def _until(condition: Callable[[], bool]) -> None:

@@ -3,6 +3,7 @@ epochs and message keys."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store import DEDUPE_WINDOW, PAGE_SIZE, Store, open_store
+from chat.store.base import FIRST_PAGE, PAGE_BYTES, next_page_size
 from chat.store.memory import MemoryStore
 from chat.store.sqlite import CHECKPOINT_EVERY, SqliteStore
 
@@ -99,6 +101,29 @@ async def test_history_longer_than_a_page_comes_whole_and_in_order(open_backend:
     await asyncio.gather(*(store.append(Draft("r", "u", str(n))) for n in range(total)))
     ids = [message.id async for message in store.history("r")]
     assert ids == list(range(1, total + 1))
+
+
+async def test_a_history_of_short_and_long_messages_comes_whole_in_pages_of_bounded_text(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    texts = ["s"] * 40 + ["L" * 8000] * 90 + ["s"] * (PAGE_SIZE + 3) + ["L" * 8000] * 5
+    for text in texts:  # one at a time: the ids follow the list
+        await store.append(Draft("r", "u", text))
+    read = [message async for message in store.history("r")]
+    assert [message.id for message in read] == list(range(1, len(texts) + 1))
+    assert [message.text for message in read] == texts
+
+
+def test_a_page_after_long_messages_holds_about_a_page_of_text_and_short_ones_fill_it() -> None:
+    def page(text: str, rows: int) -> list[Stored]:
+        return [Stored(n, "r", "u", text, datetime.now(UTC)) for n in range(rows)]
+
+    after_long = next_page_size(page("L" * 8000, FIRST_PAGE))
+    assert after_long * 8000 <= PAGE_BYTES
+    assert after_long >= FIRST_PAGE
+    assert next_page_size(page("s", FIRST_PAGE)) == PAGE_SIZE
+    assert next_page_size([]) == PAGE_SIZE
 
 
 @pytest.mark.parametrize("limit", [1, PAGE_SIZE, PAGE_SIZE + 1, PAGE_SIZE * 2 + 6, 2**32 - 1])

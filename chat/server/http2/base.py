@@ -15,6 +15,7 @@ from grpclib.exceptions import GRPCError
 
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.guard import Guard
+from chat.server.reclaim import Reclaimer
 
 ServerStream = grpclib.server.Stream[Any, Any]
 """A call's grpclib stream: its request and reply types are ours to know, not grpclib's."""
@@ -70,10 +71,15 @@ class Transport(ABC, Generic[StreamType]):
 
     @abstractmethod
     def server(
-        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard | None = None
+        self,
+        handlers: Collection[Any],
+        codec: EncodingCodec,
+        guard: Guard | None = None,
+        reclaimer: Reclaimer | None = None,
     ) -> grpclib.server.Server:
         """The grpclib Server that runs `handlers` over this transport, held to what `guard`
-        limits as far as the transport can (the defaults without one)."""
+        limits as far as the transport can (the defaults without one), telling `reclaimer` of
+        each connection it closes where it can tell."""
 
     @abstractmethod
     async def receive(self, stream: StreamType, codec: EncodingCodec) -> Any | None:

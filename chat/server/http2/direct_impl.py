@@ -58,8 +58,8 @@ from chat.server.http2.guard import (
     stillborn,
 )
 from chat.server.http2.malformed import Malformed, check_request
-from chat.server.http2.reclaim import Reclaimer
 from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, shared_headers
+from chat.server.reclaim import Reclaimer
 
 FRAME_HEADER = struct.Struct(">BHBBL")
 """Length (high byte, low 16 bits), type, flags, stream id."""
@@ -92,10 +92,14 @@ class DirectTransport(Transport[ServerStream]):
     a share of the unread-bytes budget."""
 
     def server(
-        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard | None = None
+        self,
+        handlers: Collection[Any],
+        codec: EncodingCodec,
+        guard: Guard | None = None,
+        reclaimer: Reclaimer | None = None,
     ) -> Server:
         self.guard = guard or Guard()
-        return LeanServer(handlers, codec, self.guard)
+        return LeanServer(handlers, codec, self.guard, reclaimer or Reclaimer())
 
     async def receive(self, stream: ServerStream, codec: EncodingCodec) -> Any | None:
         """Read from grpclib's stream buffer, which offers no hook between the length prefix
@@ -240,10 +244,12 @@ class LeanServer(Server):
     """grpclib's Server, its connections reading plain DATA frames and kept within `guard`'s
     limits through `LeanProtocol`; the memory of closed ones given back after a wave."""
 
-    def __init__(self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard) -> None:
+    def __init__(
+        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard, reclaimer: Reclaimer
+    ) -> None:
         super().__init__(handlers, codec=codec, config=window_config(guard.limits))
         self.guard = guard
-        self.reclaimer = Reclaimer()
+        self.reclaimer = reclaimer
         self.lean_h2_config = H2Configuration(
             client_side=False,
             header_encoding=None,  # bytes: a non-ASCII header is refused here, not by a crash
@@ -454,7 +460,7 @@ class LeanProtocol(H2Protocol):
         # cut, reference counting frees the connection now, not a full collection some day
         # (grpclib cuts its own cycles on close the same way).
         del self.processor
-        self.reclaimer.connection_closed()
+        self.reclaimer.ended()
 
 
 class LeanHandler(AbstractHandler):

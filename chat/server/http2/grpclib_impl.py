@@ -14,6 +14,7 @@ from grpclib.server import Server
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import CallStream, Sender, Transport, compressed, cut_short
 from chat.server.http2.guard import Guard, Limits
+from chat.server.reclaim import Reclaimer
 
 
 class GrpclibTransport(Transport[CallStream]):
@@ -23,10 +24,14 @@ class GrpclibTransport(Transport[CallStream]):
     name = "grpclib"
 
     def server(
-        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard | None = None
+        self,
+        handlers: Collection[Any],
+        codec: EncodingCodec,
+        guard: Guard | None = None,
+        reclaimer: Reclaimer | None = None,
     ) -> Server:
         """Of the guard's limits, the flow-control windows: what grpclib's documented
-        configuration offers."""
+        configuration offers (it tells nobody of a closed connection)."""
         limits = guard.limits if guard else Limits()
         return Server(handlers, codec=codec, config=window_config(limits))
 
