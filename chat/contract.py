@@ -41,6 +41,9 @@ MAX_KEY_BYTES = 128
 
 ACK_PREFIX = "Server Responding to "
 """The tutorial's ACK text is this prefix and the message: what tutorial clients print."""
+STORE_DOWN = "the server cannot store messages now"
+"""How an UNAVAILABLE status from a server whose store fails begins: the server answers, so
+reaching it again changes nothing until the store is back."""
 
 Kind = MessageReplyKind
 """MessageReply.kind: CHAT (0, the tutorial's), ACK, JOIN, LEAVE, ERROR."""

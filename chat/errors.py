@@ -3,6 +3,8 @@
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
+from chat.contract import STORE_DOWN
+
 
 class ConfigError(Exception):
     """A setting the server cannot start with; the message says which and why."""
@@ -36,8 +38,10 @@ def to_grpc_error(error: Exception) -> GRPCError:
         return error
     if isinstance(error, SlowConsumer):
         return GRPCError(Status.RESOURCE_EXHAUSTED, str(error))
-    if isinstance(error, ShuttingDown | StoreUnavailable):
+    if isinstance(error, ShuttingDown):
         return GRPCError(Status.UNAVAILABLE, str(error))
+    if isinstance(error, StoreUnavailable):  # the server answers: only its store does not
+        return GRPCError(Status.UNAVAILABLE, f"{STORE_DOWN}: {error}")
     if isinstance(error, ConnectionError):  # a write to a client that has gone
         return GRPCError(Status.CANCELLED, "the client went away")
     return GRPCError(Status.INTERNAL, f"internal error: {type(error).__name__}")

@@ -119,7 +119,9 @@ class ChatSession:
                     return
                 if isinstance(error, GRPCError) and error.status in FINAL:
                     raise  # asking again would get the same answer
-                begins = self._reached or not attempt
+                # A server that answers that its store fails is not an outage that ends when
+                # it is reached again: such failures count in a row.
+                begins = (self._reached and not store_down(error)) or not attempt
                 if begins:
                     delay, failures, self._reached = FIRST_DELAY, 0, False
                 failures += 1
@@ -261,6 +263,15 @@ def epoch_of(stream: Stream[Any, MessageReply]) -> str | None:
     metadata = stream.initial_metadata
     epoch = metadata.get(contract.EPOCH) if metadata is not None else None
     return epoch if isinstance(epoch, str) else None
+
+
+def store_down(error: BaseException) -> bool:
+    """Whether the server answered that its store cannot take messages now."""
+    return (
+        isinstance(error, GRPCError)
+        and error.status is Status.UNAVAILABLE
+        and (error.message or "").startswith(contract.STORE_DOWN)
+    )
 
 
 def _reason(error: BaseException) -> str:

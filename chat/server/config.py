@@ -238,7 +238,7 @@ def parser() -> Parser:
     p.add_argument(
         "--drain-seconds",
         type=float,
-        default=float(env("CHAT_DRAIN_SECONDS", str(d.drain_seconds))),
+        default=_env_float("CHAT_DRAIN_SECONDS", d.drain_seconds),
         metavar="SECONDS",
         help=_shown("how long a stopping server waits for open calls to end", "drain_seconds"),
     )
@@ -480,6 +480,8 @@ def load(argv: Sequence[str] | None = None) -> Settings:
             "--presence-timeout must be at least twice --presence-interval, so that one late "
             "beat does not take a live replica for gone"
         )
+    if not 0 <= settings.drain_seconds < math.inf:
+        raise ConfigError("--drain-seconds must be a number of seconds, 0 or more")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     _check_auth(settings)

@@ -149,8 +149,10 @@ class ChatService:
             return
         presence = self._store.presence
         messages = await self._store.count(room)
-        if room is None:
-            rooms = _union_size(await self._store.rooms(), await presence.active_rooms())
+        if room is None:  # stored or listened to: counted without reading every name
+            active = await presence.active_rooms()
+            stored = await self._store.stored_rooms(active)
+            rooms = await self._store.room_count() + len(active) - len(stored)
         else:
             rooms = 1 if messages or room in await presence.active_rooms() else 0
         stats = Stats(
@@ -322,26 +324,28 @@ class ChatService:
             problem = identity.check_user(draft.user, "user") or identity.check_room(draft.room)
             if problem:
                 return problem
-        # A room this stream has posted to costs nothing; another with messages is let through
-        # on a count that costs one look-up on every store (a Redis XLEN, so once per stream and
-        # room, not per message); only a new room's message reads the names of them all.
-        if self._max_rooms and draft.room not in posted and not await self._store.count(draft.room):
-            rooms = await self._store.rooms()
-            if len(rooms) >= self._max_rooms and draft.room not in rooms:
-                self.refusals.refuse(
-                    Refused.ROOMS,
-                    call.address,
-                    f"messages for new rooms refused: {len(rooms)} rooms kept (--max-rooms)",
-                )
-                return (
-                    f"too many rooms: this server keeps {self._max_rooms} rooms at most, and "
-                    f"{draft.room!r} would be a new one; this message was not stored"
-                )
+        # Flood control first: a flood of messages for new rooms is slowed before it costs a
+        # look-up. A room this stream has posted to costs nothing; another with messages is let
+        # through on a count that costs one look-up on every store (a Redis XLEN, so once per
+        # stream and room, not per message); a new room's message costs one more, the count of
+        # rooms (a Redis SCARD), never a read of their names.
         if self._rate and not await self._store.take_token(draft.user, self._rate, self._burst):
             return (
                 f"slow down: {draft.user} may send {self._rate:g} messages a second, "
                 f"{self._burst} at once; this one was not stored"
             )
+        if self._max_rooms and draft.room not in posted and not await self._store.count(draft.room):
+            kept = await self._store.room_count()
+            if kept >= self._max_rooms:
+                self.refusals.refuse(
+                    Refused.ROOMS,
+                    call.address,
+                    f"messages for new rooms refused: {kept} rooms kept (--max-rooms)",
+                )
+                return (
+                    f"too many rooms: this server keeps {self._max_rooms} rooms at most, and "
+                    f"{draft.room!r} would be a new one; this message was not stored"
+                )
         return None
 
     async def _readable_history(
@@ -456,13 +460,6 @@ def _same_history(call: Call[Any], epoch: str) -> bool:
             Status.INVALID_ARGUMENT, f"chat-epoch {rules.shown(theirs)} is not an epoch"
         )
     return not theirs or theirs == epoch
-
-
-def _union_size(one: Set[str], other: Set[str]) -> int:
-    """How many names are in either set, found with a look-up per name of the smaller one (the
-    stored rooms may be many, the rooms listened to are few, or the other way round)."""
-    smaller, larger = sorted((one, other), key=len)
-    return len(larger) + sum(name not in larger for name in smaller)
 
 
 async def _nothing() -> AsyncIterator[Stored]:

@@ -1,7 +1,7 @@
 """The storage interface every backend implements, and the constants they share."""
 
 import secrets
-from collections.abc import AsyncIterator, Sequence, Set
+from collections.abc import AsyncIterator, Collection, Sequence, Set
 from typing import Protocol
 
 from chat.errors import StoreUnavailable
@@ -99,6 +99,14 @@ class Store(Protocol):
         """The names of the rooms that have stored messages: to read before the next await,
         as it may be a live view (memory and SQLite keep it, so that its size and a name's
         presence cost the same however many rooms there are)."""
+        ...
+
+    async def room_count(self) -> int:
+        """How many rooms have stored messages: one look-up however many there are."""
+        ...
+
+    async def stored_rooms(self, names: Collection[str]) -> set[str]:
+        """Which of `names` are rooms with stored messages: one look-up for them all."""
         ...
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:

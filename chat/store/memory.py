@@ -11,7 +11,7 @@ import dataclasses
 import heapq
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence, Set
+from collections.abc import AsyncIterator, Collection, Sequence, Set
 from datetime import UTC, datetime
 
 from chat.model import Draft, Stored
@@ -198,6 +198,12 @@ class MemoryStore:
 
     async def rooms(self) -> Set[str]:
         return self._by_room.keys()
+
+    async def room_count(self) -> int:
+        return len(self._by_room)
+
+    async def stored_rooms(self, names: Collection[str]) -> set[str]:
+        return {name for name in names if name in self._by_room}
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:
         return self._buckets.take(user, rate, burst)

@@ -24,7 +24,7 @@ import heapq
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -337,6 +337,22 @@ class RedisStore:
             return {name.decode() for name in names}
         except ERRORS as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
+
+    async def room_count(self) -> int:
+        try:
+            return int(await self._client.scard(self._keys.rooms))
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+
+    async def stored_rooms(self, names: Collection[str]) -> set[str]:
+        if not names:
+            return set()
+        listed = list(names)
+        try:
+            found = await self._client.smismember(self._keys.rooms, listed)
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+        return {name for name, stored in zip(listed, found, strict=True) if stored}
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:
         try:

@@ -233,10 +233,13 @@ class RedisPresence:
 
     async def _read(self, command: Callable[[], Awaitable[Any]]) -> Any:
         """A read, once this replica's own changes are in (a client that opened a stream and
-        asks at once counts it), or after an interval's worth of waiting for them."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._interval):
-                await self._settled.wait()
+        asks at once counts it), or after an interval's worth of waiting for them; at once
+        while they cannot be written (Redis refused the last write), which no wait would
+        change."""
+        if self._synced:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._settled.wait()
         try:
             return await command()
         except ERRORS as error:

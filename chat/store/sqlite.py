@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Sequence, Set
+from collections.abc import AsyncIterator, Collection, Sequence, Set
 from datetime import UTC, datetime
 from typing import Any
 
@@ -360,6 +360,12 @@ class SqliteStore:
 
     async def rooms(self) -> Set[str]:
         return self._counts.keys()
+
+    async def room_count(self) -> int:
+        return len(self._counts)
+
+    async def stored_rooms(self, names: Collection[str]) -> set[str]:
+        return {name for name in names if name in self._counts}
 
     async def take_token(self, user: str, rate: float, burst: int) -> bool:
         return self._buckets.take(user, rate, burst)

@@ -81,3 +81,15 @@ def test_http2_limits_come_from_flags_and_variables(monkeypatch: pytest.MonkeyPa
 def test_http2_limits_that_cannot_be_right_are_config_errors(flags: list[str], said: str) -> None:
     with pytest.raises(ConfigError, match=said):
         config.load(flags)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "soon"])
+def test_a_drain_time_that_is_no_number_of_seconds_is_one_line_from_a_flag_or_a_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    if value != "soon":  # argparse's own line for a flag that is no number at all
+        with pytest.raises(ConfigError, match="--drain-seconds must be a number of seconds"):
+            config.load(["--drain-seconds", value])
+    monkeypatch.setenv("CHAT_DRAIN_SECONDS", value)
+    with pytest.raises(ConfigError, match=r"CHAT_DRAIN_SECONDS|--drain-seconds must be"):
+        config.load([])

@@ -4,6 +4,7 @@ and while the server stops; never behind the token."""
 import asyncio
 import resource
 import signal
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -19,8 +20,8 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from chat.client import split_address
 from chat.contract import Kind
-from chat.testing import Chatter, RedisProcess, ServerProcess
-from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest
+from chat.testing import Chatter, RedisProcess, ServerProcess, redis_cli, run_client
+from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest, StatsRequest
 
 Start = Callable[..., ServerProcess]
 SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
@@ -142,3 +143,32 @@ async def test_a_store_that_cannot_write_is_not_serving_until_a_write_succeeds(
     log = server.log()
     assert log.count("store writes fail") == 1, log
     assert log.count("store writes succeed again") == 1, log
+
+
+async def test_while_redis_refuses_writes_stats_answer_at_once_and_messages_get_unavailable(
+    server_process: Start, channel_to: Callable[..., Channel], redis_server: RedisProcess
+) -> None:
+    """Redis out of memory (noeviction) refuses the presence writes a new stream makes: reads
+    of presence do not wait for writes that cannot happen, so GetStats answers well within its
+    second, while a message gets UNAVAILABLE."""
+    server = server_process(redis_server.url, "--presence-interval", "3")
+    channel = channel_to(server)
+    stub = ChatServiceStub(channel)
+    assert (await stub.get_stats(StatsRequest(), timeout=WAIT)).num_messages == 0
+    redis_cli(redis_server.port, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+    redis_cli(redis_server.port, "CONFIG", "SET", "maxmemory", "1")
+    async with AsyncExitStack() as stack:
+        chatter = await Chatter.open(stack, channel, user="ann")  # a presence write refused
+        with pytest.raises(GRPCError) as error:
+            await chatter.say("not stored")
+        assert error.value.status is Status.UNAVAILABLE
+        for _ in range(3):
+            started = time.monotonic()
+            await stub.get_stats(StatsRequest(), timeout=WAIT)
+            assert time.monotonic() - started < 1.0
+    piped = await asyncio.to_thread(
+        run_client, ["--server", server.address, "chat"], "not stored either\n"
+    )
+    assert piped.returncode == 1
+    assert "the server cannot store messages now" in piped.stderr, piped.stderr
+    assert "cannot reach" not in piped.stderr, piped.stderr

@@ -23,7 +23,7 @@ from chat.server.refusals import Refused
 from chat.server.service import ChatService
 from chat.server.throttle import AuthFailures
 from chat.store import Store, open_store
-from chat.testing import Chatter, ServerProcess, grpc_web_body, grpc_web_reply
+from chat.testing import Chatter, RedisProcess, ServerProcess, grpc_web_body, grpc_web_reply
 from gen.grpc.chat import ChatServiceStub, MessageReplyKind, StatsRequest
 
 Start = Callable[..., ServerProcess]
@@ -75,6 +75,26 @@ async def test_get_stats_counts_stored_rooms_and_listened_ones_each_once(
         assert not quiet.ended
         stats = await ChatServiceStub(channel).get_stats(StatsRequest())
     assert (stats.num_messages, stats.num_rooms) == (2, 3)
+
+
+async def test_on_redis_new_rooms_and_stats_are_counted_without_reading_every_room_name(
+    redis_server: RedisProcess, settings: Settings
+) -> None:
+    store = await open_store(redis_server.url)
+    service = ChatService(store, dataclasses.replace(settings, max_rooms=1000))
+    try:
+        async with ChannelFor([service], codec=service.codec) as channel:
+            async with AsyncExitStack() as stack:
+                chatter = await Chatter.open(stack, channel)
+                for n in range(50):
+                    await chatter.say("hi", room=f"room-{n}")
+            stats = await ChatServiceStub(channel).get_stats(StatsRequest())
+    finally:
+        await store.close()
+    assert (stats.num_messages, stats.num_rooms) == (50, 50)
+    commands = redis_server.info("commandstats")
+    assert "cmdstat_smembers" not in commands, commands.get("cmdstat_smembers")
+    assert "cmdstat_scard" in commands
 
 
 @pytest.mark.parametrize("key", [contract.AFTER_ID, contract.EPOCH])

@@ -92,6 +92,9 @@ async def test_ids_start_at_1_and_history_filters_resumes_and_keeps_the_newest(
     assert await texts(store.history("nowhere")) == []
     assert (await store.count(), await store.count("odd"), await store.count("none")) == (7, 4, 0)
     assert await store.rooms() == {"odd", "even"}
+    assert await store.room_count() == 2
+    assert await store.stored_rooms(["odd", "none", "even"]) == {"odd", "even"}
+    assert await store.stored_rooms([]) == set()
     await store.check()
 
 
