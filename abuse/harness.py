@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chat.testing import ROOT, ServerProcess
+from chat.testing import ROOT, RedisProcess, ServerProcess
 
 STOP_SECONDS = 10.0
 
@@ -58,7 +58,8 @@ class Attack:
     about: str = ""
     """One line for the report: what the attacker does."""
     store: str = "memory://"
-    """The server's `--store`; `{workdir}` is replaced by the attack's scratch folder."""
+    """The server's `--store`; `{workdir}` is replaced by the attack's scratch folder, and
+    `{redis}` by the address of a redis-server started for the attack."""
     flags: tuple[str, ...] = ()
     """More server flags (the harness always adds `--rate-limit 0`, and `--web-port 0` unless
     the attack wants the web door)."""
@@ -174,9 +175,13 @@ async def run_attack(
 
     scratch = workdir / attack.name
     scratch.mkdir(parents=True, exist_ok=True)
+    redis = RedisProcess(scratch, durable=False).start() if "{redis}" in attack.store else None
+    store = attack.store.replace("{workdir}", str(scratch))
+    if redis is not None:
+        store = store.replace("{redis}", f"127.0.0.1:{redis.port}")
     server = ServerProcess(
         scratch / "server.log",
-        attack.store.replace("{workdir}", str(scratch)),
+        store,
         "--rate-limit",
         "0",
         *attack.flags,
@@ -195,6 +200,8 @@ async def run_attack(
         return figures
     finally:
         await asyncio.to_thread(_stop, server)
+        if redis is not None:
+            redis.stop()
 
 
 async def _in_a_process(attack: Attack, target: Target, seconds: float) -> None:

@@ -240,6 +240,14 @@ ATTACKS = [
         flags=("--max-rooms", "1000"),
     ),
     Attack(
+        "redis-many-rooms",
+        many_rooms,
+        about="one stream posts once to each of 100,000 rooms of a Redis store past --max-rooms "
+        "1000: each refusal costs a count, never a read of every room's name",
+        store="redis://{redis}/0",
+        flags=("--max-rooms", "1000"),
+    ),
+    Attack(
         "wrong-tokens",
         wrong_tokens,
         about=f"wrong shared-token guesses, {IN_FLIGHT} at once, from {ATTACKER_ADDRESS}",
