@@ -35,9 +35,9 @@ bench *FLAGS:
 
 # lint and type-check
 lint:
-    ruff check chat tests tools bench soak abuse
-    ruff format --check chat tests tools bench soak abuse
-    mypy chat tests tools bench soak abuse
+    ruff check chat tests tools bench soak abuse harness
+    ruff format --check chat tests tools bench soak abuse harness
+    mypy chat tests tools bench soak abuse harness
 
 # lint, type-check, then the whole test suite
 test *ARGS: lint

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chat.testing import ROOT, RedisProcess, ServerProcess
+from harness import ROOT, RedisProcess, ServerProcess
 
 STOP_SECONDS = 10.0
 

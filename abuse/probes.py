@@ -12,8 +12,8 @@ from grpclib.client import Channel
 
 from abuse.harness import Figures, Target
 from chat.contract import Kind, bearer
-from chat.testing import Chatter, rss_kib
 from gen.grpc.chat import ChatServiceStub, MessagesRequest, StatsRequest
+from harness import Chatter, rss_kib
 
 PROBE_EVERY = 0.25
 PROBE_DEADLINE = 1.0

@@ -4,7 +4,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.procstat import cpu_seconds
-from chat.testing import rss_kib
+from harness import rss_kib
 
 
 @dataclass(frozen=True)

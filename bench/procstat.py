@@ -1,4 +1,4 @@
-"""What a server process has cost so far, read from /proc: CPU time (memory: chat.testing)."""
+"""What a server process has cost so far, read from /proc: CPU time (memory: harness)."""
 
 import os
 from pathlib import Path

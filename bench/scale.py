@@ -20,8 +20,8 @@ from pathlib import Path
 from grpclib.client import Channel
 
 from chat.client import split_address
-from chat.testing import Chatter, RedisProcess, ServerProcess, free_port, path_flags
 from gen.grpc.chat import ChatServiceStub, MessageReplyKind, StatsRequest
+from harness import Chatter, RedisProcess, ServerProcess, free_port, path_flags
 
 LISTENERS = 10
 """Listening streams per replica."""

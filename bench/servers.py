@@ -10,7 +10,7 @@ from types import TracebackType
 from bench.load import Endpoint
 from chat.contract import bearer
 from chat.server import tokens
-from chat.testing import free_port
+from harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

@@ -10,7 +10,7 @@ import sys
 from asyncio.subprocess import Process as Child
 from pathlib import Path
 
-from chat.testing import free_port, rss_kib
+from harness import free_port, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 20.0

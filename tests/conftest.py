@@ -1,5 +1,5 @@
-"""Fixtures that start real things (a service over ChannelFor and its web door, server processes)
-and stop them."""
+"""Fixtures that start real things (a service served in process as serve() serves it, its web
+door, server processes) and stop them."""
 
 import dataclasses
 import os
@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from grpclib.client import Channel
 from grpclib.config import Configuration
-from grpclib.testing import ChannelFor
 from playwright.async_api import Browser, async_playwright
 
 from chat.client import split_address
@@ -24,7 +23,7 @@ from chat.server.web.app import start as start_web
 from chat.server.web.cors import Origins
 from chat.store import open_store
 from chat.store.memory import MemoryStore
-from chat.testing import (
+from harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PATHS,
@@ -35,6 +34,7 @@ from chat.testing import (
     ServerProcess,
     free_port,
     path_flags,
+    serving,
 )
 
 ALLOWED_ORIGIN = "http://allowed.example"
@@ -66,7 +66,7 @@ async def service(settings: Settings) -> ChatService:
 
 @pytest.fixture
 async def channel(service: ChatService) -> AsyncIterator[Channel]:
-    async with ChannelFor([service], codec=service.codec) as channel:
+    async with serving(service) as channel:
         yield channel
 
 
@@ -249,14 +249,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def service_on() -> AsyncIterator[Callable[[str, Settings], Awaitable[Channel]]]:
-    """Serves ChatService over ChannelFor on the store a URL names, with the given settings;
-    closes channels and stores after the test."""
+    """Serves ChatService in process, as serve() does, on the store a URL names, with the given
+    settings; closes channels and stores after the test."""
     async with AsyncExitStack() as stack:
 
         async def serve(url: str, settings: Settings) -> Channel:
             store = await open_store(url)
             stack.push_async_callback(store.close)
             service = ChatService(store, dataclasses.replace(settings, store=url))
-            return await stack.enter_async_context(ChannelFor([service], codec=service.codec))
+            return await stack.enter_async_context(serving(service))
 
         yield serve

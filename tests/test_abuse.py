@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from chat.testing import ROOT
+from harness import ROOT
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.testing import ROOT
+from harness import ROOT
 
 pytestmark = pytest.mark.slow
 

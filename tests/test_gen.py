@@ -7,7 +7,7 @@ from pathlib import Path
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 from chat.server.reflection import PROTOSET
-from chat.testing import ROOT, differences
+from harness import ROOT, differences
 
 
 def test_committed_gen_matches_a_fresh_generation(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from chat.testing import ROOT
+from harness import ROOT
 
 PROGRAM = """
 import asyncio, sys
@@ -11,14 +11,14 @@ from chat import client, server  # noqa: F401
 from chat.client import terminal  # noqa: F401
 from chat.server.config import Settings
 from chat.server.service import ChatService
+from harness import serving
 from chat.store.memory import MemoryStore
-from grpclib.testing import ChannelFor
 from gen.grpc.chat import ChatServiceStub, MessageRequest, StatsRequest
 
 async def main(encoding, http2) -> None:
     settings = Settings(store="memory://", encoding=encoding, http2=http2)
     service = ChatService(MemoryStore(), settings)
-    async with ChannelFor([service], codec=service.codec) as channel:
+    async with serving(service) as channel:
         stub = ChatServiceStub(channel)
         async def one():
             yield MessageRequest(message="hi")

@@ -5,7 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from chat.testing import ROOT, differences
+from harness import ROOT, differences
 
 SOURCES = ("package.json", "package-lock.json", "buf.gen.yaml", "tsconfig.json", "build.mjs", "src")
 """What a build reads from web/ (besides node_modules, which `npm ci` makes)."""

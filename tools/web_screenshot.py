@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, async_playwright, expect
 
-from chat.testing import CHROMIUM, CHROMIUM_ARGS, ROOT, ServerProcess, run_client
+from harness import CHROMIUM, CHROMIUM_ARGS, ROOT, ServerProcess, run_client
 
 WAIT_MS = 10_000
 CONVERSATION = [

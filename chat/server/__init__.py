@@ -12,11 +12,11 @@ from aiohttp.web import AppRunner
 
 from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs, tokens
+from chat.server.app import grpc_server
 from chat.server.config import Settings
 from chat.server.health import HealthChecks
 from chat.server.http2.guard import FILES_KEPT
 from chat.server.metrics import Metrics
-from chat.server.reflection import with_reflection
 from chat.server.service import ChatService
 from chat.server.web import app as web
 from chat.server.web.cors import Origins, parse_origins
@@ -45,9 +45,7 @@ async def serve(settings: Settings) -> None:
     health = HealthChecks(store, service)
     stop_metrics: Callable[[], None] | None = None
     web_runner: AppRunner | None = None
-    server = service.transport.server(
-        with_reflection([service, health.service]), service.codec, service.limits, service.reclaimer
-    )
+    server = grpc_server(service, health)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -76,7 +76,8 @@ class ChatService:
             f"flood control: {flood if settings.rate_limit else 'off'}"
         )
         """Who may call and how fast, for the startup line."""
-        self._store = store
+        self.store = store
+        """Where the messages are kept (health checks it)."""
         self.rooms = Rooms(settings.queue_size, self.encoding, store.presence)
         self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
@@ -145,14 +146,14 @@ class ChatService:
         room = _room_filter(request.room, call.identity)
         if room is None and _restricted(call.identity):
             stats = await self._readable_stats(call.identity)
-            call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self._store.epoch})
+            call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self.store.epoch})
             return
-        presence = self._store.presence
-        messages = await self._store.count(room)
+        presence = self.store.presence
+        messages = await self.store.count(room)
         if room is None:  # stored or listened to: counted without reading every name
             active = await presence.active_rooms()
-            stored = await self._store.stored_rooms(active)
-            rooms = await self._store.room_count() + len(active) - len(stored)
+            stored = await self.store.stored_rooms(active)
+            rooms = await self.store.room_count() + len(active) - len(stored)
         else:
             rooms = 1 if messages or room in await presence.active_rooms() else 0
         stats = Stats(
@@ -161,17 +162,17 @@ class ChatService:
             connected=await presence.connected(room),
             online=await presence.online(room),
             uptime_seconds=time.monotonic() - self._started,
-            epoch=self._store.epoch,
+            epoch=self.store.epoch,
         )
-        call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self._store.epoch})
+        call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self.store.epoch})
 
     async def _readable_stats(self, identity: Identity) -> Stats:
         """The whole server's figures as a token limited to some rooms may see them: only
         those rooms count."""
-        presence = self._store.presence
-        stored = [room for room in await self._store.rooms() if identity.may_use(room)]
+        presence = self.store.presence
+        stored = [room for room in await self.store.rooms() if identity.may_use(room)]
         active = [room for room in await presence.active_rooms() if identity.may_use(room)]
-        messages = sum([await self._store.count(room) for room in stored])
+        messages = sum([await self.store.count(room) for room in stored])
         online = [await presence.online(room) for room in active]
         return Stats(
             messages=min(messages, INT32_MAX),
@@ -179,7 +180,7 @@ class ChatService:
             connected=await presence.connected_in(active),
             online=sorted(set().union(*online)),
             uptime_seconds=time.monotonic() - self._started,
-            epoch=self._store.epoch,
+            epoch=self.store.epoch,
         )
 
     async def get_messages(self, call: Call[MessagesRequest]) -> None:
@@ -191,7 +192,7 @@ class ChatService:
         if room is None and _restricted(identity):
             history = self._readable_history(identity, after_id, request.limit)
         else:
-            history = self._store.history(room, after_id, request.limit)
+            history = self.store.history(room, after_id, request.limit)
         if not request.follow:
             await self._send_history(call, history)
             return
@@ -227,7 +228,7 @@ class ChatService:
             sending = self._replay_then_live(
                 call,
                 subscriber,
-                self._store.history(room, after_id) if after_id is not None else _nothing(),
+                self.store.history(room, after_id) if after_id is not None else _nothing(),
                 after_id or 0,
             )
             defaults = Draft(room, user, "", subscriber.id)
@@ -300,7 +301,7 @@ class ChatService:
         if not drafts:
             return
         try:
-            results = await self._store.append_all(drafts)
+            results = await self.store.append_all(drafts)
         except StoreUnavailable as error:
             self.writes.failed(error)
             raise
@@ -329,13 +330,13 @@ class ChatService:
         # through on a count that costs one look-up on every store (a Redis XLEN, so once per
         # stream and room, not per message); a new room's message costs one more, the count of
         # rooms (a Redis SCARD), never a read of their names.
-        if self._rate and not await self._store.take_token(draft.user, self._rate, self._burst):
+        if self._rate and not await self.store.take_token(draft.user, self._rate, self._burst):
             return (
                 f"slow down: {draft.user} may send {self._rate:g} messages a second, "
                 f"{self._burst} at once; this one was not stored"
             )
-        if self._max_rooms and draft.room not in posted and not await self._store.count(draft.room):
-            kept = await self._store.room_count()
+        if self._max_rooms and draft.room not in posted and not await self.store.count(draft.room):
+            kept = await self.store.room_count()
             if kept >= self._max_rooms:
                 self.refusals.refuse(
                     Refused.ROOMS,
@@ -355,7 +356,7 @@ class ChatService:
         newest `limit` of those (read room by room: at most `limit` from each)."""
         if not limit:
             allowed: dict[str, bool] = {}  # each room's patterns matched once
-            async for message in self._store.history(None, after_id):
+            async for message in self.store.history(None, after_id):
                 readable = allowed.get(message.room)
                 if readable is None:
                     readable = allowed[message.room] = identity.may_use(message.room)
@@ -363,16 +364,16 @@ class ChatService:
                     yield message
             return
         newest: list[Stored] = []
-        rooms = [room for room in await self._store.rooms() if identity.may_use(room)]
+        rooms = [room for room in await self.store.rooms() if identity.may_use(room)]
         for room in rooms:  # a list: the store's rooms may change while each is read
-            newest += [message async for message in self._store.history(room, after_id, limit)]
+            newest += [message async for message in self.store.history(room, after_id, limit)]
         newest.sort(key=lambda message: message.id)
         for message in newest[-limit:]:
             yield message
 
     async def _send_epoch(self, call: Call[Any]) -> str:
         """Sends a streaming call's response headers, with the store's epoch; returns it."""
-        epoch = self._store.epoch
+        epoch = self.store.epoch
         await call.send_initial_metadata({contract.EPOCH: epoch})
         return epoch
 

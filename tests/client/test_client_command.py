@@ -8,7 +8,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from chat.testing import ROOT, ServerProcess, free_port, run_client
+from harness import ROOT, ServerProcess, free_port, run_client
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from chat.testing import ROOT, RedisProcess, Screen, ServerProcess, free_port, run_client
+from harness import ROOT, RedisProcess, Screen, ServerProcess, free_port, run_client
 
 Start = Callable[..., ServerProcess]
 Open = Callable[..., Screen]

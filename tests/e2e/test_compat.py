@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from bench.tutorial import generate
-from chat.testing import ServerProcess
+from harness import ServerProcess
 
 
 def test_a_tutorial_grpcio_client_gets_the_tutorials_behaviour(

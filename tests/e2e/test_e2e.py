@@ -14,8 +14,8 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from chat.client import split_address
-from chat.testing import Chatter, ServerProcess, free_port, run_client, wait_accepting
 from gen.grpc.chat import MessageReplyKind
+from harness import Chatter, ServerProcess, free_port, run_client, wait_accepting
 
 Start = Callable[..., ServerProcess]
 

@@ -15,8 +15,8 @@ from grpclib.client import Channel
 from chat.client import split_address
 from chat.client.session import ChatSession
 from chat.tasks import cancel_and_wait
-from chat.testing import ROOT, ServerProcess, run_client
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessageReplyKind, MessagesRequest
+from harness import ROOT, ServerProcess, run_client
 
 Start = Callable[..., ServerProcess]
 WAIT = 20.0

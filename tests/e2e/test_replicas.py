@@ -14,8 +14,8 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat.client import split_address
-from chat.testing import Chatter, RedisProcess, ServerProcess, run_client
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessageReplyKind, StatsReply, StatsRequest
+from harness import Chatter, RedisProcess, ServerProcess, run_client
 
 Start = Callable[..., ServerProcess]
 DELIVERED = (MessageReplyKind.CHAT, MessageReplyKind.ACK)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.testing import RedisProcess
+from harness import RedisProcess
 from soak.run import Plan, run
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import trustme
 
 from bench.tutorial import generate
 from chat import contract
-from chat.testing import (
+from harness import (
     ServerProcess,
     free_port,
     grpc_web_body,

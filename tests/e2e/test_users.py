@@ -22,7 +22,8 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from bench.tutorial import generate
 from chat.contract import bearer
 from chat.server.config import Settings
-from chat.testing import (
+from gen.grpc.chat import ChatServiceStub, MessageReplyKind, StatsRequest
+from harness import (
     ROOT,
     Chatter,
     RedisProcess,
@@ -30,7 +31,6 @@ from chat.testing import (
     refused_server_start,
     run_client,
 )
-from gen.grpc.chat import ChatServiceStub, MessageReplyKind, StatsRequest
 
 Start = Callable[..., ServerProcess]
 Connect = Callable[[ServerProcess], Channel]

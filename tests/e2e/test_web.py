@@ -18,8 +18,8 @@ from grpclib.client import Channel
 from playwright.async_api import Browser, Page, expect
 
 from bench.tutorial import generate
-from chat.testing import REPLY_TIMEOUT, ROOT, Chatter, ServerProcess, run_client
 from gen.grpc.chat import MessageReplyKind
+from harness import REPLY_TIMEOUT, ROOT, Chatter, ServerProcess, run_client
 
 Start = Callable[..., ServerProcess]
 WAIT_MS = REPLY_TIMEOUT * 1000

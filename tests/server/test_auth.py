@@ -10,8 +10,8 @@ from grpclib.exceptions import GRPCError
 from chat.client import split_address
 from chat.contract import SEND_AND_RECEIVE as BIDI
 from chat.contract import bearer
-from chat.testing import ServerProcess, run_client
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessageRequest, StatsRequest
+from harness import ServerProcess, run_client
 
 Start = Callable[..., ServerProcess]
 TOKEN = "s3cret-token"

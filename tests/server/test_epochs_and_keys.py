@@ -12,7 +12,6 @@ from grpclib.exceptions import GRPCError
 from chat import contract
 from chat.errors import ConfigError
 from chat.server import config
-from chat.testing import Chatter
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -21,6 +20,7 @@ from gen.grpc.chat import (
     StatsReply,
     StatsRequest,
 )
+from harness import Chatter
 
 
 async def history(channel: Channel, **metadata: str) -> list[int]:

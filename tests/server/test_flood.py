@@ -9,8 +9,8 @@ from grpclib.client import Channel
 
 from chat.server.config import Settings
 from chat.store.buckets import TokenBuckets
-from chat.testing import Chatter
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessageReplyKind, StatsRequest
+from harness import Chatter
 
 Serve = Callable[[str, Settings], Awaitable[Channel]]
 ACK, CHAT, ERROR = MessageReplyKind.ACK, MessageReplyKind.CHAT, MessageReplyKind.ERROR

@@ -27,7 +27,6 @@ from chat.server import rules
 from chat.server.encoding.base import Encoding
 from chat.server.encoding.betterproto_impl import BetterprotoEncoding
 from chat.server.encoding.handwritten_impl import HandwrittenEncoding
-from chat.testing import RawRequests, ServerProcess, path_flags
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -37,6 +36,7 @@ from gen.grpc.chat import (
     StatsReply,
     StatsRequest,
 )
+from harness import RawRequests, ServerProcess, path_flags
 
 pytestmark = pytest.mark.slow
 

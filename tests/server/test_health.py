@@ -20,8 +20,8 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from chat.client import split_address
 from chat.contract import Kind
-from chat.testing import Chatter, RedisProcess, ServerProcess, redis_cli, run_client
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest, StatsRequest
+from harness import Chatter, RedisProcess, ServerProcess, redis_cli, run_client
 
 Start = Callable[..., ServerProcess]
 SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING

@@ -24,7 +24,6 @@ from chat.server.http2.base import grpc_message as framed
 from chat.server.service import ChatService
 from chat.store import Store, open_store
 from chat.store.memory import MemoryStore
-from chat.testing import Chatter, ServerProcess, free_port, path_flags
 from gen.grpc.chat import (
     MessageReply,
     MessageReplyKind,
@@ -33,6 +32,7 @@ from gen.grpc.chat import (
     StatsReply,
     StatsRequest,
 )
+from harness import Chatter, ServerProcess, free_port, path_flags
 
 BIDI, HISTORY, STATS = contract.SEND_AND_RECEIVE, contract.GET_MESSAGES, contract.GET_STATS
 

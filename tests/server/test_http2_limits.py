@@ -34,8 +34,8 @@ from chat.server.http2.guard import FILES_KEPT, Guard, Limits, Refusal
 from chat.server.reclaim import Reclaimer
 from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
-from chat.testing import free_port
 from gen.grpc.chat import ChatServiceStub, StatsRequest
+from harness import free_port
 
 FAST = Settings(store="memory://", encoding="handwritten", http2="direct", rate_limit=0)
 REFERENCE = Settings(store="memory://", encoding="betterproto", http2="grpclib", rate_limit=0)

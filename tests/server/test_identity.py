@@ -1,5 +1,5 @@
-"""Signed tokens over ChannelFor: the user is the token's `sub`, its rooms are all it may use
-or see, and a token that fails says why."""
+"""Signed tokens, the service served in process as serve() serves it: the user is the token's
+`sub`, its rooms are all it may use or see, and a token that fails says why."""
 
 import dataclasses
 import time
@@ -16,7 +16,6 @@ from grpclib.exceptions import GRPCError
 from chat.contract import GET_MESSAGES, SEND_AND_RECEIVE, bearer
 from chat.server.auth import JwtAuth
 from chat.server.config import Settings
-from chat.testing import Chatter
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -26,6 +25,7 @@ from gen.grpc.chat import (
     StatsReply,
     StatsRequest,
 )
+from harness import Chatter
 
 Serve = Callable[[str, Settings], Awaitable[Channel]]
 SECRET = "a-secret-of-the-tests-long-enough-for-every-hmac-algorithm-0123456789"

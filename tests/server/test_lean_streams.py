@@ -33,7 +33,6 @@ from chat.server.http2.streams_impl import (
 )
 from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
-from chat.testing import free_port
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -41,6 +40,7 @@ from gen.grpc.chat import (
     MessageRequest,
     StatsRequest,
 )
+from harness import free_port
 
 BIDI = contract.SEND_AND_RECEIVE
 

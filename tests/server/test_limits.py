@@ -14,7 +14,6 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from chat import contract
 from chat.client import split_address
 from chat.client.status import raise_status
-from chat.testing import Chatter, RawRequests, ServerProcess
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -24,6 +23,7 @@ from gen.grpc.chat import (
     StatsReply,
     StatsRequest,
 )
+from harness import Chatter, RawRequests, ServerProcess
 
 Start = Callable[..., ServerProcess]
 SERVICE = f"/{contract.SERVICE}/"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from chat.server.logs import JsonFormatter
-from chat.testing import ServerProcess, refused_server_start, run_client
+from harness import ServerProcess, refused_server_start, run_client
 
 Start = Callable[..., ServerProcess]
 CALL_FIELDS = {"peer", "method", "status", "duration_ms", "messages_in", "messages_out"}

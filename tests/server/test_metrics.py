@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from abuse.attacker import RawClient
 from bench.crowd import opening
 from chat.client.values import split_address
-from chat.testing import Chatter, ServerProcess, free_port, refused_server_start, run_client
 from gen.grpc.chat import MessageReplyKind
+from harness import Chatter, ServerProcess, free_port, refused_server_start, run_client
 
 Start = Callable[..., ServerProcess]
 Sample = tuple[str, frozenset[tuple[str, str]]]

@@ -8,16 +8,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from grpclib.server import Server
 
 from chat.errors import ConfigError
 from chat.server import encoding, http2
+from chat.server.app import grpc_server
 from chat.server.encoding import handwritten_impl
 from chat.server.encoding.betterproto_impl import BetterprotoEncoding
 from chat.server.encoding.handwritten_impl import HandwrittenEncoding
 from chat.server.gate import version_problem
-from chat.server.http2.direct_impl import DirectTransport
+from chat.server.health import HealthChecks
+from chat.server.http2.direct_impl import DirectTransport, LeanServer
 from chat.server.http2.grpclib_impl import GrpclibTransport
-from chat.testing import ServerProcess, refused_server_start, run_client
+from chat.server.service import ChatService
+from harness import ServerProcess, refused_server_start, run_client
 
 OLD_H2 = "4.2.0"
 """An h2 that grpclib accepts and the direct path was not tested with (FrameBuffer differs)."""
@@ -99,3 +103,12 @@ def test_with_an_untested_h2_an_explicit_direct_refuses_to_start_in_one_line(
 ) -> None:
     line = refused_server_start("--http2", "direct", env=old_h2)
     assert f"--http2 direct cannot run: h2 {OLD_H2} is outside the tested range" in line
+
+
+async def test_the_in_process_tests_run_the_server_each_path_ships(service: ChatService) -> None:
+    """What `harness.serving` starts is what `serve()` starts: on the fast path the direct
+    transport's own server, whose connections its sinks write to (on grpclib's plain server
+    they would find no lean connection, and every delivery would fail)."""
+    server = grpc_server(service, HealthChecks(service.store, service))
+    expected = LeanServer if service.transport.name == "direct" else Server
+    assert type(server) is expected

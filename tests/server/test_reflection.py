@@ -13,7 +13,7 @@ from grpclib.reflection.v1alpha import reflection_grpc as v1alpha_grpc
 from grpclib.reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 
 from chat.client import split_address
-from chat.testing import ServerProcess
+from harness import ServerProcess
 
 Start = Callable[..., ServerProcess]
 VERSIONS = [(reflection_grpc, reflection_pb2), (v1alpha_grpc, v1alpha_pb2)]

@@ -1,4 +1,5 @@
-"""Live rooms over ChannelFor: broadcast, presence, ordering, the seam between history and live."""
+"""Live rooms, the service served in process as serve() serves it: broadcast, presence,
+ordering, the seam between history and live."""
 
 import asyncio
 import dataclasses
@@ -9,14 +10,13 @@ from pathlib import Path
 
 import pytest
 from grpclib.client import Channel
-from grpclib.testing import ChannelFor
 
 from chat.model import Stored
 from chat.server.config import Settings
 from chat.server.service import ChatService
 from chat.store import open_store
-from chat.testing import Chatter
 from gen.grpc.chat import ChatServiceStub, MessageReplyKind, MessagesRequest
+from harness import Chatter, serving
 
 CHAT, JOIN, LEAVE = MessageReplyKind.CHAT, MessageReplyKind.JOIN, MessageReplyKind.LEAVE
 
@@ -122,8 +122,8 @@ async def test_resuming_a_stream_after_an_id_replays_what_was_missed(channel: Ch
 async def durable_channel(
     request: pytest.FixtureRequest, tmp_path: Path, settings: Settings
 ) -> AsyncIterator[Channel]:
-    """The service over ChannelFor on a store that commits in batches (SQLite) or that tells
-    its listeners later than the writer hears back (Redis, through its stream follower)."""
+    """The service, served in process, on a store that commits in batches (SQLite) or that
+    tells its listeners later than the writer hears back (Redis, through its stream follower)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'chat.db'}"
     else:
@@ -131,7 +131,7 @@ async def durable_channel(
     store = await open_store(url)
     service = ChatService(store, dataclasses.replace(settings, store=url))
     try:
-        async with ChannelFor([service], codec=service.codec) as channel:
+        async with serving(service) as channel:
             yield channel
     finally:
         await store.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pexpect
 
 from chat.server.config import Settings
-from chat.testing import ROOT, ServerProcess, free_port, refused_server_start, run_client
+from harness import ROOT, ServerProcess, free_port, refused_server_start, run_client
 
 
 def server_command(*flags: str) -> subprocess.CompletedProcess[str]:

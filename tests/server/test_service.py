@@ -1,4 +1,5 @@
-"""The three RPCs over ChannelFor: the tutorial's behaviour, stats and history options."""
+"""The three RPCs, the service served in process as serve() serves it: the tutorial's
+behaviour, stats and history options."""
 
 from contextlib import AsyncExitStack
 
@@ -7,8 +8,8 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from chat.testing import Chatter
 from gen.grpc.chat import ChatServiceStub, MessageReplyKind, MessagesRequest, StatsRequest
+from harness import Chatter
 
 
 async def history(channel: Channel, **fields: object) -> list[tuple[int, str, str]]:

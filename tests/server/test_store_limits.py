@@ -13,7 +13,6 @@ import pytest
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from grpclib.testing import ChannelFor
 
 from chat import contract
 from chat.contract import bearer
@@ -23,8 +22,8 @@ from chat.server.refusals import Refused
 from chat.server.service import ChatService
 from chat.server.throttle import AuthFailures
 from chat.store import Store, open_store
-from chat.testing import Chatter, RedisProcess, ServerProcess, grpc_web_body, grpc_web_reply
 from gen.grpc.chat import ChatServiceStub, MessageReplyKind, StatsRequest
+from harness import Chatter, RedisProcess, ServerProcess, grpc_web_body, grpc_web_reply, serving
 
 Start = Callable[..., ServerProcess]
 TOKEN = "s3cret-token"
@@ -46,7 +45,7 @@ async def test_a_message_for_a_new_room_past_max_rooms_gets_an_error_and_is_logg
     store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = ChatService(store, dataclasses.replace(settings, max_rooms=2))
-    async with ChannelFor([service], codec=service.codec) as channel, AsyncExitStack() as stack:
+    async with serving(service) as channel, AsyncExitStack() as stack:
         chatter = await Chatter.open(stack, channel, room="a")
         await chatter.say("one")
         await chatter.say("two", room="b")
@@ -67,7 +66,7 @@ async def test_get_stats_counts_stored_rooms_and_listened_ones_each_once(
     store: Store, settings: Settings
 ) -> None:
     service = ChatService(store, settings)
-    async with ChannelFor([service], codec=service.codec) as channel, AsyncExitStack() as stack:
+    async with serving(service) as channel, AsyncExitStack() as stack:
         quiet = await Chatter.open(stack, channel, room="quiet")  # listened to, nothing stored
         chatter = await Chatter.open(stack, channel, room="a")
         await chatter.say("one")
@@ -83,7 +82,7 @@ async def test_on_redis_new_rooms_and_stats_are_counted_without_reading_every_ro
     store = await open_store(redis_server.url)
     service = ChatService(store, dataclasses.replace(settings, max_rooms=1000))
     try:
-        async with ChannelFor([service], codec=service.codec) as channel:
+        async with serving(service) as channel:
             async with AsyncExitStack() as stack:
                 chatter = await Chatter.open(stack, channel)
                 for n in range(50):
@@ -158,7 +157,7 @@ async def test_bad_signed_tokens_count_as_failures_of_their_address(settings: Se
     service = ChatService(await open_store("memory://"), limited)
     forged = tokens.mint(b"x" * 32, "HS256", "ann")  # signed with another key
     good = tokens.mint(secret.encode(), "HS256", "ann")
-    async with ChannelFor([service], codec=service.codec) as channel:
+    async with serving(service) as channel:
         assert (await _stats(channel, good)) == Status.OK
         statuses = [await _stats(channel, token) for token in (forged, "not.a.jwt", good)]
     assert statuses == [Status.UNAUTHENTICATED, Status.UNAUTHENTICATED, Status.RESOURCE_EXHAUSTED]

@@ -10,7 +10,7 @@ from chat.contract import Kind
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
 from chat.store.redis import RedisStore
-from chat.testing import RedisProcess, free_port
+from harness import RedisProcess, free_port
 
 
 @pytest.fixture

@@ -46,9 +46,10 @@ class CallStream(Protocol):
 
 Sink = Callable[[bytes, int], bool]
 """Writes gRPC messages (`grpc_message`s joined, and how many) to a stream at once; False when
-it would have to wait. It never raises: the rooms call a listener's sink from whichever task
-stored the message, so a stream whose connection broke leaves the message to its queue (and
-its own task finds the connection gone), and delivery to the others goes on."""
+it would have to wait. The rooms call a listener's sink from whichever task stored the
+message, so it checks everything a write needs first: a stream whose connection broke answers
+False and leaves the message to its queue (its own task finds the connection gone), and
+delivery to the others goes on. Nothing is caught: a programming error fails the call."""
 
 
 class Sender(Protocol):

@@ -187,27 +187,24 @@ class _Sink:
         h2 = self._h2
         state = self._state
         size = len(message)
-        try:
-            if (
-                call.sending.locked()
-                or not self._stream._send_initial_metadata_done
-                or not self._connection.writable
-                or self._transport.is_closing()
-                or h2.state_machine.state is not SERVER_OPEN
-                or state.state_machine.state not in SENDING
-                or not 0 < size <= h2.max_outbound_frame_size
-                or size > h2.outbound_flow_control_window
-                or size > state.outbound_flow_control_window
-            ):
-                return False
-            h2.outbound_flow_control_window -= size
-            state.outbound_flow_control_window -= size
-            frame = FRAME_HEADER.pack(size >> 16, size & 0xFFFF, DATA, 0, state.stream_id)
-            if h2._data_to_send:  # a WINDOW_UPDATE h2 queued, say: it goes first
-                frame = h2.data_to_send() + frame
-            self._transport.write(frame + message)
-        except Exception:  # a `Sink` never raises: see its contract
+        if (
+            call.sending.locked()
+            or not self._stream._send_initial_metadata_done
+            or not self._connection.writable
+            or self._transport.is_closing()
+            or h2.state_machine.state is not SERVER_OPEN
+            or state.state_machine.state not in SENDING
+            or not 0 < size <= h2.max_outbound_frame_size
+            or size > h2.outbound_flow_control_window
+            or size > state.outbound_flow_control_window
+        ):
             return False
+        h2.outbound_flow_control_window -= size
+        state.outbound_flow_control_window -= size
+        frame = FRAME_HEADER.pack(size >> 16, size & 0xFFFF, DATA, 0, state.stream_id)
+        if h2._data_to_send:  # a WINDOW_UPDATE h2 queued, say: it goes first
+            frame = h2.data_to_send() + frame
+        self._transport.write(frame + message)
         self._h2_stream.data_sent += size
         connection = self._connection
         connection.data_sent += size

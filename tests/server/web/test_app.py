@@ -10,7 +10,7 @@ from chat import contract
 from chat.server.metrics import Metrics
 from chat.server.service import ChatService
 from chat.server.web.app import PAGE_HEADERS, STATIC
-from chat.testing import free_port, grpc_web_body, refused_server_start
+from harness import free_port, grpc_web_body, refused_server_start
 
 PROTO = {"Content-Type": "application/grpc-web+proto"}
 

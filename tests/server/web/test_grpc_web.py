@@ -18,7 +18,6 @@ from chat.server.service import ChatService
 from chat.server.web.app import start
 from chat.server.web.cors import Origins
 from chat.store.memory import MemoryStore
-from chat.testing import Chatter, free_port, grpc_web_body, grpc_web_reply
 from gen.grpc.chat import (
     MessageReply,
     MessageReplyKind,
@@ -27,6 +26,7 @@ from gen.grpc.chat import (
     StatsReply,
     StatsRequest,
 )
+from harness import Chatter, free_port, grpc_web_body, grpc_web_reply
 
 PROTO = {"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"}
 TEXT = {"Content-Type": "application/grpc-web-text", "Accept": "application/grpc-web-text"}

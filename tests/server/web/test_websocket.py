@@ -13,7 +13,6 @@ from chat.server.service import ChatService
 from chat.server.web.app import start
 from chat.server.web.cors import Origins
 from chat.store.memory import MemoryStore
-from chat.testing import REPLY_TIMEOUT, Chatter, free_port
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -21,6 +20,7 @@ from gen.grpc.chat import (
     MessageRequest,
     StatsRequest,
 )
+from harness import REPLY_TIMEOUT, Chatter, free_port
 
 Socket = aiohttp.ClientWebSocketResponse
 

@@ -1,169 +1,24 @@
-"""For tests, the bench and the soak: a chat stream driven over grpclib, free ports, and servers
-(chat and Redis) run as real processes."""
+"""Servers (chat and Redis) and clients run as real processes, with a clean environment: a
+developer's exported CHAT_* variables never reach them."""
 
-import asyncio
-import contextlib
 import filecmp
 import os
-import re
-import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from grpclib.client import Channel, Stream
-from grpclib.const import Cardinality
-from grpclib.encoding.proto import ProtoCodec
-from grpclib.exceptions import GRPCError, StreamTerminatedError
-
-from chat.client.status import raise_status
-from chat.contract import SEND_AND_RECEIVE, bearer
-from chat.server.encoding import Choice as EncodingChoice
-from chat.server.http2 import Choice as Http2Choice
-from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
-
-ROOT = Path(__file__).resolve().parent.parent
-REPLY_TIMEOUT = 10.0
-"""Seconds a test waits for a reply before it fails instead of hanging."""
-
-CHROMIUM = Path("/usr/bin/chromium")
-"""Debian's chromium, which the page's tests drive through Playwright (never a browser of its
-own: Playwright's downloads are not used)."""
-CHROMIUM_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-"""Chromium without the network traffic of its own it would make (updates, sync)."""
-
-PATHS: dict[str, tuple[EncodingChoice, Http2Choice]] = {
-    "reference": ("betterproto", "grpclib"),
-    "fast": ("handwritten", "direct"),
-}
-"""The server's two paths: the encoding and the HTTP/2 transport each runs."""
+from harness.paths import ROOT
 
 
-def path_flags(path: str) -> tuple[str, ...]:
-    """The server flags that choose a path of PATHS."""
-    encoding, http2 = PATHS[path]
-    return ("--encoding", encoding, "--http2", http2)
-
-
-class Chatter:
-    """One SendAndReceiveMessage stream; `recv` fails the test instead of hanging.
-
-    Leaving the exit stack hangs up (RST_STREAM) a stream that has not ended by itself.
-    """
-
-    def __init__(self, stream: Stream[Any, MessageReply]) -> None:
-        self.stream = stream
-        self.ended = False
-        self.error: Exception | None = None
-
-    @classmethod
-    async def open(
-        cls, stack: AsyncExitStack, channel: Channel, token: str = "", **metadata: str
-    ) -> "Chatter":
-        """Opens a stream with `chat-*` metadata (user="ann": chat-user), and `token` as the
-        bearer token when given."""
-        md = {f"chat-{key.replace('_', '-')}": value for key, value in metadata.items()}
-        md.update(bearer(token) if token else {})
-        stream = channel.request(
-            SEND_AND_RECEIVE, Cardinality.STREAM_STREAM, MessageRequest, MessageReply, metadata=md
-        )
-        await stream.__aenter__()
-        chatter = cls(stream)
-        stack.push_async_callback(chatter.hang_up)
-        await stream.send_request()
-        return chatter
-
-    async def hang_up(self) -> None:
-        if not self.ended:
-            self.ended = True
-            await self.stream.cancel()
-        error = self.error
-        with contextlib.suppress(GRPCError):  # the status the test has already seen
-            await self.stream.__aexit__(type(error) if error else None, error, None)
-
-    async def send(self, text: str, **fields: str) -> None:
-        await self.stream.send_message(MessageRequest(message=text, **fields))
-
-    async def recv(self) -> MessageReply | None:
-        try:
-            async with asyncio.timeout(REPLY_TIMEOUT):
-                reply = await self.stream.recv_message()
-            if reply is None:
-                self.ended = True
-                raise_status(self.stream)
-        except StreamTerminatedError as error:  # reset after the trailers: they say why
-            self.ended, self.error = True, error
-            raise_status(self.stream)
-            raise
-        except Exception as error:
-            self.ended, self.error = True, error
-            raise
-        return reply
-
-    async def recv_kind(self, kind: int) -> MessageReply:
-        """The next reply of `kind`, skipping the others but ERROR."""
-        while True:
-            reply = await self.recv()
-            assert reply is not None, f"stream ended while waiting for {kind!r}"
-            if reply.kind == kind:
-                return reply
-            assert reply.kind != MessageReplyKind.ERROR, reply
-
-    async def say(self, text: str, **fields: str) -> MessageReply:
-        """Sends and waits for the ACK."""
-        await self.send(text, **fields)
-        return await self.recv_kind(MessageReplyKind.ACK)
-
-
-class RawRequests(ProtoCodec):
-    """A client codec that sends bytes as they are: for requests no generated class would
-    write (cut, oversized, mutated)."""
-
-    def encode(self, message: Any, message_type: Any) -> bytes:
-        if type(message) is bytes:
-            return message
-        return super().encode(message, message_type)
-
-
-def grpc_web_body(*messages: bytes) -> bytes:
-    """Requests in gRPC-Web's framing (flag byte, big-endian length), written here and not by
-    the server's code, so that tests check the server against the protocol."""
-    return b"".join(b"\x00" + len(message).to_bytes(4, "big") + message for message in messages)
-
-
-def grpc_web_reply(body: bytes) -> tuple[list[bytes], dict[str, str]]:
-    """A gRPC-Web response body: its messages, and the trailers of its last frame (0x80)."""
-    messages: list[bytes] = []
-    trailers: dict[str, str] = {}
-    while body:
-        flags, size = body[0], int.from_bytes(body[1:5], "big")
-        payload, body = body[5 : 5 + size], body[5 + size :]
-        assert len(payload) == size, "a frame is cut short"
-        if flags == 0x80:
-            assert not body, "the trailer frame is not the last"
-            for line in payload.decode("ascii").split("\r\n"):
-                if line:
-                    key, _, value = line.partition(":")
-                    trailers[key.strip()] = value.strip()
-        else:
-            assert flags == 0, f"frame flags {flags:#x}"
-            messages.append(payload)
-    return messages, trailers
+def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without its CHAT_* variables, and `extra` added."""
+    kept = {key: value for key, value in os.environ.items() if not key.startswith("CHAT_")}
+    return {**kept, **(extra or {})}
 
 
 def differences(left: Path, right: Path) -> list[str]:
@@ -197,7 +52,7 @@ class ServerProcess:
     ) -> None:
         self.port = port or free_port()
         self.web_port = free_port() if web else 0
-        self.env = {**os.environ, **(env or {})}
+        self.env = clean_environment(env)
         self.address = f"127.0.0.1:{self.port}"
         tls = "--tls-cert" in flags
         self.web_url = f"http{'s' if tls else ''}://127.0.0.1:{self.web_port}"
@@ -276,7 +131,7 @@ def run_client(
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env=clean_environment({"PYTHONUNBUFFERED": "1", **(env or {})}),
     )
 
 
@@ -289,7 +144,7 @@ def refused_server_start(*flags: str, env: dict[str, str] | None = None) -> str:
         text=True,
         timeout=30,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=clean_environment(env),
     )
     assert result.returncode == 1, result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
@@ -428,57 +283,3 @@ def redis_cli(port: int, *command: str) -> dict[str, str]:
     )
     fields = (line.partition(":") for line in result.stdout.splitlines() if ":" in line)
     return {key: value.strip() for key, _, value in fields}
-
-
-SCREEN_WAIT = 15.0
-"""How long a test waits for the screen to show something before it fails."""
-EXITED = re.compile(r"\[exited (\d+)\]")
-
-
-class Screen:
-    """`python -m chat.client ARGS` in a 120x40 tmux pane; `[exited N]` is printed when it ends."""
-
-    def __init__(self, socket: str, args: list[str], env: dict[str, str]) -> None:
-        self._tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
-        command = shlex.join([sys.executable, "-m", "chat.client", *args])
-        settings = [f"-e{key}={value}" for key, value in env.items()]
-        shell = f'cd {shlex.quote(str(ROOT))} && {command}; echo "[exited $?]"; sleep 600'
-        self._run("new-session", "-d", "-x", "120", "-y", "40", *settings, shell)
-
-    def _run(self, *args: str) -> str:
-        return subprocess.run(
-            [*self._tmux, *args], capture_output=True, text=True, check=True, timeout=10
-        ).stdout
-
-    def type(self, line: str) -> None:
-        """Types `line` and presses Enter."""
-        self._run("send-keys", "-l", line)
-        self._run("send-keys", "Enter")
-
-    def press(self, key: str) -> None:
-        """Presses a key by its tmux name: C-c, C-d."""
-        self._run("send-keys", key)
-
-    def text(self) -> str:
-        """Everything in the pane, its scrollback included, as plain lines."""
-        return self._run("capture-pane", "-p", "-J", "-S", "-")
-
-    def wait_for(self, pattern: str) -> str:
-        """The screen once `pattern` (a regex) shows on it; fails the test after SCREEN_WAIT."""
-        deadline = time.monotonic() + SCREEN_WAIT
-        while True:
-            screen = self.text()
-            if re.search(pattern, screen, re.MULTILINE):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{pattern!r} not on the screen:\n{screen}")
-            time.sleep(0.05)  # a poll of the screen, not a synchronisation
-
-    def exit_status(self) -> int:
-        """The client's exit code, once it has exited."""
-        match = EXITED.search(self.wait_for(EXITED.pattern))
-        assert match is not None
-        return int(match.group(1))
-
-    def close(self) -> None:
-        subprocess.run([*self._tmux, "kill-server"], capture_output=True, timeout=10)
