@@ -57,6 +57,10 @@ class Screen:
         """Everything in the pane, its scrollback included, as plain lines."""
         return self._run("capture-pane", "-p", "-J", "-S", "-")
 
+    def title(self) -> str:
+        """The pane's title, which a program may set (`ESC ] 0 ; TITLE BEL`)."""
+        return self._run("display-message", "-p", "#{pane_title}").rstrip("\n")
+
     def wait_for(self, pattern: str) -> str:
         """The screen once `pattern` (a regex) shows on it; fails the test after SCREEN_WAIT."""
         deadline = time.monotonic() + SCREEN_WAIT

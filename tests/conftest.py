@@ -1,16 +1,20 @@
 """Fixtures that start real things (a service served in process as serve() serves it, its web
-door, server processes) and stop them."""
+door, server processes, clients in pseudo-terminals and tmux panes) and stop them."""
 
 import dataclasses
+import io
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
+import pexpect
 import pytest
 from grpclib.client import Channel
 from grpclib.config import Configuration
@@ -37,6 +41,7 @@ from harness import (
     serving,
 )
 
+Spawn = Callable[..., tuple[pexpect.spawn, io.StringIO]]
 ALLOWED_ORIGIN = "http://allowed.example"
 """The one other origin the web door under test lets in."""
 
@@ -214,6 +219,47 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     fixture = "redis_server" if request.param == "redis" else "redis_cluster"
     url: str = request.getfixturevalue(fixture).url
     return url
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A memory server on the default path: for tests where the server's path does not matter."""
+    started = ServerProcess(tmp_path / "server.log", "memory://").start()
+    yield started
+    assert started.proc is not None
+    started.proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
+    started.stop(signal.SIGKILL)
+
+
+def spawn(address: str, *args: str, **env: str) -> tuple[pexpect.spawn, io.StringIO]:
+    """`chat --server ADDRESS chat ARGS` in a pseudo-terminal, with everything it wrote kept."""
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "chat.client", "--server", address, "chat", *args],
+        env={**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **env},
+        cwd=str(ROOT),
+        encoding="utf-8",
+        timeout=15,
+        dimensions=(30, 120),
+    )
+    seen = io.StringIO()
+    child.logfile_read = seen
+    return child, seen
+
+
+@pytest.fixture
+def terminal() -> Iterator[Spawn]:
+    """Starts clients in pseudo-terminals (`spawn`); every one is ended after the test."""
+    children: list[pexpect.spawn] = []
+
+    def start(address: str, *args: str, **env: str) -> tuple[pexpect.spawn, io.StringIO]:
+        child, seen = spawn(address, *args, **env)
+        children.append(child)
+        return child, seen
+
+    yield start
+    for child in children:
+        child.terminate(force=True)
 
 
 @pytest.fixture

@@ -168,7 +168,7 @@ def _show_reply(reply: MessageReply) -> None:
 def _show_status(text: str) -> None:
     """What the session says (only ever about an outage), on stderr: stdout stays the
     tutorial's."""
-    print(f"chat: {text}", file=sys.stderr, flush=True)
+    print(f"chat: {output.inert(text)}", file=sys.stderr, flush=True)
 
 
 async def chat_from_pipe(connect: Callable[[], Channel], user: str, room: str) -> int:
@@ -247,5 +247,6 @@ def _refusal(error: GRPCError) -> str:
 
 
 def _fail(reason: str) -> int:
-    print(f"chat: {reason}", file=sys.stderr)
+    """Exit code 1 after the reason, which may quote the server."""
+    print(f"chat: {output.inert(reason)}", file=sys.stderr)
     return 1

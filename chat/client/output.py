@@ -1,4 +1,9 @@
-"""How the client shows replies: one readable line each, or one JSON object per line for scripts."""
+"""How the client shows replies: one readable line each, or one JSON object per line for scripts.
+
+Whatever came over the wire (texts, names, rooms, the server's errors) is printed through `inert`:
+a text can neither drive the reader's terminal (clear it, retitle it, ring it, reverse it) nor
+print a line that looks like another message.
+"""
 
 import json
 from datetime import datetime
@@ -7,6 +12,35 @@ from typing import Any
 from chat.client.commands import action_text
 from chat.contract import ACK_PREFIX
 from gen.grpc.chat import MessageReply, MessageReplyKind, StatsReply
+
+NEWLINE = "⏎"
+"""How a line break inside a text shows: on its message's line, so it forges no other."""
+CONTROLS = frozenset(
+    [
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+) - {ord("\t")}
+"""Characters a terminal obeys rather than shows: C0 but tab, DEL, C1 (U+009B alone starts an
+escape sequence), the bidirectional marks, embeddings, overrides and isolates (U+202E shows what
+follows backwards), and the line and paragraph separators."""
+_INERT = {code: f"\\u{code:04x}" for code in CONTROLS} | {ord("\n"): NEWLINE}
+
+
+def inert(text: str) -> str:
+    """`text` safe to print: each of CONTROLS as its `\\uXXXX` escape, a line break as ⏎.
+
+    The escape is the one JSON reads, so a JSON line goes through here whole: `json.dumps` has
+    escaped C0 and line breaks already, and the rest become escapes of the same characters.
+    """
+    return text.translate(_INERT)
 
 
 def local_time(moment: datetime) -> str:
@@ -21,6 +55,10 @@ def own_text(reply: MessageReply) -> str:
 
 def message_line(reply: MessageReply) -> str:
     """A history or live line: time, room, user, text; actions, events and errors marked."""
+    return inert(_line(reply))
+
+
+def _line(reply: MessageReply) -> str:
     when = local_time(reply.sent_at)
     if reply.kind is MessageReplyKind.JOIN or reply.kind is MessageReplyKind.LEAVE:
         return f"{when} [{reply.room}] * {reply.message}"
@@ -44,23 +82,24 @@ def message_json(reply: MessageReply) -> str:
         "text": reply.message,
         "sent_at": reply.sent_at.isoformat(),
     }
-    return json.dumps(record, ensure_ascii=False)
+    return _json_line(record)
 
 
 def stats_lines(reply: StatsReply, room: str) -> list[str]:
     """The tutorial's line first, then the other figures."""
     where = f"Room {room}" if room else "Server"
     online = ", ".join(reply.online) or "nobody"
-    return [
+    lines = [
         f"{where} has {reply.num_messages} messages",
         f"rooms: {reply.num_rooms}  connected: {reply.num_connected}  online: {online}  "
         f"uptime: {reply.uptime_seconds:.0f}s",
     ]
+    return [inert(line) for line in lines]
 
 
 def stats_json(reply: StatsReply, room: str) -> str:
     """The figures as one JSON object."""
-    return json.dumps(
+    return _json_line(
         {
             "room": room or None,
             "num_messages": reply.num_messages,
@@ -70,3 +109,8 @@ def stats_json(reply: StatsReply, room: str) -> str:
             "uptime_seconds": reply.uptime_seconds,
         }
     )
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One JSON object on one line, é and emoji as they are, controls escaped (see `inert`)."""
+    return inert(json.dumps(record, ensure_ascii=False))

@@ -62,14 +62,15 @@ def colour_of(user: str) -> str:
 
 def formatted(reply: MessageReply) -> FormattedText:
     """A reply as a coloured line: time, user, text; actions as `* ann waves`, events dim, errors
-    red."""
+    red; what came over the wire inert (see `output.inert`)."""
     when = output.local_time(reply.sent_at)
     if reply.kind in (MessageReplyKind.JOIN, MessageReplyKind.LEAVE):
-        return FormattedText([(DIM, f"{when} * {reply.message}")])
+        return FormattedText([(DIM, f"{when} * {output.inert(reply.message)}")])
     if reply.kind == MessageReplyKind.ERROR:
-        return FormattedText([(ALERT, f"not sent: {reply.message}")])
-    text = output.own_text(reply) if reply.kind == MessageReplyKind.ACK else reply.message
-    user = (f"{colour_of(reply.user)} bold", reply.user)
+        return FormattedText([(ALERT, f"not sent: {output.inert(reply.message)}")])
+    said = output.own_text(reply) if reply.kind == MessageReplyKind.ACK else reply.message
+    text = output.inert(said)
+    user = (f"{colour_of(reply.user)} bold", output.inert(reply.user))
     action = commands.action_text(text)
     if action is not None:
         return FormattedText([(DIM, f"{when} "), ("", "* "), user, ("", f" {action}")])
@@ -77,7 +78,8 @@ def formatted(reply: MessageReply) -> FormattedText:
 
 
 def _say(text: str, style: str = DIM) -> None:
-    print_formatted_text(FormattedText([(style, f"-- {text}")]))
+    """A line of the client's own, which may quote the server (names, rooms, its errors)."""
+    print_formatted_text(FormattedText([(style, f"-- {output.inert(text)}")]))
 
 
 def _reason(error: BaseException) -> str:
@@ -277,7 +279,7 @@ class Terminal:
 
 def _as_said(user: str, text: str) -> str:
     action = commands.action_text(text)
-    return f"* {user} {action}" if action is not None else f"{user}: {text}"
+    return output.inert(f"* {user} {action}" if action is not None else f"{user}: {text}")
 
 
 def _counted(count: int) -> str:

@@ -2,63 +2,20 @@
 the bytes matter, in a tmux pane where what the user sees on the screen matters."""
 
 import io
-import os
 import signal
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
 import pytest
 
-from harness import ROOT, RedisProcess, Screen, ServerProcess, free_port, run_client
+from harness import RedisProcess, Screen, ServerProcess, free_port, run_client
 
 Start = Callable[..., ServerProcess]
 Open = Callable[..., Screen]
 PROMPT = "ann@general>"
 TIME = r"\d\d:\d\d:\d\d"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A memory server on the default path: for tests where the server's path does not matter."""
-    started = ServerProcess(tmp_path / "server.log", "memory://").start()
-    yield started
-    assert started.proc is not None
-    started.proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
-    started.stop(signal.SIGKILL)
-
-
-def spawn(address: str, *args: str, **env: str) -> tuple[pexpect.spawn, io.StringIO]:
-    """`chat --server ADDRESS chat ARGS` in a pseudo-terminal, with everything it wrote kept."""
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "chat.client", "--server", address, "chat", *args],
-        env={**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **env},
-        cwd=str(ROOT),
-        encoding="utf-8",
-        timeout=15,
-        dimensions=(30, 120),
-    )
-    seen = io.StringIO()
-    child.logfile_read = seen
-    return child, seen
-
-
-@pytest.fixture
-def terminal() -> Iterator[Callable[..., tuple[pexpect.spawn, io.StringIO]]]:
-    """Starts clients in pseudo-terminals (`spawn`); every one is ended after the test."""
-    children: list[pexpect.spawn] = []
-
-    def start(address: str, *args: str, **env: str) -> tuple[pexpect.spawn, io.StringIO]:
-        child, seen = spawn(address, *args, **env)
-        children.append(child)
-        return child, seen
-
-    yield start
-    for child in children:
-        child.terminate(force=True)
 
 
 def say(server: ServerProcess, user: str, text: str, room: str = "general") -> None:
@@ -330,7 +287,7 @@ def test_an_outage_of_redis_is_told_once_when_it_begins_and_once_when_it_ends(
         child.sendline("ready")
         child.expect(rf"{TIME} \S*ann\S*: ready")  # acknowledged: the stream is open
         redis_server.stop()
-        child.expect("-- disconnected: lost Redis")
+        child.expect("-- disconnected: the server cannot store messages now: lost Redis")
         redis_server.start()
         child.expect("-- reconnected", timeout=30)
         child.sendline("still here")

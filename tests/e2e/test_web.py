@@ -323,3 +323,21 @@ async def test_the_rooms_of_recent_messages_are_listed_and_a_click_enters_one(
         "dan: news in dev",
         "ann: ann was here",
     ]
+
+
+async def test_the_page_shows_hostile_text_as_text_and_runs_none_of_it(
+    server_process: Start, browser: Browser
+) -> None:
+    server = server_process(web=True)
+    hostile = '<img src=x onerror="window.ran = 1"><script>window.ran = 2</script>\x1b[2J\u202e'
+    async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+        await live(ann)
+        posted = run_client(["--server", server.address, "chat", "--user", "eve"], hostile + "\n")
+        assert posted.returncode == 0, posted.stderr
+        await expect(line(ann, "<img src=x")).to_contain_text("eve", timeout=WAIT_MS)
+        shown = await ann.locator("#messages li[data-id] .text").evaluate_all(
+            "nodes => nodes.map(node => node.textContent)"
+        )
+        assert shown == [hostile]
+        assert await ann.locator("#messages img, #messages script").count() == 0
+        assert await ann.evaluate("window.ran") is None

