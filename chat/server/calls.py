@@ -7,6 +7,7 @@ calls are counted where they start and end instead.
 """
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -31,6 +32,11 @@ log = logging.getLogger("chat.calls")
 
 TRAILERS_TIMEOUT = 5.0
 """Seconds to wait for a peer's connection to take the status; a stuck peer gets nothing."""
+REFUSAL_GRACE = 0.2
+"""Seconds a call refused before it read a request waits for the client's first one (or its
+half-close) before the status goes out. grpcio's client, whose first write is still under way
+when the status comes, reports INTERNAL ("Internal error from Core") instead of the status; a
+client that sends nothing gets its status this much later."""
 
 Request = TypeVar("Request")
 
@@ -102,6 +108,8 @@ class Call(Generic[Request]):
         """Sends the unary reply (when OK) and the status; a client that is gone gets nothing."""
         stream = self.stream
         reply = self.reply if status is Status.OK else None
+        if status is not Status.OK and not self.received:
+            await self._first_request(REFUSAL_GRACE)
         try:
             metadata = self.reply_metadata
             if reply is not None and self._transport.finish_unary_now(stream, reply, metadata):
@@ -118,6 +126,20 @@ class Call(Generic[Request]):
             ConnectionError,
         ):
             pass  # the client is gone; there is no one left to tell
+
+    async def _first_request(self, seconds: float) -> None:
+        """The client's first request, read and dropped, or its half-close, or nothing after
+        `seconds`; whatever the client sent or did meanwhile, the call's status still goes
+        out."""
+        with contextlib.suppress(
+            GRPCError,
+            StreamTerminatedError,
+            h2.exceptions.StreamClosedError,
+            TimeoutError,
+            ConnectionError,
+        ):
+            async with asyncio.timeout(seconds):
+                await self._transport.receive(self.stream, self.codec)
 
 
 Handler = Callable[[Call[Any]], Awaitable[None]]
