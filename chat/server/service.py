@@ -218,13 +218,15 @@ class ChatService:
         ):
             raise GRPCError(Status.PERMISSION_DENIED, problem)
         # Present (0 included: a client that has seen nothing yet), it asks for a replay.
-        epoch = await self._send_epoch(call)
         resume = call.metadata(contract.AFTER_ID, "")
         after_id = _after_id(resume) if resume else None
-        if not _same_history(call, epoch) and after_id is not None:
-            after_id = 0
         with self.rooms.subscribe(user=user) as subscriber:
             self.rooms.join(subscriber, room)
+            # The response headers go once the stream is in its room: a client that has them
+            # and then asks who is online (GetStats) hears of everyone who comes or goes after.
+            epoch = await self._send_epoch(call)
+            if not _same_history(call, epoch) and after_id is not None:
+                after_id = 0
             sending = self._replay_then_live(
                 call,
                 subscriber,
