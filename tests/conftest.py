@@ -1,5 +1,5 @@
-"""Fixtures that start real things (a service over ChannelFor and its web door, server processes)
-and stop them."""
+"""Fixtures that start real things (a service over ChannelFor or on a loopback port, its web door,
+server processes) and stop them."""
 
 import dataclasses
 import os
@@ -258,5 +258,32 @@ async def service_on() -> AsyncIterator[Callable[[str, Settings], Awaitable[Chan
             stack.push_async_callback(store.close)
             service = ChatService(store, dataclasses.replace(settings, store=url))
             return await stack.enter_async_context(ChannelFor([service], codec=service.codec))
+
+        yield serve
+
+
+@pytest.fixture
+async def port_on() -> AsyncIterator[Callable[[str, Settings], Awaitable[int]]]:
+    """Serves ChatService on a loopback TCP port, on the store a URL names, with the given
+    settings; returns the port. Each channel to it is a connection of its own with its own
+    address and port, as the service sees them (ChannelFor's connections all look alike to it).
+    Stops servers and stores after the test."""
+    async with AsyncExitStack() as stack:
+
+        async def serve(url: str, settings: Settings) -> int:
+            store = await open_store(url)
+            stack.push_async_callback(store.close)
+            service = ChatService(store, dataclasses.replace(settings, store=url))
+            server = service.transport.server([service], service.codec)
+            port = free_port()
+            await server.start("127.0.0.1", port)
+
+            async def stop() -> None:
+                service.shut_down()
+                server.close()
+                await server.wait_closed()
+
+            stack.push_async_callback(stop)
+            return port
 
         yield serve
