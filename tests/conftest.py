@@ -21,7 +21,9 @@ from grpclib.config import Configuration
 from playwright.async_api import Browser, async_playwright
 
 from chat.client import split_address
+from chat.server.app import grpc_server
 from chat.server.config import Settings
+from chat.server.health import HealthChecks
 from chat.server.service import ChatService
 from chat.server.web.app import start as start_web
 from chat.server.web.cors import Origins
@@ -304,5 +306,31 @@ async def service_on() -> AsyncIterator[Callable[[str, Settings], Awaitable[Chan
             stack.push_async_callback(store.close)
             service = ChatService(store, dataclasses.replace(settings, store=url))
             return await stack.enter_async_context(serving(service))
+
+        yield serve
+
+
+@pytest.fixture
+async def port_on() -> AsyncIterator[Callable[[str, Settings], Awaitable[int]]]:
+    """Serves ChatService on a loopback TCP port as serve() does, on the store a URL names,
+    with the given settings; returns the port, for tests that open several connections. Stops
+    servers and stores after the test."""
+    async with AsyncExitStack() as stack:
+
+        async def serve(url: str, settings: Settings) -> int:
+            store = await open_store(url)
+            stack.push_async_callback(store.close)
+            service = ChatService(store, dataclasses.replace(settings, store=url))
+            server = grpc_server(service, HealthChecks(store, service))
+            port = free_port()
+            await server.start("127.0.0.1", port)
+
+            async def stop() -> None:
+                service.shut_down()
+                server.close()
+                await server.wait_closed()
+
+            stack.push_async_callback(stop)
+            return port
 
         yield serve

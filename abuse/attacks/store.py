@@ -1,5 +1,6 @@
 """Attacks on what the server keeps and checks: floods of tiny and of large messages into the
-memory store, a hundred thousand rooms, and guessed tokens.
+memory store, a hundred thousand rooms, a flood that claims a new name each message, and
+guessed tokens.
 
 They drive h2 connections of their own, which read every reply and give its flow-control
 credit back at once, so the server is never slowed down by the attacker's reading: what holds
@@ -33,7 +34,8 @@ from chat.server.http2.base import grpc_message
 from gen.grpc.chat import MessageRequest, StatsRequest
 
 ATTACKER_ADDRESS = "127.0.0.2"
-"""Where the token guesser connects from: another loopback address than the probes'."""
+"""Where the token guesser and the name-rotating flood connect from: another loopback address
+than the probes'."""
 TOKEN = "the-right-token"
 """The token of the server the guesser attacks; the probes have it."""
 SMALL_BUDGET = 2 * 1024 * 1024
@@ -43,6 +45,10 @@ ROOMS = 100_000
 """Rooms the many-rooms attack posts to, one message each."""
 IN_FLIGHT = 50
 """Guesses open at once on a connection (the server allows more streams than this)."""
+ROTATING_CONNECTIONS = 4
+"""Connections of the name-rotating flood, each one stream claiming a new name per message."""
+RATE_LIMIT = 10
+"""Messages a second a user may send, in the attack on flood control (the default)."""
 
 
 class Flooder:
@@ -144,9 +150,14 @@ def framed(requests: Iterator[MessageRequest], per_chunk: int) -> Iterator[bytes
         yield chunk
 
 
-async def flood(target: Target, seconds: float, requests: Iterator[MessageRequest]) -> None:
+async def flood(
+    target: Target,
+    seconds: float,
+    requests: Iterator[MessageRequest],
+    source: str | None = None,
+) -> None:
     """Posts `requests` on one chat stream until `seconds` pass or they run out, reconnecting
-    when the server ends the stream or the connection."""
+    when the server ends the stream or the connection; from `source` when given."""
     end = time.monotonic() + seconds
 
     def until_the_end() -> Iterator[MessageRequest]:
@@ -157,7 +168,7 @@ async def flood(target: Target, seconds: float, requests: Iterator[MessageReques
 
     bounded = until_the_end()
     while time.monotonic() < end:
-        flooder = await Flooder.connect(target)
+        flooder = await Flooder.connect(target, source)
         try:
             stream_id = flooder.open(SEND_AND_RECEIVE, (("chat-user", "flood"),))
             with contextlib.suppress(H2Error):  # the server ended the stream: a new one
@@ -186,6 +197,22 @@ async def many_rooms(target: Target, seconds: float) -> None:
     """One stream posting one message to each of 100,000 rooms."""
     rooms = (f"room-{n}" for n in range(ROOMS))
     await flood(target, seconds, (MessageRequest(message="hi", room=room) for room in rooms))
+
+
+async def rotating_names(target: Target, seconds: float) -> None:
+    """ROTATING_CONNECTIONS connections from ATTACKER_ADDRESS, each one stream of tiny
+    messages, every message posted as a name not used before."""
+
+    def names(connection: int) -> Iterator[MessageRequest]:
+        for number in itertools.count():
+            yield MessageRequest(message="x", user=f"flood-{connection}-{number}")
+
+    await asyncio.gather(
+        *(
+            flood(target, seconds, names(connection), ATTACKER_ADDRESS)
+            for connection in range(ROTATING_CONNECTIONS)
+        )
+    )
 
 
 async def guess_tokens(target: Target, seconds: float) -> Counter[str]:
@@ -246,6 +273,13 @@ ATTACKS = [
         "1000: each refusal costs a count, never a read of every room's name",
         store="redis://{redis}/0",
         flags=("--max-rooms", "1000"),
+    ),
+    Attack(
+        "rotating-names",
+        rotating_names,
+        about=f"{ROTATING_CONNECTIONS} connections from {ATTACKER_ADDRESS} post tiny messages, "
+        f"each as a new user, into a memory store with flood control on ({RATE_LIMIT}/s a user)",
+        flags=("--rate-limit", str(RATE_LIMIT)),
     ),
     Attack(
         "wrong-tokens",

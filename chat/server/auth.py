@@ -44,6 +44,9 @@ ROOMS_CLAIM = "rooms"
 """The claim that lists the room patterns a token allows; without it, every room."""
 BEARER = "Bearer "
 """What comes before the token in `authorization` metadata."""
+LATEST_EXP = 253_402_300_799
+"""The latest `exp` accepted: the last second of the year 9999 (UTC). PyJWT takes any integer,
+and one of 10^400 is past what a float, and so the server's clock, can hold."""
 
 
 class Auth(Protocol):
@@ -127,10 +130,11 @@ class JwtAuth:
             )
         except jwt.PyJWTError as error:
             raise GRPCError(Status.UNAUTHENTICATED, _token_problem(error)) from None
+        expiry = _expiry(claims)
         identity = _identity(claims)
         if len(self._verified) >= VERIFIED_TOKENS:
             del self._verified[next(iter(self._verified))]
-        self._verified[token] = (identity, float(claims["exp"]))
+        self._verified[token] = (identity, expiry)
         return identity
 
 
@@ -153,6 +157,19 @@ def _token_problem(error: jwt.PyJWTError) -> str:
     if isinstance(error, jwt.ImmatureSignatureError):
         return f"the token is not valid yet: {error}"
     return f"the token is not valid: {error}"
+
+
+def _expiry(claims: Claims) -> float:
+    """When a verified token expires, in seconds since the epoch; UNAUTHENTICATED for an `exp`
+    past LATEST_EXP. `nbf` and `iat` need no such check: PyJWT compares them as integers, and
+    the server keeps neither."""
+    expiry = int(claims["exp"])  # PyJWT has checked that int() takes it, and that it is to come
+    if expiry > LATEST_EXP:
+        raise GRPCError(
+            Status.UNAUTHENTICATED,
+            "the token's 'exp' claim is not a time: it is past the year 9999",
+        )
+    return float(expiry)
 
 
 def _identity(claims: Claims) -> Identity:

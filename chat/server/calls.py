@@ -61,6 +61,12 @@ class Call(Generic[Request]):
         """The client's address without its port: what limits per client count by."""
         return client_address(self.stream)
 
+    @property
+    def connection(self) -> str:
+        """The client's address and port: its connection, or the web door's socket, while it
+        is open ('-' when unknown)."""
+        return _peer(self.stream)
+
     def metadata(self, key: str, default: str) -> str:
         """A request metadata value, or `default` when absent or empty."""
         value = self.stream.metadata.get(key) if self.stream.metadata else None
@@ -147,7 +153,8 @@ Handler = Callable[[Call[Any]], Awaitable[None]]
 
 class Calls:
     """Wraps handlers: counts open calls, refuses new ones while stopping or without the token
-    (and every one, for a while, from an address that failed too often), logs one line each."""
+    (with RESOURCE_EXHAUSTED, for a while, from an address that failed too often), logs one
+    line each."""
 
     def __init__(
         self,
@@ -230,29 +237,31 @@ class Calls:
         return run
 
     def _authenticate(self, call: Call[Any]) -> Identity | None:
-        """The call's identity; RESOURCE_EXHAUSTED, unchecked, while its address has failed too
-        often, UNAUTHENTICATED (counted against the address) when its credential does not hold."""
+        """The call's identity, whenever its credential holds, however often others at its
+        address failed; UNAUTHENTICATED when it does not hold, counted against the address, or
+        RESOURCE_EXHAUSTED instead while the address is past its failures."""
         assert self._auth is not None
-        address = call.address
-        wait = self._failures.blocked(address)
-        if wait:
-            failures = self._failures
-            self._refusals.refuse(
-                Refused.AUTH_FAILURES,
-                address,
-                f"{failures.limit} failed authentications within {failures.window:g} s: "
-                "its calls are refused unchecked until the window ends",
-            )
-            raise GRPCError(
-                Status.RESOURCE_EXHAUSTED,
-                f"too many failed authentications from {address}: try again in {math.ceil(wait)} s",
-            )
         try:
             return self._auth.check(call.stream.metadata)
         except GRPCError as error:
-            if error.status is Status.UNAUTHENTICATED:
+            if error.status is not Status.UNAUTHENTICATED:
+                raise
+            address = call.address
+            wait = self._failures.blocked(address)
+            if not wait:
                 self._failures.failed(address)
-            raise
+                raise
+        failures = self._failures
+        self._refusals.refuse(
+            Refused.AUTH_FAILURES,
+            address,
+            f"{failures.limit} failed authentications within {failures.window:g} s: "
+            "its failures are answered RESOURCE_EXHAUSTED until the window ends",
+        )
+        raise GRPCError(
+            Status.RESOURCE_EXHAUSTED,
+            f"too many failed authentications from {address}: try again in {math.ceil(wait)} s",
+        )
 
     async def wait_idle(self, seconds: float) -> bool:
         """Waits until no call is open; False when `seconds` passed first."""

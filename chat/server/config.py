@@ -52,6 +52,8 @@ class Settings:
     jwt_issuer: str = ""
     rate_limit: float = 10.0
     rate_burst: int = 20
+    rate_per_connection: int = 1
+    rate_per_address: int = 5
     max_rooms: int = 10_000
     max_memory_bytes: int = 64 * MiB
     max_auth_failures: int = 20
@@ -391,6 +393,28 @@ def parser() -> Parser:
         ),
     )
     p.add_argument(
+        "--rate-per-connection",
+        type=int,
+        default=_env_int("CHAT_RATE_PER_CONNECTION", d.rate_per_connection),
+        metavar="N",
+        help=_shown(
+            "without signed tokens, a connection may send N users' worth (N times "
+            "--rate-limit and --rate-burst), whatever names its messages claim (0: no limit)",
+            "rate_per_connection",
+        ),
+    )
+    p.add_argument(
+        "--rate-per-address",
+        type=int,
+        default=_env_int("CHAT_RATE_PER_ADDRESS", d.rate_per_address),
+        metavar="N",
+        help=_shown(
+            "without signed tokens, a client address may send N users' worth over all its "
+            "connections (0: no limit, as behind a proxy all clients share its address)",
+            "rate_per_address",
+        ),
+    )
+    p.add_argument(
         "--max-rooms",
         type=int,
         default=_env_int("CHAT_MAX_ROOMS", d.max_rooms),
@@ -419,8 +443,8 @@ def parser() -> Parser:
         metavar="N",
         help=_shown(
             "failed authentications a client address may make per --auth-failure-window; "
-            "past it, its calls get RESOURCE_EXHAUSTED unchecked until the window ends "
-            "(0: no limit)",
+            "past it, its failures get RESOURCE_EXHAUSTED until the window ends, while a "
+            "right credential is still let in (0: no limit)",
             "max_auth_failures",
         ),
     )
@@ -489,7 +513,8 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError("--rate-limit must be 0 (no limit) or more messages per second")
     if settings.rate_burst < 1:
         raise ConfigError("--rate-burst must be at least 1")
-    for name in ("max_rooms", "max_memory_bytes", "max_auth_failures"):
+    names = ("rate_per_connection", "rate_per_address", "max_rooms", "max_memory_bytes")
+    for name in (*names, "max_auth_failures"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be 0 (no limit) or more")
     if not 0 < settings.auth_failure_window < math.inf:

@@ -25,7 +25,7 @@ class Refused(Enum):
     ROOMS = "rooms"
     """A message for a new room, with --max-rooms rooms kept already."""
     AUTH_FAILURES = "auth_failures"
-    """A call from an address past --max-auth-failures, refused before its credential."""
+    """A failed credential from an address past --max-auth-failures: RESOURCE_EXHAUSTED."""
 
 
 class Refusals(Generic[Reason]):

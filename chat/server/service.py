@@ -19,6 +19,7 @@ from chat.server import auth, encoding, http2, rules
 from chat.server.calls import Call, Calls
 from chat.server.config import Settings
 from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
+from chat.server.flood import FloodControl
 from chat.server.http2.base import Transport
 from chat.server.http2.guard import Guard, file_limit
 from chat.server.identity import Identity
@@ -70,18 +71,15 @@ class ChatService:
         self.calls = Calls(
             self.codec, self.transport, guard, failures, self.refusals, self.reclaimer
         )
-        flood = f"{settings.rate_limit:g}/s, burst {settings.rate_burst}"
-        self.access = (
-            f"auth: {guard.name if guard else 'none'}; "
-            f"flood control: {flood if settings.rate_limit else 'off'}"
-        )
+        self.flood = FloodControl(store, settings)
+        """The buckets a message takes from before it is stored."""
+        self.access = f"auth: {guard.name if guard else 'none'}; flood control: {self.flood}"
         """Who may call and how fast, for the startup line."""
         self.store = store
         """Where the messages are kept (health checks it)."""
         self.rooms = Rooms(settings.queue_size, self.encoding, store.presence)
         self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
-        self._rate, self._burst = settings.rate_limit, settings.rate_burst
         self._max_rooms = settings.max_rooms
         self._turns = Turns()
         self._started = time.monotonic()
@@ -321,7 +319,7 @@ class ChatService:
         """Why the call may not post a valid draft now, or None: a user or room its token does
         not allow (overrides only: the stream's own were checked when it opened), a new room
         past --max-rooms (not a room in `posted`, where this stream has stored a message), or
-        too many messages from its user."""
+        more messages than flood control lets through (chat/server/flood.py)."""
         identity = call.identity
         if identity is not None and overrides:
             problem = identity.check_user(draft.user, "user") or identity.check_room(draft.room)
@@ -332,11 +330,8 @@ class ChatService:
         # through on a count that costs one look-up on every store (a Redis XLEN, so once per
         # stream and room, not per message); a new room's message costs one more, the count of
         # rooms (a Redis SCARD), never a read of their names.
-        if self._rate and not await self.store.take_token(draft.user, self._rate, self._burst):
-            return (
-                f"slow down: {draft.user} may send {self._rate:g} messages a second, "
-                f"{self._burst} at once; this one was not stored"
-            )
+        if (slow_down := await self.flood.refusal(call, draft.user)) is not None:
+            return slow_down
         if self._max_rooms and draft.room not in posted and not await self.store.count(draft.room):
             kept = await self.store.room_count()
             if kept >= self._max_rooms:

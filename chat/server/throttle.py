@@ -1,6 +1,12 @@
-"""Failed authentications counted per client address: past the limit, an address's calls are
-refused for the rest of the window without looking at their credential, so guessing a token or
-forging signed ones goes no faster than the limit allows, and costs the server next to nothing."""
+"""Failed authentications counted per client address: past the limit, an address's failures
+are answered RESOURCE_EXHAUSTED for the rest of the window instead of UNAUTHENTICATED, logged
+once a minute, and counted as refusals.
+
+The credential is always checked first, so a right one is let in however many others at its
+address failed: an attacker sharing a client's address (a NAT, a proxy, a campus) cannot lock
+it out. Guessing therefore goes as fast as the checks are answered; what stands against it is
+the credential itself (a long random shared token, a signature), not this count.
+"""
 
 import time
 from collections import OrderedDict

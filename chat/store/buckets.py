@@ -1,8 +1,9 @@
-"""Token buckets per user, in process memory: the flood control of the memory and SQLite stores.
+"""Token buckets by key, in process memory: users' buckets for the memory and SQLite stores,
+and the buckets of connections and client addresses on every store (chat/server/flood.py).
 
 A bucket holds up to `burst` tokens and gains `rate` a second; a message takes one. A bucket
 left alone for `burst / rate` seconds is full again, the same as a new one, so it is dropped:
-memory follows the users who sent lately, not every user ever seen.
+memory follows the keys that sent lately, not every key ever seen.
 """
 
 import time

@@ -61,14 +61,13 @@ async def test_a_call_with_the_token_is_served(guarded: tuple[ServerProcess, Cha
 
 
 def test_the_client_sends_its_token_from_the_flag_or_the_environment(
-    guarded: tuple[ServerProcess, Channel], monkeypatch: pytest.MonkeyPatch
+    guarded: tuple[ServerProcess, Channel],
 ) -> None:
     server, _ = guarded
     chat = run_client(["--server", server.address, "--token", TOKEN, "chat"], "one\n")
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout == "Server Responding to one\n"
-    monkeypatch.setenv("CHAT_TOKEN", TOKEN)
-    stats = run_client(["stats", "--server", server.address])
+    stats = run_client(["stats", "--server", server.address], env={"CHAT_TOKEN": TOKEN})
     assert stats.returncode == 0, stats.stderr
     assert stats.stdout.splitlines()[0] == "Server has 1 messages"
 

@@ -40,6 +40,21 @@ def test_the_defaults_limit_each_user_to_10_a_second_20_at_once_and_ask_for_no_t
     assert not settings.jwt and not settings.token
 
 
+def test_without_signed_tokens_a_connection_may_send_one_users_worth_and_an_address_five(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = config.load([])
+    assert (settings.rate_per_connection, settings.rate_per_address) == (1, 5)
+    monkeypatch.setenv("CHAT_RATE_PER_CONNECTION", "2")
+    monkeypatch.setenv("CHAT_RATE_PER_ADDRESS", "0")
+    settings = config.load([])
+    assert (settings.rate_per_connection, settings.rate_per_address) == (2, 0)
+    assert config.load(["--rate-per-address", "8"]).rate_per_address == 8
+    for flag in ("--rate-per-connection", "--rate-per-address"):
+        with pytest.raises(ConfigError, match=f"{flag} must be 0 \\(no limit\\) or more"):
+            config.load([flag, "-1"])
+
+
 def test_a_rate_limit_variable_that_is_no_number_is_a_config_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -93,6 +93,9 @@ BAD_TOKENS = {
     "bad-sub": (bearer(mint(user="ann smith")), "sub is not a valid user"),
     "bad-rooms": (bearer(mint(rooms="general")), "'rooms' claim must be a list"),
     "algorithm": (bearer(mint(alg="HS512")), "algorithm is not accepted"),
+    "exp-10^400": (bearer(mint(exp=10**400)), "'exp' claim is not a time: it is past the year"),
+    "nbf-10^400": (bearer(mint(nbf=10**400)), "not valid yet"),
+    "iat-10^400": (bearer(mint(iat=10**400)), "not valid yet"),
 }
 
 

@@ -147,7 +147,7 @@ async def test_refusals_past_the_service_s_limits_are_counted_by_reason(
         await chatter.say("one")
         await chatter.send("two", room="b")
         assert (await chatter.recv_kind(MessageReplyKind.ERROR)).room == "b"
-    for _ in range(3):  # one failure, then two calls refused unchecked
+    for _ in range(3):  # one failure, then two past the limit: RESOURCE_EXHAUSTED
         with pytest.raises(GRPCError):
             async with AsyncExitStack() as stack:
                 await (await Chatter.open(stack, channel, token="wrong")).recv()

@@ -1,8 +1,10 @@
 """The service's limits on what it keeps and who may keep trying: rooms (--max-rooms, on every
-store), failed authentications per address (--max-auth-failures, over gRPC and the web door),
-and numeric metadata of any length."""
+store), failed authentications per address (--max-auth-failures, over gRPC and the web door,
+never in the way of a right credential), and numeric metadata of any length."""
 
+import asyncio
 import dataclasses
+import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -27,6 +29,7 @@ from harness import Chatter, RedisProcess, ServerProcess, grpc_web_body, grpc_we
 
 Start = Callable[..., ServerProcess]
 TOKEN = "s3cret-token"
+SECRET = "a-secret-of-the-auth-tests-long-enough-for-hs256"
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -125,27 +128,26 @@ def test_auth_failures_block_an_address_for_the_rest_of_its_window_only() -> Non
     assert not failures.blocked("10.0.0.1")  # a new window, with one failure in it
 
 
-async def test_an_address_past_max_auth_failures_is_refused_unchecked_on_both_doors(
+async def test_an_address_past_max_auth_failures_has_its_failures_exhausted_on_both_doors(
     server_process: Start, channel_to: Callable[..., Channel], http: aiohttp.ClientSession
 ) -> None:
     server = server_process("memory://", "--token", TOKEN, "--max-auth-failures", "3", web=True)
     channel = channel_to(server)
-    statuses = []
-    for number in range(8):
-        stub = ChatServiceStub(channel, metadata=bearer(f"guess-{number}"), timeout=10)
-        with pytest.raises(GRPCError) as error:
-            await stub.get_stats(StatsRequest())
-        statuses.append(error.value.status)
+    statuses = [await _stats(channel, f"guess-{number}") for number in range(8)]
     assert statuses == [Status.UNAUTHENTICATED] * 3 + [Status.RESOURCE_EXHAUSTED] * 5
-    with pytest.raises(GRPCError) as error:  # the right token too, until the window ends
-        await ChatServiceStub(channel, metadata=bearer(TOKEN), timeout=10).get_stats(StatsRequest())
-    assert error.value.status is Status.RESOURCE_EXHAUSTED
+    with pytest.raises(GRPCError) as error:
+        await ChatServiceStub(channel, metadata=bearer("guess"), timeout=10).get_stats(
+            StatsRequest()
+        )
     assert "try again in" in (error.value.message or "")
-    headers = {"Content-Type": "application/grpc-web+proto", **bearer(TOKEN)}
+    assert await _stats(channel, TOKEN) is Status.OK  # the right token is let in all the same
     url = server.web_url + contract.GET_STATS
-    async with http.post(url, data=grpc_web_body(bytes(StatsRequest())), headers=headers) as reply:
-        _, trailers = grpc_web_reply(await reply.read())
-    assert trailers["grpc-status"] == str(Status.RESOURCE_EXHAUSTED.value)
+    for token, status in (("guess", Status.RESOURCE_EXHAUSTED), (TOKEN, Status.OK)):
+        headers = {"Content-Type": "application/grpc-web+proto", **bearer(token)}
+        body = grpc_web_body(bytes(StatsRequest()))
+        async with http.post(url, data=body, headers=headers) as reply:
+            _, trailers = grpc_web_reply(await reply.read())
+        assert trailers["grpc-status"] == str(status.value)
     server.stop()
     log = server.log()
     assert log.count("failed authentications within 60 s") == 1, log
@@ -159,15 +161,58 @@ async def test_bad_signed_tokens_count_as_failures_of_their_address(settings: Se
     good = tokens.mint(secret.encode(), "HS256", "ann")
     async with serving(service) as channel:
         assert (await _stats(channel, good)) == Status.OK
-        statuses = [await _stats(channel, token) for token in (forged, "not.a.jwt", good)]
-    assert statuses == [Status.UNAUTHENTICATED, Status.UNAUTHENTICATED, Status.RESOURCE_EXHAUSTED]
+        statuses = [await _stats(channel, token) for token in (forged, "not.a.jwt", good, forged)]
+    assert statuses == [
+        Status.UNAUTHENTICATED,
+        Status.UNAUTHENTICATED,
+        Status.OK,
+        Status.RESOURCE_EXHAUSTED,
+    ]
     assert service.refusals.counts[Refused.AUTH_FAILURES] == 1
 
 
-async def _stats(channel: Channel, token: str) -> Status:
-    """The status of a GetStats call made with `token`."""
+@pytest.mark.parametrize("signed", [False, True], ids=["shared-token", "signed-token"])
+async def test_a_valid_token_beside_a_wrong_token_attacker_on_its_address_is_answered(
+    server_process: Start, channel_to: Callable[..., Channel], signed: bool
+) -> None:
+    if signed:
+        server = server_process("memory://", "--jwt-secret", SECRET)
+        good = tokens.mint(SECRET.encode(), "HS256", "ann")
+    else:
+        server = server_process("memory://", "--token", TOKEN)
+        good = TOKEN
+    guesses = itertools.count()
+
+    async def guess(channel: Channel) -> Status:
+        number = next(guesses)
+        wrong = tokens.mint(b"x" * 32, "HS256", f"u{number}") if signed else f"guess-{number}"
+        return await _stats(channel, wrong)
+
+    attacker = channel_to(server)  # the same address as the honest client: 127.0.0.1
+    while await guess(attacker) is not Status.RESOURCE_EXHAUSTED:
+        pass  # past --max-auth-failures (20 a minute) before the honest client calls
+    honest = channel_to(server)
+    calls = 100
+    done = asyncio.Event()
+
+    async def attack() -> None:
+        while not done.is_set():
+            await asyncio.gather(*(guess(attacker) for _ in range(8)))
+
+    attacking = asyncio.create_task(attack())
     try:
-        await ChatServiceStub(channel, metadata=bearer(token)).get_stats(StatsRequest())
+        statuses = [await _stats(honest, good, deadline=1.0) for _ in range(calls)]
+    finally:
+        done.set()
+        await attacking
+    assert statuses.count(Status.OK) >= 0.95 * calls, statuses
+
+
+async def _stats(channel: Channel, token: str, deadline: float = 10.0) -> Status:
+    """The status of a GetStats call made with `token`, within `deadline` seconds."""
+    try:
+        stub = ChatServiceStub(channel, metadata=bearer(token), timeout=deadline)
+        await stub.get_stats(StatsRequest())
     except GRPCError as error:
         return error.status
     return Status.OK

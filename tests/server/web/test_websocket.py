@@ -44,6 +44,16 @@ async def _until_kind(socket: Socket, kind: int) -> MessageReply:
     return reply
 
 
+async def _own(socket: Socket) -> MessageReply:
+    """The next ACK or ERROR: what one of the socket's own messages got."""
+    while (reply := await _reply(socket)).kind not in (
+        MessageReplyKind.ACK,
+        MessageReplyKind.ERROR,
+    ):
+        pass
+    return reply
+
+
 async def _close(socket: Socket) -> tuple[int | None, str]:
     """The close code and reason the server ended the call with."""
     message = await socket.receive(timeout=REPLY_TIMEOUT)
@@ -185,3 +195,29 @@ async def test_a_socket_from_another_origin_is_refused(
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await http.ws_connect(_ws_url(web_url), headers={"Origin": "http://elsewhere.example"})
     assert refused.value.status == 403
+
+
+async def test_each_socket_is_a_connection_of_its_own_to_flood_control(
+    http: aiohttp.ClientSession,
+) -> None:
+    settings = Settings(store="memory://", rate_limit=0.001, rate_burst=3)
+    service = ChatService(MemoryStore(), settings)
+    port = free_port()
+    runner = await start(service, "127.0.0.1", port, Origins(()))
+    url = f"ws://127.0.0.1:{port}{contract.SEND_AND_RECEIVE}"
+    try:
+        async with http.ws_connect(url) as flooder:
+            await flooder.send_str("")  # no metadata: a nameless client
+            for number in range(6):  # a new name each message
+                message = MessageRequest(message="x", user=f"user-{number}")
+                await flooder.send_bytes(bytes(message))
+            kinds = [(await _own(flooder)).kind for _ in range(6)]
+            assert kinds == [MessageReplyKind.ACK] * 3 + [MessageReplyKind.ERROR] * 3
+            async with http.ws_connect(url) as other:
+                await other.send_str("")
+                for number in range(3):
+                    await other.send_bytes(bytes(MessageRequest(message=f"m{number}")))
+                kinds = [(await _own(other)).kind for _ in range(3)]
+                assert kinds == [MessageReplyKind.ACK] * 3
+    finally:
+        await runner.cleanup()
