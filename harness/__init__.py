@@ -7,6 +7,7 @@ from harness.calls import (
     RawRequests,
     grpc_web_body,
     grpc_web_reply,
+    seen_online,
     serving,
 )
 from harness.paths import PATHS, ROOT, path_flags
@@ -51,6 +52,7 @@ __all__ = [
     "refused_server_start",
     "rss_kib",
     "run_client",
+    "seen_online",
     "serving",
     "wait_accepting",
 ]

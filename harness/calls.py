@@ -17,7 +17,13 @@ from chat.contract import SEND_AND_RECEIVE, bearer
 from chat.server.app import grpc_server
 from chat.server.health import HealthChecks
 from chat.server.service import ChatService
-from gen.grpc.chat import MessageReply, MessageReplyKind, MessageRequest
+from gen.grpc.chat import (
+    ChatServiceStub,
+    MessageReply,
+    MessageReplyKind,
+    MessageRequest,
+    StatsRequest,
+)
 from harness.processes import free_port
 
 REPLY_TIMEOUT = 10.0
@@ -109,6 +115,25 @@ class Chatter:
         """Sends and waits for the ACK."""
         await self.send(text, **fields)
         return await self.recv_kind(MessageReplyKind.ACK)
+
+
+async def seen_online(
+    chatter: Chatter, stub: ChatServiceStub, room: str, everyone: set[str]
+) -> set[str]:
+    """Who a stream sees online in `room`, kept as a client keeps it: the snapshot asked once
+    the stream is in its room (its response headers came), then every JOIN and LEAVE after;
+    returned once it holds `everyone`, or the test fails after REPLY_TIMEOUT."""
+    await chatter.stream.recv_initial_metadata()
+    online = set((await stub.get_stats(StatsRequest(room=room))).online)
+    async with asyncio.timeout(REPLY_TIMEOUT):
+        while not everyone <= online:
+            reply = await chatter.recv()
+            assert reply is not None, f"the stream ended seeing only {sorted(online)}"
+            if reply.kind == MessageReplyKind.JOIN:
+                online.add(reply.user)
+            elif reply.kind == MessageReplyKind.LEAVE:
+                online.discard(reply.user)
+    return online
 
 
 class RawRequests(ProtoCodec):

@@ -54,6 +54,7 @@ class ChatSession:
         room: str,
         show: Callable[[MessageReply], None],
         status: Callable[[str], None],
+        in_room: Callable[[], None] | None = None,
     ) -> None:
         self.user = user
         self.room = room
@@ -65,6 +66,9 @@ class ChatSession:
         self._connect = connect
         self._show = show
         self._status = status
+        self._in_room = in_room
+        """Told each time a stream is in the room (the server's headers came), before any of
+        its replies is shown: who is online, asked from then on, misses nobody's JOIN."""
         self._prefix = uuid.uuid4().hex
         self._count = 0
         self._pending: dict[str, str] = {}  # key -> text, in the order they were sent
@@ -216,6 +220,8 @@ class ChatSession:
             self._reached = True
             if attempt:  # the first connection goes unsaid: the caller tells the user it
                 self._status("reconnected")
+            if self._in_room is not None:
+                self._in_room()
             while (reply := await stream.recv_message()) is not None:
                 self._take(reply)
         except StreamTerminatedError:

@@ -25,6 +25,7 @@ from chat.client import commands, output
 from chat.client.commands import Typed
 from chat.client.session import ChatSession
 from chat.contract import NAME, NAME_RULE
+from chat.tasks import cancel_and_wait
 from gen.grpc.chat import (
     ChatServiceStub,
     MessageReply,
@@ -48,10 +49,9 @@ NOT_REACHED = (OSError, GRPCError, StreamTerminatedError)
 
 
 class Look(NamedTuple):
-    """A room as found on entering it: its last messages, who is online, the history's epoch."""
+    """A room as found on entering it: its last messages and the history's epoch."""
 
     recent: list[MessageReply]
-    online: list[str]
     epoch: str
 
 
@@ -99,17 +99,23 @@ class Terminal:
         self._connect = connect
         self._session: ChatSession | None = None
         self._running: asyncio.Task[None] | None = None
+        self._online: set[str] | None = None
+        """Who is online in the room as shown: the snapshot asked once the stream was in the
+        room, then every JOIN and LEAVE; None until the first snapshot came."""
+        self._moves: list[MessageReply] = []
+        """JOINs and LEAVEs heard before that snapshot, shown against it once it comes."""
+        self._asked: set[asyncio.Task[None]] = set()
         self._prompt: PromptSession[str] = PromptSession(erase_when_done=True)
 
     async def look(self, room: str) -> Look:
-        """The room's last messages and who is online there; raises what the server answered
+        """The room's last messages; raises what the server answered
         when it cannot be asked. The epoch is asked first: should the history be replaced in
         between, the chat shows the new one whole rather than skip any of it."""
         async with self._asking() as stub:
             stats = await stub.get_stats(StatsRequest(room=room))
             request = MessagesRequest(room=room, limit=RECENT)
             recent = [reply async for reply in stub.get_messages(request)]
-        return Look(recent, list(stats.online), stats.epoch)
+        return Look(recent, stats.epoch)
 
     async def enter(self, room: str, look: Look) -> None:
         """Leaves the room the user is in, shows the new one as `look` saw it, then chats there
@@ -119,8 +125,15 @@ class Terminal:
         _say(f"{room}: {_counted(len(look.recent))}")
         for reply in look.recent:
             print_formatted_text(formatted(reply))
-        _say(_online(room, look.online, self.user))
-        session = ChatSession(self._connect, self.user, room, show=self._show, status=self._status)
+        self._online = None
+        session = ChatSession(
+            self._connect,
+            self.user,
+            room,
+            show=self._show,
+            status=self._status,
+            in_room=self._in_room,
+        )
         session.last_id = max((reply.id for reply in look.recent), default=0)
         session.epoch = look.epoch
         self._session = session
@@ -136,6 +149,8 @@ class Terminal:
             await asyncio.wait_for(asyncio.shield(self._running), CLOSE_TIMEOUT)
         self._running.cancel()
         await asyncio.gather(self._running, return_exceptions=True)  # its error was told
+        await cancel_and_wait(list(self._asked))
+        self._moves.clear()
         if lost := len(self._session.pending):
             _say(f"not sent: {lost} {'line' if lost == 1 else 'lines'}, never acknowledged", ALERT)
         self._session = self._running = None
@@ -253,7 +268,51 @@ class Terminal:
         finally:
             channel.close()
 
+    def _in_room(self) -> None:
+        """The stream is in the room: who is online is asked now, so that the snapshot and the
+        JOINs and LEAVEs after it miss no one (the first snapshot of a room is shown, those
+        after a reconnect only correct what is known)."""
+        task = asyncio.create_task(self._snapshot(self.room, shown=self._online is None))
+        self._asked.add(task)
+        task.add_done_callback(self._asked.discard)
+
+    async def _snapshot(self, room: str, shown: bool) -> None:
+        try:
+            async with self._asking() as stub:
+                online = set((await stub.get_stats(StatsRequest(room=room))).online)
+        except NOT_REACHED:
+            online = self._online or set()  # the moves then tell what changes
+        if room != self.room:
+            return
+        self._online = online
+        if shown:  # who else: this stream is online there now, which the user knows
+            _say(_online(room, sorted(online - {self.user}), self.user))
+        moves, self._moves = self._moves, []
+        for reply in moves:
+            self._moved(reply)
+        self._prompt.app.invalidate()
+
+    def _moved(self, reply: MessageReply) -> None:
+        """A JOIN or LEAVE, shown when it changes who is online as known; held until the
+        first snapshot."""
+        online = self._online
+        if online is None:
+            self._moves.append(reply)
+            return
+        joined = reply.kind == MessageReplyKind.JOIN
+        if (reply.user in online) == joined:
+            return  # the snapshot knew it already
+        if joined:
+            online.add(reply.user)
+        else:
+            online.discard(reply.user)
+        print_formatted_text(formatted(reply))
+
     def _show(self, reply: MessageReply) -> None:
+        if reply.kind in (MessageReplyKind.JOIN, MessageReplyKind.LEAVE):
+            self._moved(reply)
+            self._prompt.app.invalidate()
+            return
         if reply.kind == MessageReplyKind.ACK:
             self.pending.pop(reply.key, None)
         elif reply.kind == MessageReplyKind.ERROR:

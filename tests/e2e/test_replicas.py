@@ -15,7 +15,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat.client import split_address
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessageReplyKind, StatsReply, StatsRequest
-from harness import Chatter, RedisProcess, ServerProcess, run_client
+from harness import Chatter, RedisProcess, ServerProcess, run_client, seen_online
 
 Start = Callable[..., ServerProcess]
 DELIVERED = (MessageReplyKind.CHAT, MessageReplyKind.ACK)
@@ -159,6 +159,24 @@ async def test_a_user_on_one_replica_is_online_and_connected_on_the_other(
     for server in (first, second):  # closed streams leave every replica's figures
         stats = await stats_until(channels(server), lambda s: s.num_connected == 0)
         assert stats.online == []
+
+
+async def test_twenty_pairs_entering_together_across_replicas_each_end_up_seeing_every_other(
+    server_process: Start, redis_url: str, channels: Callable[[ServerProcess], Channel]
+) -> None:
+    """A stream's view (the snapshot its replica gives once the stream is in the room, then
+    the JOINs and LEAVEs of every replica) misses no one."""
+    servers = [server_process(redis_url), server_process(redis_url)]
+    users = [f"u{n}" for n in range(40)]
+    async with AsyncExitStack() as stack:
+
+        async def enter(n: int) -> set[str]:
+            channel = channels(servers[n % 2])
+            chatter = await Chatter.open(stack, channel, user=users[n], room="lobby")
+            return await seen_online(chatter, ChatServiceStub(channel), "lobby", set(users))
+
+        views = await asyncio.gather(*(enter(n) for n in range(len(users))))
+    assert all(view == set(users) for view in views)
 
 
 async def test_one_join_and_one_leave_for_a_user_with_streams_on_two_replicas(

@@ -16,9 +16,30 @@ from chat.server.config import Settings
 from chat.server.service import ChatService
 from chat.store import open_store
 from gen.grpc.chat import ChatServiceStub, MessageReplyKind, MessagesRequest
-from harness import Chatter, serving
+from harness import Chatter, seen_online, serving
 
 CHAT, JOIN, LEAVE = MessageReplyKind.CHAT, MessageReplyKind.JOIN, MessageReplyKind.LEAVE
+
+
+PAIRS = 20
+"""Pairs of users whose streams open all at once in the presence tests."""
+
+
+async def test_twenty_pairs_entering_together_each_end_up_seeing_every_other(
+    channel: Channel,
+) -> None:
+    """Each stream's view (the snapshot once it is in the room, then the JOINs and LEAVEs)
+    misses no one, however the openings and the snapshots interleave."""
+    users = {f"u{n}" for n in range(2 * PAIRS)}
+    stub = ChatServiceStub(channel)
+    async with AsyncExitStack() as stack:
+
+        async def enter(user: str) -> set[str]:
+            chatter = await Chatter.open(stack, channel, user=user, room="lobby")
+            return await seen_online(chatter, stub, "lobby", users)
+
+        views = await asyncio.gather(*(enter(user) for user in sorted(users)))
+    assert all(view == users for view in views)
 
 
 async def test_a_message_reaches_every_other_stream_in_its_room_and_only_there(
