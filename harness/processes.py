@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.paths import ROOT
 
@@ -105,7 +106,7 @@ def rss_kib(pid: int) -> int:
     raise ValueError(f"process {pid} reports no VmRSS")
 
 
-def wait_accepting(port: int, proc: subprocess.Popen[bytes], seconds: float = 15) -> None:
+def wait_accepting(port: int, proc: "subprocess.Popen[Any]", seconds: float = 15) -> None:
     """Returns once the port accepts connections; fails early if the process died."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

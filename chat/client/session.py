@@ -30,6 +30,9 @@ from gen.grpc.chat import (
 )
 
 FIRST_DELAY, MAX_DELAY = 0.5, 10.0
+SEEN_MAX_DELAY = 2.0
+"""The longest wait between attempts once a stream has reached the server: it is most likely
+restarting, and back within seconds."""
 PROBE_TIMEOUT = 5.0
 """Seconds a reconnect waits for the server's answer before it counts as another failure."""
 FINAL = {
@@ -107,13 +110,14 @@ class ChatSession:
     async def run(self, retries: int | None = None) -> None:
         """Chats until `close` and every message is answered, reconnecting after every failure
         with a growing delay; raises the last error after `retries` failed attempts in a row
-        (None: never).
+        (None: never), and at once, with `retries`, when the server was never reached.
 
         An outage is told once, when it begins, and its end once the server answers again: a
         server that keeps failing does not make the status flap.
         """
         delay = FIRST_DELAY
         attempt = failures = 0
+        seen = False  # a stream has reached the server
         while True:
             try:
                 await self._connect_once(attempt)
@@ -123,6 +127,9 @@ class ChatSession:
                     return
                 if isinstance(error, GRPCError) and error.status in FINAL:
                     raise  # asking again would get the same answer
+                seen = seen or self._reached
+                if not seen and retries is not None:
+                    raise  # never reached: nothing to come back to
                 # A server that answers that its store fails is not an outage that ends when
                 # it is reached again: such failures count in a row.
                 begins = (self._reached and not store_down(error)) or not attempt
@@ -136,7 +143,7 @@ class ChatSession:
             await self._back_off(delay)
             if self._done():
                 return
-            delay = min(delay * 2, MAX_DELAY)
+            delay = min(delay * 2, SEEN_MAX_DELAY if seen else MAX_DELAY)
             attempt += 1
 
     def _done(self) -> bool:

@@ -42,6 +42,8 @@ SCAN = 500
 """How many of the newest messages /rooms looks through for room names."""
 ASK_TIMEOUT = 10.0
 """Seconds a question to the server (history, who, rooms) may take."""
+ROOMS_SHOWN = 20
+"""Rooms /rooms lists at most, the most recently active first."""
 CLOSE_TIMEOUT = 2.0
 """Seconds leaving waits for the ACKs of lines not acknowledged yet."""
 NOT_REACHED = (OSError, GRPCError, StreamTerminatedError)
@@ -105,6 +107,9 @@ class Terminal:
         self._moves: list[MessageReply] = []
         """JOINs and LEAVEs heard before that snapshot, shown against it once it comes."""
         self._asked: set[asyncio.Task[None]] = set()
+        self._entering: tuple[str, Look] | None = None
+        """What to show once the stream is in the room: a greeting, and the room as looked at."""
+        self._entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._prompt: PromptSession[str] = PromptSession(erase_when_done=True)
 
     async def look(self, room: str) -> Look:
@@ -117,15 +122,16 @@ class Terminal:
             recent = [reply async for reply in stub.get_messages(request)]
         return Look(recent, stats.epoch)
 
-    async def enter(self, room: str, look: Look) -> None:
-        """Leaves the room the user is in, shows the new one as `look` saw it, then chats there
-        from its newest message shown on, in that history: no gap, no repeat."""
+    async def enter(self, room: str, look: Look, greeting: str = "") -> None:
+        """Leaves the room the user is in and chats in `room` from the newest message `look`
+        saw on, in that history: no gap, no repeat. Once the server has taken the stream (so
+        it refused neither the user nor the room), says `greeting`, shows the room as `look`
+        saw it, then who is online; raises what the server answered when it refused."""
         await self.leave()
         self.room = room
-        _say(f"{room}: {_counted(len(look.recent))}")
-        for reply in look.recent:
-            print_formatted_text(formatted(reply))
         self._online = None
+        self._entering = (greeting, look)
+        entered = self._entered = asyncio.get_running_loop().create_future()
         session = ChatSession(
             self._connect,
             self.user,
@@ -137,7 +143,10 @@ class Terminal:
         session.last_id = max((reply.id for reply in look.recent), default=0)
         session.epoch = look.epoch
         self._session = session
-        self._running = asyncio.create_task(session.run())
+        running = self._running = asyncio.create_task(session.run())
+        await asyncio.wait({entered, running}, return_when=asyncio.FIRST_COMPLETED)
+        if not entered.done():
+            running.result()  # refused: its status, raised
 
     async def leave(self) -> None:
         """Leaves the room: waits briefly for the ACKs of lines sent (or still to be sent),
@@ -246,17 +255,26 @@ class Terminal:
         try:
             async with self._asking() as stub:
                 newest = [reply async for reply in stub.get_messages(MessagesRequest(limit=SCAN))]
-                stats = await stub.get_stats(StatsRequest())
+                rooms = list(dict.fromkeys(reply.room for reply in reversed(newest)))[:ROOMS_SHOWN]
+                stats = await asyncio.gather(
+                    stub.get_stats(StatsRequest()),
+                    *(stub.get_stats(StatsRequest(room=room)) for room in rooms),
+                )
         except NOT_REACHED as error:
             _say(f"cannot ask the server now: {_reason(error)}", ALERT)
             return
-        rooms = list(dict.fromkeys(reply.room for reply in reversed(newest)))
         if not rooms:
             _say("no messages on the server yet; /join ROOM to open one")
             return
+        whole, each = stats[0], stats[1:]
+        listed = ", ".join(
+            f"{room} ({_count(room_stats.num_messages, 'message')}, "
+            f"{len(room_stats.online)} online)"
+            for room, room_stats in zip(rooms, each, strict=True)
+        )
         _say(
-            f"rooms with recent messages: {', '.join(rooms)} "
-            f"({stats.num_rooms} on the server); /join ROOM to enter one"
+            f"rooms with recent messages: {listed}; {_count(whole.num_rooms, 'room')} on the "
+            "server; /join ROOM to enter one"
         )
 
     @contextlib.asynccontextmanager
@@ -269,9 +287,19 @@ class Terminal:
             channel.close()
 
     def _in_room(self) -> None:
-        """The stream is in the room: who is online is asked now, so that the snapshot and the
-        JOINs and LEAVEs after it miss no one (the first snapshot of a room is shown, those
-        after a reconnect only correct what is known)."""
+        """The stream is in the room: the room is shown the first time (before any reply of
+        the stream), and who is online is asked now, so that the snapshot and the JOINs and
+        LEAVEs after it miss no one (the first snapshot of a room is shown, those after a
+        reconnect only correct what is known)."""
+        if self._entering is not None:
+            (greeting, look), self._entering = self._entering, None
+            if greeting:
+                _say(greeting)
+            _say(f"{self.room}: {_counted(len(look.recent))}")
+            for reply in look.recent:
+                print_formatted_text(formatted(reply))
+            if not self._entered.done():
+                self._entered.set_result(None)
         task = asyncio.create_task(self._snapshot(self.room, shown=self._online is None))
         self._asked.add(task)
         task.add_done_callback(self._asked.discard)
@@ -341,6 +369,11 @@ def _as_said(user: str, text: str) -> str:
     return output.inert(f"* {user} {action}" if action is not None else f"{user}: {text}")
 
 
+def _count(count: int, noun: str) -> str:
+    """`1 room`, `2 rooms`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _counted(count: int) -> str:
     if count == 0:
         return "no messages yet"
@@ -361,8 +394,8 @@ async def interactive(connect: Callable[[], Channel], address: str, user: str, r
     with patch_stdout(raw=True):
         _say(f"connecting to {address} as {user}")
         look = await terminal.look(room)
-        _say(f"connected to {address} as {user}; /help lists the commands, Ctrl-D leaves")
-        await terminal.enter(room, look)
+        greeting = f"connected to {address} as {user}; /help lists the commands, Ctrl-D leaves"
+        await terminal.enter(room, look, greeting)
         try:
             await terminal.chat()
         finally:

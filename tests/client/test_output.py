@@ -267,4 +267,4 @@ def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive
     assert forged(CSI.sub("", written)) == []
     assert f"not sent: {ERROR_SHOWN}: hi" in written
     assert f"-- online in general: {NAME_SHOWN}" in written
-    assert f"-- rooms with recent messages: {ROOM_SHOWN} (1 on the server)" in written
+    assert f"-- rooms with recent messages: {ROOM_SHOWN} (1 message, 1 online)" in written

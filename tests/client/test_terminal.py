@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import jwt
 import pexpect
 import pytest
 
@@ -89,7 +90,10 @@ def test_irc_commands_are_carried_out_and_never_posted(server: ServerProcess, sc
     ann.wait_for(f"{TIME} ann: in dev")
     ann.wait_for("ann@dev>")
     ann.type("/rooms")
-    ann.wait_for("-- rooms with recent messages: dev, general [(]2 on the server[)]")
+    ann.wait_for(
+        r"-- rooms with recent messages: dev \(1 message, 1 online\), general \(\d+ messages?, "
+        r"\d online\); 2 rooms on the server"
+    )
     bob.wait_for("ann left general")
     ann.type("/quit")
     assert ann.exit_status() == 0
@@ -113,6 +117,23 @@ def test_ctrl_c_and_ctrl_d_leave_at_once_with_0_and_no_traceback(
     assert ann.exit_status() == 0
     seen = ann.text()
     assert "Traceback" not in seen and "exception" not in seen, seen
+
+
+def test_a_user_the_token_does_not_name_is_refused_before_anything_says_connected(
+    screen: Open, tmp_path: Path
+) -> None:
+    secret = "0123456789abcdef0123456789abcdef"
+    server = ServerProcess(tmp_path / "server.log", "memory://", "--jwt-secret", secret).start()
+    try:
+        claims = {"sub": "ann", "exp": int(time.time()) + 600}
+        anns = jwt.encode(claims, secret, algorithm="HS256")
+        bob = screen("--server", server.address, "--token", anns, "chat", "--user", "bob")
+        assert bob.exit_status() == 1
+        shown = bob.text()
+        assert "PERMISSION_DENIED: chat-user 'bob' is not you" in shown, shown
+        assert "-- connected" not in shown and "bob@general>" not in shown, shown
+    finally:
+        server.stop()
 
 
 def test_a_server_that_was_never_up_is_said_so_and_the_client_exits_1(

@@ -1,6 +1,8 @@
 """End to end over TCP: the server and the client as real processes, console scripts included."""
 
 import asyncio
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +17,15 @@ from grpclib.exceptions import GRPCError
 
 from chat.client import split_address
 from gen.grpc.chat import MessageReplyKind
-from harness import Chatter, ServerProcess, free_port, run_client, wait_accepting
+from harness import (
+    ROOT,
+    Chatter,
+    ServerProcess,
+    clean_environment,
+    free_port,
+    run_client,
+    wait_accepting,
+)
 
 Start = Callable[..., ServerProcess]
 
@@ -91,6 +101,13 @@ def test_console_scripts_serve_and_chat(tmp_path: Path) -> None:
         assert server.wait(15) == 0
 
 
+def test_a_piped_chat_that_never_reached_the_server_says_only_that() -> None:
+    result = run_client(["--server", f"127.0.0.1:{free_port()}", "chat"], "hello\n")
+    assert result.returncode == 1
+    assert result.stderr.startswith("chat: cannot reach the server at 127.0.0.1:"), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
 def test_an_unreachable_server_is_one_line_and_exit_code_1() -> None:
     result = run_client(["--server", f"127.0.0.1:{free_port()}", "stats"])
     assert result.returncode == 1
@@ -147,3 +164,36 @@ async def test_every_acked_message_survives_kill_9(server_process: Start, tmp_pa
     history = run_client(["--server", again.address, "messages", "--json"])
     stored = {int(line.split('"id": ')[1].split(",")[0]) for line in history.stdout.splitlines()}
     assert set(acked) <= stored
+
+
+def test_the_just_recipes_hand_over_to_the_program_its_exit_code_and_lines_the_only_ones() -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) stops `just serve` with the server's
+    exit code 0, and a client's failure is its one line: `just` adds none of its own."""
+    just = shutil.which("just")
+    assert just is not None, "just comes with the dev dependencies (rust-just)"
+    port = free_port()
+    serving = subprocess.Popen(
+        [just, "serve", "--port", str(port), "--store", "memory://", "--web-port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=clean_environment(),
+        start_new_session=True,
+    )
+    wait_accepting(port, serving)
+    os.killpg(serving.pid, signal.SIGINT)
+    _, said = serving.communicate(timeout=20)
+    assert serving.returncode == 0, said
+    assert "error" not in said and said.rstrip().endswith("stopped"), said
+    failed = subprocess.run(
+        [just, "stats", "--server", f"127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_environment(),
+        timeout=30,
+    )
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("chat: cannot reach the server"), failed.stderr
+    assert len(failed.stderr.splitlines()) == 1, failed.stderr
