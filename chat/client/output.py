@@ -53,6 +53,24 @@ def own_text(reply: MessageReply) -> str:
     return reply.message.removeprefix(ACK_PREFIX)
 
 
+KNOWN_KINDS = frozenset(MessageReplyKind)
+"""The reply kinds this client understands; a newer server may send others."""
+
+
+def kind_name(reply: MessageReply) -> str:
+    """The reply's kind by name, or by number when this client does not know it."""
+    if reply.kind in KNOWN_KINDS:
+        return MessageReplyKind(reply.kind).name or str(int(reply.kind))
+    return str(int(reply.kind))
+
+
+def unknown_line(reply: MessageReply) -> str:
+    """A reply of a kind this client does not know, marked as such rather than taken for a
+    chat line."""
+    kind = int(reply.kind)
+    return f"{local_time(reply.sent_at)} [{reply.room}] (a reply of kind {kind}, unknown here)"
+
+
 def message_line(reply: MessageReply) -> str:
     """A history or live line: time, room, user, text; actions, events and errors marked."""
     return inert(_line(reply))
@@ -60,6 +78,8 @@ def message_line(reply: MessageReply) -> str:
 
 def _line(reply: MessageReply) -> str:
     when = local_time(reply.sent_at)
+    if reply.kind not in KNOWN_KINDS:
+        return unknown_line(reply)
     if reply.kind is MessageReplyKind.JOIN or reply.kind is MessageReplyKind.LEAVE:
         return f"{when} [{reply.room}] * {reply.message}"
     if reply.kind is MessageReplyKind.ERROR:
@@ -76,7 +96,7 @@ def message_json(reply: MessageReply) -> str:
     """The reply as one JSON object: id, kind, room, user, text, sent_at (ISO 8601, UTC)."""
     record: dict[str, Any] = {
         "id": reply.id,
-        "kind": MessageReplyKind(reply.kind).name,
+        "kind": kind_name(reply),
         "room": reply.room,
         "user": reply.user,
         "text": reply.message,

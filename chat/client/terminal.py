@@ -66,6 +66,8 @@ def formatted(reply: MessageReply) -> FormattedText:
     """A reply as a coloured line: time, user, text; actions as `* ann waves`, events dim, errors
     red; what came over the wire inert (see `output.inert`)."""
     when = output.local_time(reply.sent_at)
+    if reply.kind not in output.KNOWN_KINDS:
+        return FormattedText([(DIM, output.inert(output.unknown_line(reply)))])
     if reply.kind in (MessageReplyKind.JOIN, MessageReplyKind.LEAVE):
         return FormattedText([(DIM, f"{when} * {output.inert(reply.message)}")])
     if reply.kind == MessageReplyKind.ERROR:

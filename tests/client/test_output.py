@@ -63,6 +63,10 @@ NAME_SHOWN = "\\u001b]0;owned\\u0007mallory\\u202e"
 ROOM_SHOWN = "\\u001b[2J\\u001b[Hlobby"
 ERROR_SHOWN = f"refused⏎{FORGED}\\u009b31m"
 REFUSED_ROOM = "refused"
+NEWER_ROOM = "newer"
+"""A room whose history holds a reply of a kind from a newer contract."""
+UNKNOWN_KIND = 7
+"""A reply kind this client does not know (a newer server's EDIT, say)."""
 """The room the hostile server refuses stats for, with ERROR as the status's message."""
 
 
@@ -111,6 +115,10 @@ class HostileService(ChatServiceBase):
 
     async def get_messages(self, messages_request: MessagesRequest) -> AsyncIterator[MessageReply]:
         yield MessageReply(id=1, room=ROOM, user=NAME, message="hello", sent_at=datetime.now(UTC))
+        if messages_request.room == NEWER_ROOM:  # a kind from a newer contract: an edit, say
+            later = MessageReply(id=2, room=NEWER_ROOM, message="hello!", sent_at=datetime.now(UTC))
+            later.kind = UNKNOWN_KIND  # type: ignore[assignment]
+            yield later
 
     async def send_and_receive_message(
         self, message_request_iterator: AsyncIterator[MessageRequest]
@@ -250,6 +258,18 @@ def test_names_rooms_and_errors_of_a_hostile_server_are_printed_inert_by_every_c
     piped = chat("chat", "--user", "ann", stdin="hi\n")
     assert piped.returncode == 1
     assert piped.stderr == f"error: {ERROR_SHOWN}\n"
+
+
+def test_a_reply_of_a_kind_this_client_does_not_know_is_marked_not_shown_as_a_chat_line(
+    hostile_server: str,
+) -> None:
+    read = run_client(["--server", hostile_server, "messages", "--room", NEWER_ROOM])
+    assert read.returncode == 0, read.stderr
+    last = read.stdout.splitlines()[-1]
+    assert last.endswith(f"[{NEWER_ROOM}] (a reply of kind {UNKNOWN_KIND}, unknown here)"), last
+    as_json = run_client(["--server", hostile_server, "messages", "--room", NEWER_ROOM, "--json"])
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout.splitlines()[-1])["kind"] == str(UNKNOWN_KIND)
 
 
 def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive_chat(
