@@ -18,8 +18,10 @@ interface Outgoing {
 export interface Session {
   user: string;
   metadata: Metadata;
-  /** Told when the server refuses the session itself (a token is missing or wrong). */
-  refused: (message: string) => void;
+  /** Told when the server refuses the session itself: a token missing or wrong
+   * (UNAUTHENTICATED), or one that is not this user's or does not allow the room
+   * (PERMISSION_DENIED). */
+  refused: (end: CallEnd) => void;
 }
 
 function newKey(): string {
@@ -116,6 +118,7 @@ export class Room {
       else this.view.message(reply.id, reply.user, reply.message, reply.sentAt, reply.user === this.session.user);
       this.lastId = reply.id;
     }
+    this.view.loaded();
     await this.refreshOnline();
   }
 
@@ -124,7 +127,7 @@ export class Room {
       case Kind.CHAT:
         if (reply.id <= this.lastId) return;
         this.lastId = reply.id;
-        this.view.message(reply.id, reply.user, reply.message, reply.sentAt, false);
+        this.view.message(reply.id, reply.user, reply.message, reply.sentAt, reply.user === this.session.user);
         return;
       case Kind.ACK:
         this.lastId = reply.id > this.lastId ? reply.id : this.lastId;
@@ -155,17 +158,18 @@ export class Room {
   private ended(end: CallEnd): void {
     if (this.left) return;
     this.socket = undefined;
-    if (end.code === Code.Unauthenticated) {
+    if (end.code === Code.Unauthenticated || end.code === Code.PermissionDenied) {
       this.left = true;
-      this.session.refused(end.message);
+      this.session.refused(end);
       return;
     }
-    if (end.code === Code.InvalidArgument || end.code === Code.PermissionDenied) {
+    this.view.stale(true);
+    if (end.code === Code.InvalidArgument) {
       this.view.status("down", `refused: ${end.message}`);
       return;
     }
     const wait = RETRY_MS[Math.min(this.retries++, RETRY_MS.length - 1)];
-    this.view.status("down", `reconnecting: ${end.message || "connection lost"}`);
+    this.view.status("down", "reconnecting…");
     setTimeout(() => {
       if (!this.left) void this.connect();
     }, wait);
