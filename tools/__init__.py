@@ -1,0 +1,1 @@
+"""Tools a developer runs: code generation, the page's picture."""
