@@ -65,6 +65,9 @@ class Attack:
     the attack wants the web door)."""
     web: bool = False
     """Whether the server serves its web door too, on a free port (the target's `web_port`)."""
+    prepare: AttackRun | None = None
+    """What the server is given before it is measured idle (a long history to ask for, say):
+    run as the attack is, for its short time; what the server then holds is its idle."""
     short_seconds: float = 1.0
     """How long it runs in `--short` form."""
     short_rss_settle: float | None = None
@@ -194,6 +197,8 @@ async def run_attack(
         target = Target(
             "127.0.0.1", server.port, server.proc.pid, scratch, attack.token, server.web_port
         )
+        if attack.prepare is not None:
+            await _in_a_process(attack, target, attack.short_seconds, prepare=True)
         probes = Probes(target, Figures(attack.name), settle_seconds)
         figures = await probes.measure(_in_a_process(attack, target, seconds))
         figures.seconds = seconds
@@ -204,8 +209,11 @@ async def run_attack(
             redis.stop()
 
 
-async def _in_a_process(attack: Attack, target: Target, seconds: float) -> None:
-    """Runs `attack` in a child process (`abuse.attack`): its work never slows the probes."""
+async def _in_a_process(
+    attack: Attack, target: Target, seconds: float, prepare: bool = False
+) -> None:
+    """Runs `attack` (or what prepares for it) in a child process (`abuse.attack`): its work
+    never slows the probes."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -217,6 +225,7 @@ async def _in_a_process(attack: Attack, target: Target, seconds: float) -> None:
         str(target.workdir),
         str(seconds),
         str(target.web_port),
+        *(["prepare"] if prepare else []),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=(target.workdir / "attack.log").open("ab"),

@@ -4,8 +4,8 @@ door.
 
 Each call may hold what it has read and encoded ahead of the client's window; once it ends, all
 of that must be freed, so the server's memory comes back to where it was however often it
-happens. The history lives in SQLite (on disk), so what the store keeps does not hide what the
-calls leave behind.
+happens. The history lives in SQLite (on disk) and is stored before the server is measured
+idle, so what the store keeps does not hide what the calls leave behind.
 """
 
 import asyncio
@@ -36,13 +36,13 @@ WEB_REQUEST = (
 """A gRPC-Web GetMessages of the whole history, as a raw HTTP/1.1 request."""
 
 
-async def fill_history(target: Target, messages: int) -> None:
-    """Stores `messages` messages of TEXT: one stream sends them, half-closes, and is done when
-    the server has ACKed them all and ended the call."""
+async def fill_history(target: Target, seconds: float) -> None:
+    """Stores HISTORY messages of TEXT (however long it takes): one stream sends them,
+    half-closes, and is done when the server has ACKed them all and ended the call."""
     flooder = await Flooder.connect(target)
     try:
         stream_id = flooder.open(SEND_AND_RECEIVE, (("chat-user", "filler"),))
-        requests = itertools.repeat(MessageRequest(message=TEXT), messages)
+        requests = itertools.repeat(MessageRequest(message=TEXT), HISTORY)
         await flooder.send(stream_id, framed(requests, 16), end=True)
         while flooder.alive and stream_id in flooder.open_streams:
             flooder.credit.clear()
@@ -87,9 +87,8 @@ async def unread_web(target: Target) -> None:
 
 
 async def histories_never_read(target: Target, seconds: float) -> None:
-    """The history filled, then rounds on the gRPC port (and the web door, when the server
-    has one) until `seconds` pass; at least one round each."""
-    await fill_history(target, HISTORY)
+    """Rounds on the gRPC port (and the web door, when the server has one) until `seconds`
+    pass; at least one round each."""
     end = time.monotonic() + seconds
     while True:
         await unread_grpc(target)
@@ -107,6 +106,8 @@ ATTACKS = [
         "the gRPC port and the web door that never read their replies, then hang up",
         store="sqlite:///{workdir}/chat.db",
         web=True,
+        prepare=fill_history,
         short_seconds=3.0,
+        short_rss_settle=0.6,
     ),
 ]
