@@ -30,6 +30,7 @@ from h2.events import (
 from chat.server.refusals import Refusals
 
 log = logging.getLogger("chat.server.http2")
+web_log = logging.getLogger("chat.server.web")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -108,7 +109,14 @@ class Refusal(Enum):
     BODY_TIMEOUT = "body_timeout"
     BUFFERED_BYTES = "buffered_bytes"
     FILE_LIMIT = "file_limit"
+    BAD_REQUEST = "bad_request"
+    """The web door: a request aiohttp could not read (answered 400)."""
 
+
+WEB_REFUSALS = (Refusal.BAD_REQUEST,)
+"""Why the web door refuses: the labels of its metric."""
+WEB_ONLY = frozenset({Refusal.BAD_REQUEST})
+"""Reasons only the web door has: not among the HTTP/2 port's."""
 
 FRAME_BUDGETS = (Refusal.RESETS, Refusal.PINGS, Refusal.SETTINGS, Refusal.EMPTY_FRAMES)
 """The frame kinds each connection has a budget of."""
@@ -142,6 +150,8 @@ class Guard:
     def __init__(self, limits: Limits | None = None, files: int | None = None) -> None:
         self.limits = limits or Limits()
         self.refusals: Refusals[Refusal] = Refusals(self.limits.log_interval, logger=log)
+        self.web_refusals: Refusals[Refusal] = Refusals(self.limits.log_interval, logger=web_log)
+        """The web door's refusals, told in its own logger and metric."""
         self.files = files
         """The process's file limit, when known: connections stop FILES_KEPT short of it, so
         running out of descriptors is a logged refusal, not an accept failing unseen."""

@@ -15,8 +15,9 @@ from grpclib.const import Handler, Status
 from chat.errors import ConfigError
 from chat.server.http2.grpclib_impl import GrpclibTransport
 from chat.server.service import ChatService
-from chat.server.web import grpc_web, websocket
+from chat.server.web import cors, grpc_web, websocket
 from chat.server.web.cors import Origins
+from chat.server.web.guard import ProtocolLog
 
 STATIC = Path(__file__).parent / "static"
 """The built page (`just web`): index.html and its assets."""
@@ -63,8 +64,7 @@ class WebDoor:
             return self._origins.preflight(request)
         headers = self._origins.headers(request)
         if headers is None:
-            origin = request.headers.get("Origin")
-            return web.Response(status=403, text=f"origin {origin} may not call this server\n")
+            return cors.refused(request)
         handler = self._handlers.get(request.path)
         if request.method == hdrs.METH_POST:
             return await self._grpc_web(request, handler, headers)
@@ -119,6 +119,7 @@ async def start(
         WebDoor(service, origins).app(),
         handler_cancellation=True,  # a browser that goes away cancels its call, as RST_STREAM does
         access_log=None,  # every call has its own line already
+        logger=ProtocolLog(service.limits.web_refusals),
         shutdown_timeout=SHUTDOWN_SECONDS,
     )
     await runner.setup()

@@ -19,6 +19,7 @@ from grpclib.exceptions import GRPCError
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import compressed, cut_short
 from chat.server.web.base import WebPeer, status_lines
+from chat.server.web.guard import said
 
 BINARY = "application/grpc-web"
 TEXT = "application/grpc-web-text"
@@ -99,12 +100,18 @@ class FrameReader:
         self._ended = False
 
     async def _fill(self, size: int) -> bool:
-        """Reads until `size` bytes are buffered; False when the body ended first."""
+        """Reads until `size` bytes are buffered; False when the body ended first,
+        INVALID_ARGUMENT when aiohttp could not read it (a Content-Encoding that does not
+        decode)."""
         while len(self._buffer) < size and not self._ended:
             try:
                 self._buffer += await anext(self._chunks)
             except StopAsyncIteration:
                 self._ended = True
+            except web.RequestPayloadError as error:
+                raise GRPCError(
+                    Status.INVALID_ARGUMENT, f"the request body cannot be read: {said(error)}"
+                ) from None
         return len(self._buffer) >= size
 
     async def next_message(self) -> bytes | None:
@@ -154,7 +161,13 @@ class GrpcWebStream:
         self._requests = FrameReader(base64_chunks(chunks) if text else chunks, codec)
 
     async def recv_message(self) -> Any | None:
-        data = await self._requests.next_message()
+        """The next request, None at the end of the body; GRPCError for a body that cannot be
+        read on, whose connection then closes after the answer (`Connection: close`)."""
+        try:
+            data = await self._requests.next_message()
+        except GRPCError:
+            self.response.force_close()
+            raise
         return None if data is None else self._codec.decode(data, self._request_type)
 
     async def send_initial_metadata(self, *, metadata: Mapping[str, str] | None = None) -> None:
