@@ -20,6 +20,7 @@ from chat.server.reflection import with_reflection
 from chat.server.service import ChatService
 from chat.server.web import app as web
 from chat.server.web.cors import Origins, parse_origins
+from chat.server.web.hosts import machine_names, parse_hosts
 from chat.store import open_store
 from chat.tls import WEB_ALPN, server_context
 
@@ -68,7 +69,12 @@ async def serve(settings: Settings) -> None:
             if settings.web_port:  # after the gRPC port: a bad --host is named for it first
                 origins = Origins(parse_origins(settings.web_origins))
                 web_runner = await web.start(
-                    service, settings.host, settings.web_port, origins, ssl=_web_ssl(settings)
+                    service,
+                    settings.host,
+                    settings.web_port,
+                    origins,
+                    ssl=_web_ssl(settings),
+                    hosts=parse_hosts(settings.web_hosts) or machine_names(),
                 )
             files = service.limits.files
             if files is not None and settings.h2_max_connections > files - FILES_KEPT:

@@ -13,6 +13,7 @@ from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
 from chat.server.http2.guard import Limits
 from chat.server.web.cors import parse_origins
+from chat.server.web.hosts import parse_hosts
 from chat.store import DEDUPE_WINDOW, PRESENCE_INTERVAL, PRESENCE_TIMEOUT
 
 KiB = 1024
@@ -43,6 +44,7 @@ class Settings:
     metrics_port: int = 0
     web_port: int = 8080
     web_origins: str = ""
+    web_hosts: str = ""
     encoding: EncodingChoice = "auto"
     http2: Http2Choice = "auto"
     jwt_secret: str = ""
@@ -303,6 +305,18 @@ def parser() -> Parser:
         ),
     )
     p.add_argument(
+        "--web-hosts",
+        default=env("CHAT_WEB_HOSTS", d.web_hosts),
+        metavar="NAMES",
+        help=_shown(
+            "the names the web port answers to besides IP addresses and localhost, "
+            "comma-separated: chat.example.com, *.example.com for its subdomains, or * for any; "
+            "a request naming another Host gets 421 (DNS rebinding)",
+            "web_hosts",
+            "this machine's host name and fully qualified name",
+        ),
+    )
+    p.add_argument(
         "--encoding",
         choices=encoding.CHOICES,
         default=env("CHAT_ENCODING", d.encoding),
@@ -467,6 +481,7 @@ def load(argv: Sequence[str] | None = None) -> Settings:
     if not 0 <= settings.web_port <= 65535:
         raise ConfigError("--web-port must be a TCP port, or 0 for no web page")
     parse_origins(settings.web_origins)
+    parse_hosts(settings.web_hosts)
     if settings.encoding not in encoding.CHOICES:
         raise ConfigError(f"CHAT_ENCODING {settings.encoding!r} is not one of {encoding.CHOICES}")
     if settings.http2 not in http2.CHOICES:

@@ -111,11 +111,13 @@ class Refusal(Enum):
     FILE_LIMIT = "file_limit"
     BAD_REQUEST = "bad_request"
     """The web door: a request aiohttp could not read (answered 400)."""
+    MISDIRECTED = "misdirected"
+    """The web door: a request naming a Host that is not the server's (answered 421)."""
 
 
-WEB_REFUSALS = (Refusal.BAD_REQUEST,)
+WEB_REFUSALS = (Refusal.BAD_REQUEST, Refusal.MISDIRECTED)
 """Why the web door refuses: the labels of its metric."""
-WEB_ONLY = frozenset({Refusal.BAD_REQUEST})
+WEB_ONLY = frozenset(WEB_REFUSALS)
 """Reasons only the web door has: not among the HTTP/2 port's."""
 
 FRAME_BUDGETS = (Refusal.RESETS, Refusal.PINGS, Refusal.SETTINGS, Refusal.EMPTY_FRAMES)

@@ -5,7 +5,7 @@ the log line with the browser's address, metrics, presence), over the reference 
 that drives the web door's streams; no loopback gRPC hop.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from ssl import SSLContext
 
@@ -18,6 +18,7 @@ from chat.server.service import ChatService
 from chat.server.web import cors, grpc_web, websocket
 from chat.server.web.cors import Origins
 from chat.server.web.guard import ProtocolLog
+from chat.server.web.hosts import Hosts
 
 STATIC = Path(__file__).parent / "static"
 """The built page (`just web`): index.html and its assets."""
@@ -37,13 +38,14 @@ SHUTDOWN_SECONDS = 1.0
 class WebDoor:
     """Routes a request to the page, or to a call of the service over gRPC-Web or a socket."""
 
-    def __init__(self, service: ChatService, origins: Origins) -> None:
+    def __init__(self, service: ChatService, origins: Origins, hosts: Hosts) -> None:
         self._handlers = service.handlers(GrpclibTransport())
         self._codec = service.codec
         self._origins = origins
+        self._hosts = hosts
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._hosts.middleware])
         app.router.add_get("/", self.page)
         for asset in sorted(STATIC.iterdir()):
             if asset.name != "index.html":
@@ -111,15 +113,22 @@ def _compressed(response: web.FileResponse) -> web.FileResponse:
 
 
 async def start(
-    service: ChatService, host: str, port: int, origins: Origins, ssl: SSLContext | None = None
+    service: ChatService,
+    host: str,
+    port: int,
+    origins: Origins,
+    ssl: SSLContext | None = None,
+    hosts: Iterable[str] = (),
 ) -> web.AppRunner:
-    """Serves the web door on host:port (HTTPS with `ssl`) until the runner's `cleanup`;
-    ConfigError when the port cannot be had."""
+    """Serves the web door on host:port (HTTPS with `ssl`) until the runner's `cleanup`,
+    answering to IP addresses, localhost and the names of `hosts`; ConfigError when the port
+    cannot be had."""
+    refusals = service.limits.web_refusals
     runner = web.AppRunner(
-        WebDoor(service, origins).app(),
+        WebDoor(service, origins, Hosts(hosts, refusals)).app(),
         handler_cancellation=True,  # a browser that goes away cancels its call, as RST_STREAM does
         access_log=None,  # every call has its own line already
-        logger=ProtocolLog(service.limits.web_refusals),
+        logger=ProtocolLog(refusals),
         shutdown_timeout=SHUTDOWN_SECONDS,
     )
     await runner.setup()
