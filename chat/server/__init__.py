@@ -8,8 +8,6 @@ import sys
 from collections.abc import Callable, Sequence
 from ssl import SSLContext
 
-from aiohttp.web import AppRunner
-
 from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs, tokens
 from chat.server.config import Settings
@@ -45,7 +43,7 @@ async def serve(settings: Settings) -> None:
         raise
     health = HealthChecks(store, service)
     stop_metrics: Callable[[], None] | None = None
-    web_runner: AppRunner | None = None
+    web_runner: web.Serving | None = None
     server = service.transport.server(
         with_reflection([service, health.service]), service.codec, service.limits, service.reclaimer
     )
@@ -75,6 +73,7 @@ async def serve(settings: Settings) -> None:
                     origins,
                     ssl=_web_ssl(settings),
                     hosts=parse_hosts(settings.web_hosts) or machine_names(),
+                    limits=settings.web_limits,
                 )
             files = service.limits.files
             if files is not None and settings.h2_max_connections > files - FILES_KEPT:

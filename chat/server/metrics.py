@@ -97,7 +97,8 @@ class ServiceFigures(Collector):
         yield web_refused
         yield GaugeMetricFamily(
             "chat_http2_connections",
-            "Open HTTP/2 connections (on the direct transport, which counts them)",
+            "Open connections: HTTP/2 on the direct transport, which counts them, and the web "
+            "door's",
             value=guard.connections,
         )
         yield GaugeMetricFamily(
