@@ -1,10 +1,11 @@
 """Settings from flags and CHAT_* variables: the flags of signed tokens, flood control,
-presence and the HTTP/2 limits."""
+presence, the HTTP/2 limits and the web door's."""
 
 import pytest
 
 from chat.errors import ConfigError
 from chat.server import config
+from chat.server.web.guard import WebLimits
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -81,3 +82,17 @@ def test_http2_limits_come_from_flags_and_variables(monkeypatch: pytest.MonkeyPa
 def test_http2_limits_that_cannot_be_right_are_config_errors(flags: list[str], said: str) -> None:
     with pytest.raises(ConfigError, match=said):
         config.load(flags)
+
+
+def test_the_web_doors_clocks_come_from_flags_and_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert config.load([]).web_limits == WebLimits(10.0, 30.0, 30.0, 20.0, 60.0)
+    monkeypatch.setenv("CHAT_WEB_BODY_TIMEOUT", "2.5")
+    monkeypatch.setenv("CHAT_WEB_HOSTS", "chat.example")
+    settings = config.load(["--web-header-timeout", "3", "--web-ws-heartbeat", "5"])
+    limits = settings.web_limits
+    assert (limits.header_timeout, limits.body_timeout, limits.ws_heartbeat) == (3, 2.5, 5)
+    assert settings.web_hosts == "chat.example"
+    with pytest.raises(ConfigError, match="--web-keepalive-timeout must be more than 0"):
+        config.load(["--web-keepalive-timeout", "0"])
