@@ -32,6 +32,26 @@ class ShuttingDown(Exception):
         super().__init__("the server is shutting down; reconnect and resume with after_id")
 
 
+def drop_tracebacks(error: BaseException) -> None:
+    """Cuts `error`, and the errors it was raised from or while handling, loose from their
+    tracebacks, once what they say has been used.
+
+    A traceback holds its frames, and their locals often hold what holds the error: the task
+    that stored it and re-raised it, the stream whose reader keeps it to raise again. Such a
+    cycle is freed only by a full collection, which a busy or idle heap may not run for long:
+    a wave of calls ended by errors stayed in memory with everything they held.
+    """
+    pending: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += [current.__cause__, current.__context__]
+
+
 def to_grpc_error(error: Exception) -> GRPCError:
     """Maps one of our exceptions onto the status a client sees."""
     if isinstance(error, GRPCError):

@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import Collection
 from typing import Any
 
+from chat.errors import drop_tracebacks
+
 CANCEL_AGAIN_SECONDS = 0.5
 """How long a cancelled task may run on before it is cancelled once more."""
 
@@ -17,7 +19,8 @@ async def cancel_and_wait(tasks: Collection["asyncio.Future[Any]"]) -> None:
 
     A failure of theirs was reported through the call already, so it is retrieved whenever the
     task ends: even when this wait is cancelled first (the server shutting down), the task is
-    not left to log "Task exception was never retrieved".
+    not left to log "Task exception was never retrieved", nor to keep what its traceback
+    holds.
     """
     for task in tasks:
         task.add_done_callback(_retrieve)
@@ -28,5 +31,7 @@ async def cancel_and_wait(tasks: Collection["asyncio.Future[Any]"]) -> None:
 
 
 def _retrieve(task: "asyncio.Future[Any]") -> None:
-    if not task.cancelled():
-        task.exception()
+    """Takes the task's failure as seen, and cuts it loose from its traceback: the frames in
+    it hold what holds the task (a call, its stream), a cycle only a full collection frees."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        drop_tracebacks(error)

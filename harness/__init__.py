@@ -7,6 +7,7 @@ from harness.calls import (
     RawRequests,
     grpc_web_body,
     grpc_web_reply,
+    http_exchange,
     seen_online,
     serving,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "free_port",
     "grpc_web_body",
     "grpc_web_reply",
+    "http_exchange",
     "path_flags",
     "redis_cli",
     "refused_server_start",

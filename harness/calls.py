@@ -170,3 +170,16 @@ def grpc_web_reply(body: bytes) -> tuple[list[bytes], dict[str, str]]:
             assert flags == 0, f"frame flags {flags:#x}"
             messages.append(payload)
     return messages, trailers
+
+
+async def http_exchange(url: str, request: bytes, seconds: float = REPLY_TIMEOUT) -> bytes:
+    """Sends `request` as it is (bytes no HTTP client would write) to the host and port of
+    `url` and returns everything the server answers until it closes the connection."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port.partition("/")[0]))
+    try:
+        writer.write(request)
+        async with asyncio.timeout(seconds):
+            return await reader.read()
+    finally:
+        writer.close()

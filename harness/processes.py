@@ -50,8 +50,11 @@ class ServerProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         web: bool = False,
+        files: int | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.files = files
+        """The process's limit of open files (soft and hard), when a test sets one."""
         self.web_port = free_port() if web else 0
         self.env = clean_environment(env)
         self.address = f"127.0.0.1:{self.port}"
@@ -77,11 +80,24 @@ class ServerProcess:
 
     def start(self) -> "ServerProcess":
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, cwd=ROOT, env=self.env)
+            self.proc = subprocess.Popen(
+                self.args,
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
+                env=self.env,
+                preexec_fn=None if self.files is None else self._limit_files,
+            )
         wait_accepting(self.port, self.proc)
         if self.web_port:
             wait_accepting(self.web_port, self.proc)
         return self
+
+    def _limit_files(self) -> None:
+        import resource
+
+        assert self.files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.files, self.files))
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
         assert self.proc is not None

@@ -106,11 +106,15 @@ def server_process(tmp_path: Path, path: str) -> Iterator[Callable[..., ServerPr
     started: list[ServerProcess] = []
 
     def start(
-        store: str = "memory://", *flags: str, port: int | None = None, web: bool = False
+        store: str = "memory://",
+        *flags: str,
+        port: int | None = None,
+        web: bool = False,
+        files: int | None = None,
     ) -> ServerProcess:
         log = tmp_path / f"server-{len(started)}.log"
         flags = (*path_flags(path), *NO_RATE_LIMIT, *flags)  # a test's own flags come last
-        server = ServerProcess(log, store, *flags, port=port, web=web).start()
+        server = ServerProcess(log, store, *flags, port=port, web=web, files=files).start()
         started.append(server)
         return server
 

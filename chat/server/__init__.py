@@ -8,8 +8,6 @@ import sys
 from collections.abc import Callable, Sequence
 from ssl import SSLContext
 
-from aiohttp.web import AppRunner
-
 from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs, tokens
 from chat.server.app import grpc_server
@@ -20,6 +18,7 @@ from chat.server.metrics import Metrics
 from chat.server.service import ChatService
 from chat.server.web import app as web
 from chat.server.web.cors import Origins, parse_origins
+from chat.server.web.hosts import machine_names, parse_hosts
 from chat.store import open_store
 from chat.tls import WEB_ALPN, server_context
 
@@ -44,7 +43,7 @@ async def serve(settings: Settings) -> None:
         raise
     health = HealthChecks(store, service)
     stop_metrics: Callable[[], None] | None = None
-    web_runner: AppRunner | None = None
+    web_runner: web.Serving | None = None
     server = grpc_server(service, health)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,7 +65,13 @@ async def serve(settings: Settings) -> None:
             if settings.web_port:  # after the gRPC port: a bad --host is named for it first
                 origins = Origins(parse_origins(settings.web_origins))
                 web_runner = await web.start(
-                    service, settings.host, settings.web_port, origins, ssl=_web_ssl(settings)
+                    service,
+                    settings.host,
+                    settings.web_port,
+                    origins,
+                    ssl=_web_ssl(settings),
+                    hosts=parse_hosts(settings.web_hosts) or machine_names(),
+                    limits=settings.web_limits,
                 )
             files = service.limits.files
             if files is not None and settings.h2_max_connections > files - FILES_KEPT:

@@ -61,7 +61,8 @@ class Auth(Protocol):
 
 
 def bearer_token(metadata: Metadata) -> str:
-    """The token of `authorization: Bearer <token>`; UNAUTHENTICATED when missing or not so."""
+    """The token of `authorization: Bearer <token>`; UNAUTHENTICATED when missing, not so, or
+    not text."""
     value = metadata.get(AUTHORIZATION) if metadata else None
     if not isinstance(value, str) or not value:
         raise GRPCError(
@@ -72,7 +73,14 @@ def bearer_token(metadata: Metadata) -> str:
         raise GRPCError(
             Status.UNAUTHENTICATED, "malformed authorization metadata: expected 'Bearer <token>'"
         )
-    return value[len(BEARER) :]
+    token = value[len(BEARER) :]
+    try:
+        token.encode()
+    except UnicodeEncodeError:  # aiohttp keeps header bytes that are not UTF-8 as surrogates
+        raise GRPCError(
+            Status.UNAUTHENTICATED, "malformed authorization metadata: the token is not UTF-8"
+        ) from None
+    return token
 
 
 class TokenAuth:

@@ -18,7 +18,7 @@ import h2.exceptions
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from chat.errors import to_grpc_error
+from chat.errors import drop_tracebacks, to_grpc_error
 from chat.server.auth import Auth
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import CallStream, Sink, Transport
@@ -203,16 +203,18 @@ class Calls:
                 # the error, the error its context, this CancelledError, and that the frames of
                 # the handler) until a full collection, which a busy heap rarely runs: without
                 # those frames, what the handler held (history pages, batches) is freed now.
-                cancelled.__traceback__ = None
+                drop_tracebacks(cancelled)
                 self._reclaimer.ended()
                 raise
             except GRPCError as error:
                 status, message = error.status, error.message
+                drop_tracebacks(error)  # a side's task keeps it, and its frames the task
             except Exception as error:
                 grpc_error = to_grpc_error(error)
                 if grpc_error.status is Status.INTERNAL:
                     log.exception("%s failed", method)
                 status, message = grpc_error.status, grpc_error.message
+                drop_tracebacks(error)
             finally:
                 # Logged and counted before the status goes out: a client that has its status
                 # finds its call in the log and the metrics.

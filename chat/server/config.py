@@ -13,11 +13,14 @@ from chat.server.encoding import Choice as EncodingChoice
 from chat.server.http2 import Choice as Http2Choice
 from chat.server.http2.guard import Limits
 from chat.server.web.cors import parse_origins
+from chat.server.web.guard import WebLimits
+from chat.server.web.hosts import parse_hosts
 from chat.store import DEDUPE_WINDOW, PRESENCE_INTERVAL, PRESENCE_TIMEOUT
 
 KiB = 1024
 MiB = 1024 * KiB
 LIMITS = Limits()
+WEB_LIMITS = WebLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,12 @@ class Settings:
     metrics_port: int = 0
     web_port: int = 8080
     web_origins: str = ""
+    web_hosts: str = ""
+    web_header_timeout: float = WEB_LIMITS.header_timeout
+    web_keepalive_timeout: float = WEB_LIMITS.keepalive_timeout
+    web_body_timeout: float = WEB_LIMITS.body_timeout
+    web_ws_heartbeat: float = WEB_LIMITS.ws_heartbeat
+    web_ws_idle_timeout: float = WEB_LIMITS.ws_idle_timeout
     encoding: EncodingChoice = "auto"
     http2: Http2Choice = "auto"
     jwt_secret: str = ""
@@ -85,14 +94,23 @@ class Settings:
         )
 
     @property
+    def web_limits(self) -> WebLimits:
+        """The web door's clocks: the `web_*` settings of WEB_FLAGS."""
+        return WebLimits(**{name: getattr(self, f"web_{name}") for name, _ in WEB_FLAGS})
+
+    @property
     def jwt(self) -> bool:
         """Whether calls are authenticated with signed tokens (JWT)."""
         return bool(self.jwt_secret or self.jwt_public_key)
 
 
 H2_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("max_connections", int, "connections open at once, from all clients"),
-    ("max_connections_per_address", int, "connections open at once from one client address"),
+    ("max_connections", int, "connections open at once, from all clients, web door's included"),
+    (
+        "max_connections_per_address",
+        int,
+        "connections open at once from one client address, web door's included",
+    ),
     ("max_streams", int, "streams open at once on a connection; the next gets REFUSED_STREAM"),
     ("frame_window", float, "seconds over which the frame budgets below are counted"),
     ("max_resets", int, "RST_STREAM frames a connection may send per --h2-frame-window"),
@@ -116,6 +134,23 @@ H2_FLAGS: tuple[tuple[str, type, str], ...] = (
 """The HTTP/2 limits (chat/server/http2/guard.py, `Limits`), each a `--h2-*` flag: name, type,
 help. Over a frame budget a connection gets GOAWAY ENHANCE_YOUR_CALM; past a clock it is
 closed; every refusal is counted and logged once per peer per minute."""
+
+WEB_FLAGS: tuple[tuple[str, str], ...] = (
+    ("header_timeout", "seconds a request's head may take from its first byte (slowloris)"),
+    ("keepalive_timeout", "seconds a connection may sit idle between requests"),
+    (
+        "body_timeout",
+        "seconds a gRPC-Web body may send nothing while a message or its Content-Length is "
+        "part-sent; then DEADLINE_EXCEEDED",
+    ),
+    (
+        "ws_heartbeat",
+        "seconds of quiet before a WebSocket is pinged; no pong within half of it closes it",
+    ),
+    ("ws_idle_timeout", "seconds a WebSocket may send no whole frame, pongs included"),
+)
+"""The web door's clocks (chat/server/web/guard.py, `WebLimits`), each a `--web-*` flag of
+seconds: name, help. Its connections count against the `--h2-max-connections*` limits."""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -305,6 +340,18 @@ def parser() -> Parser:
         ),
     )
     p.add_argument(
+        "--web-hosts",
+        default=env("CHAT_WEB_HOSTS", d.web_hosts),
+        metavar="NAMES",
+        help=_shown(
+            "the names the web port answers to besides IP addresses and localhost, "
+            "comma-separated: chat.example.com, *.example.com for its subdomains, or * for any; "
+            "a request naming another Host gets 421 (DNS rebinding)",
+            "web_hosts",
+            "this machine's host name and fully qualified name",
+        ),
+    )
+    p.add_argument(
         "--encoding",
         choices=encoding.CHOICES,
         default=env("CHAT_ENCODING", d.encoding),
@@ -469,6 +516,15 @@ def parser() -> Parser:
             metavar="N" if kind is int else "SECONDS",
             help=_shown(help_text, setting),
         )
+    for name, help_text in WEB_FLAGS:
+        setting = f"web_{name}"
+        p.add_argument(
+            f"--{setting.replace('_', '-')}",
+            type=float,
+            default=_env_float(f"CHAT_{setting.upper()}", getattr(d, setting)),
+            metavar="SECONDS",
+            help=_shown(help_text, setting),
+        )
     return p
 
 
@@ -491,6 +547,7 @@ def load(argv: Sequence[str] | None = None) -> Settings:
     if not 0 <= settings.web_port <= 65535:
         raise ConfigError("--web-port must be a TCP port, or 0 for no web page")
     parse_origins(settings.web_origins)
+    parse_hosts(settings.web_hosts)
     if settings.encoding not in encoding.CHOICES:
         raise ConfigError(f"CHAT_ENCODING {settings.encoding!r} is not one of {encoding.CHOICES}")
     if settings.http2 not in http2.CHOICES:
@@ -524,11 +581,11 @@ def load(argv: Sequence[str] | None = None) -> Settings:
 
 
 def _check_limits(settings: Settings) -> None:
-    """Every HTTP/2 limit positive; the windows where HTTP/2 allows them."""
-    for name, _, _ in H2_FLAGS:
-        value = getattr(settings, f"h2_{name}")
-        if not 0 < value < math.inf:
-            raise ConfigError(f"--h2-{name.replace('_', '-')} must be more than 0")
+    """Every HTTP/2 limit and web clock positive; the windows where HTTP/2 allows them."""
+    flags = [f"h2_{name}" for name, _, _ in H2_FLAGS] + [f"web_{name}" for name, _ in WEB_FLAGS]
+    for setting in flags:
+        if not 0 < getattr(settings, setting) < math.inf:
+            raise ConfigError(f"--{setting.replace('_', '-')} must be more than 0")
     for name in ("connection_window", "stream_window"):
         if not 65535 <= getattr(settings, f"h2_{name}") <= 2**31 - 1:
             raise ConfigError(f"--h2-{name.replace('_', '-')} must be 65535 to 2147483647 bytes")

@@ -13,7 +13,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from chat.errors import ConfigError
-from chat.server.http2.guard import Refusal
+from chat.server.http2.guard import WEB_ONLY, WEB_REFUSALS, Refusal
 from chat.server.refusals import Refused
 from chat.server.service import ChatService
 
@@ -84,11 +84,21 @@ class ServiceFigures(Collector):
         )
         guard = self._service.limits
         for reason in Refusal:
-            refused.add_metric([reason.value], guard.refusals.counts[reason])
+            if reason not in WEB_ONLY:
+                refused.add_metric([reason.value], guard.refusals.counts[reason])
         yield refused
+        web_refused = CounterMetricFamily(
+            "chat_web_refusals",
+            "Connections and requests the web door refused past its limits, by reason",
+            labels=["reason"],
+        )
+        for reason in WEB_REFUSALS:
+            web_refused.add_metric([reason.value], guard.web_refusals.counts[reason])
+        yield web_refused
         yield GaugeMetricFamily(
             "chat_http2_connections",
-            "Open HTTP/2 connections (on the direct transport, which counts them)",
+            "Open connections: HTTP/2 on the direct transport, which counts them, and the web "
+            "door's",
             value=guard.connections,
         )
         yield GaugeMetricFamily(

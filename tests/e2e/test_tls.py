@@ -1,5 +1,6 @@
 """TLS end to end: certificates made here (trustme), our client and a grpcio client over TCP."""
 
+import asyncio
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,9 @@ import trustme
 
 from bench.tutorial import generate
 from chat import contract
+from gen.grpc.chat import MessageReply, MessageRequest
 from harness import (
+    REPLY_TIMEOUT,
     ServerProcess,
     free_port,
     grpc_web_body,
@@ -22,6 +25,7 @@ from harness import (
 )
 
 Start = Callable[..., ServerProcess]
+TEXT = aiohttp.WSMsgType.TEXT
 
 
 class Certificates:
@@ -130,3 +134,22 @@ async def test_the_web_door_serves_https_with_the_servers_certificate(
         _, trailers = grpc_web_reply(await response.read())
     assert trailers == {"grpc-status": "0"}
     assert f"chat page on https://127.0.0.1:{server.web_port}/" in server.log()
+
+
+async def test_over_tls_a_websocket_call_outlives_the_header_timeout(
+    server_process: Start, certificates: Certificates
+) -> None:
+    """The clock for a request's head stops when its handler starts, TLS or not."""
+    flags = ["--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key)]
+    server = server_process("memory://", *flags, "--web-header-timeout", "0.5", web=True)
+    trusted = ssl.create_default_context(cafile=str(certificates.ca))
+    url = server.web_url.replace("https", "wss") + contract.SEND_AND_RECEIVE
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=trusted) as socket:
+        await socket.send_str("chat-user: ann\r\n")
+        await asyncio.sleep(1.5)  # the time under test: three header timeouts
+        await socket.send_bytes(bytes(MessageRequest(message="still here")))
+        while (message := await socket.receive(timeout=REPLY_TIMEOUT)).type is TEXT:
+            pass  # the call's metadata
+        assert message.type is aiohttp.WSMsgType.BINARY, message
+        assert MessageReply().parse(message.data).message == "Server Responding to still here"
+    assert "head not whole" not in server.log()

@@ -1,10 +1,11 @@
 """Settings from flags and CHAT_* variables: the flags of signed tokens, flood control,
-presence and the HTTP/2 limits."""
+presence, the HTTP/2 limits and the web door's."""
 
 import pytest
 
 from chat.errors import ConfigError
 from chat.server import config
+from chat.server.web.guard import WebLimits
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -108,3 +109,17 @@ def test_a_drain_time_that_is_no_number_of_seconds_is_one_line_from_a_flag_or_a_
     monkeypatch.setenv("CHAT_DRAIN_SECONDS", value)
     with pytest.raises(ConfigError, match=r"CHAT_DRAIN_SECONDS|--drain-seconds must be"):
         config.load([])
+
+
+def test_the_web_doors_clocks_come_from_flags_and_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert config.load([]).web_limits == WebLimits(10.0, 30.0, 30.0, 20.0, 60.0)
+    monkeypatch.setenv("CHAT_WEB_BODY_TIMEOUT", "2.5")
+    monkeypatch.setenv("CHAT_WEB_HOSTS", "chat.example")
+    settings = config.load(["--web-header-timeout", "3", "--web-ws-heartbeat", "5"])
+    limits = settings.web_limits
+    assert (limits.header_timeout, limits.body_timeout, limits.ws_heartbeat) == (3, 2.5, 5)
+    assert settings.web_hosts == "chat.example"
+    with pytest.raises(ConfigError, match="--web-keepalive-timeout must be more than 0"):
+        config.load(["--web-keepalive-timeout", "0"])

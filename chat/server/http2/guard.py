@@ -5,7 +5,8 @@ RST_STREAM, PING, SETTINGS or empty frames makes the server work without asking 
 how many connections a client address and all clients may hold, how long a connection may sit
 in a handshake, inside a frame or idle, and how many request bytes may wait to be read. The
 direct transport enforces all of it on its connections; grpclib's own server takes what its
-documented configuration offers (the flow-control windows).
+documented configuration offers (the flow-control windows). The web door's connections are
+counted here too, against the same totals (chat/server/web/guard.py).
 
 Every refusal is counted by reason, and logged once per peer and reason per interval: an
 attacker's ten thousand frames make one line, not ten thousand.
@@ -30,6 +31,7 @@ from h2.events import (
 from chat.server.refusals import Refusals
 
 log = logging.getLogger("chat.server.http2")
+web_log = logging.getLogger("chat.server.web")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -108,13 +110,31 @@ class Refusal(Enum):
     BODY_TIMEOUT = "body_timeout"
     BUFFERED_BYTES = "buffered_bytes"
     FILE_LIMIT = "file_limit"
+    BAD_REQUEST = "bad_request"
+    """The web door: a request aiohttp could not read (answered 400)."""
+    MISDIRECTED = "misdirected"
+    """The web door: a request naming a Host that is not the server's (answered 421)."""
 
+
+WEB_ONLY = frozenset({Refusal.BAD_REQUEST, Refusal.MISDIRECTED})
+"""Reasons only the web door has: not among the HTTP/2 port's."""
+WEB_REFUSALS = (
+    Refusal.CONNECTIONS,
+    Refusal.CONNECTIONS_PER_ADDRESS,
+    Refusal.FILE_LIMIT,
+    Refusal.HEADER_TIMEOUT,
+    Refusal.BODY_TIMEOUT,
+    Refusal.KEEPALIVE_TIMEOUT,
+    Refusal.IDLE_TIMEOUT,
+    *sorted(WEB_ONLY, key=lambda reason: reason.value),
+)
+"""Why the web door refuses: the labels of its metric."""
 
 FRAME_BUDGETS = (Refusal.RESETS, Refusal.PINGS, Refusal.SETTINGS, Refusal.EMPTY_FRAMES)
 """The frame kinds each connection has a budget of."""
 
 FILES_KEPT = 64
-"""File descriptors kept from connections: the store's, the web door's, the log's."""
+"""File descriptors kept from connections: the store's, the listening sockets', the log's."""
 
 
 class Budget:
@@ -142,6 +162,8 @@ class Guard:
     def __init__(self, limits: Limits | None = None, files: int | None = None) -> None:
         self.limits = limits or Limits()
         self.refusals: Refusals[Refusal] = Refusals(self.limits.log_interval, logger=log)
+        self.web_refusals: Refusals[Refusal] = Refusals(self.limits.log_interval, logger=web_log)
+        """The web door's refusals, told in its own logger and metric."""
         self.files = files
         """The process's file limit, when known: connections stop FILES_KEPT short of it, so
         running out of descriptors is a logged refusal, not an accept failing unseen."""
@@ -152,9 +174,9 @@ class Guard:
         self.reserved = 0
         """Bytes of request messages whose bodies are on their way (their parts gathered)."""
 
-    def admit(self, address: str) -> Refusal | None:
+    def admit(self, address: str, refusals: Refusals[Refusal] | None = None) -> Refusal | None:
         """Counts a new connection from `address`, or says why it is refused (then it is not
-        counted, and the refusal is logged)."""
+        counted, and the refusal is logged: in `refusals`, the HTTP/2 port's when None)."""
         limits = self.limits
         reason = None
         if self.connections >= limits.max_connections:
@@ -169,7 +191,7 @@ class Guard:
             reason = Refusal.CONNECTIONS_PER_ADDRESS
             detail = f"{limits.max_connections_per_address} connections open from this address"
         if reason is not None:
-            self.refusals.refuse(reason, address, f"connection refused: {detail}")
+            (refusals or self.refusals).refuse(reason, address, f"connection refused: {detail}")
             return reason
         self.connections += 1
         self.by_address[address] += 1

@@ -5,7 +5,8 @@ the log line with the browser's address, metrics, presence), over the reference 
 that drives the web door's streams; no loopback gRPC hop.
 """
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from ssl import SSLContext
 
@@ -15,8 +16,10 @@ from grpclib.const import Handler, Status
 from chat.errors import ConfigError
 from chat.server.http2.grpclib_impl import GrpclibTransport
 from chat.server.service import ChatService
-from chat.server.web import grpc_web, websocket
+from chat.server.web import cors, grpc_web, websocket
 from chat.server.web.cors import Origins
+from chat.server.web.guard import ProtocolLog, WebGuard, WebLimits
+from chat.server.web.hosts import Hosts
 
 STATIC = Path(__file__).parent / "static"
 """The built page (`just web`): index.html and its assets."""
@@ -36,13 +39,17 @@ SHUTDOWN_SECONDS = 1.0
 class WebDoor:
     """Routes a request to the page, or to a call of the service over gRPC-Web or a socket."""
 
-    def __init__(self, service: ChatService, origins: Origins) -> None:
+    def __init__(
+        self, service: ChatService, origins: Origins, hosts: Hosts, guard: WebGuard
+    ) -> None:
         self._handlers = service.handlers(GrpclibTransport())
         self._codec = service.codec
         self._origins = origins
+        self._hosts = hosts
+        self._guard = guard
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._guard.middleware, self._hosts.middleware])
         app.router.add_get("/", self.page)
         for asset in sorted(STATIC.iterdir()):
             if asset.name != "index.html":
@@ -63,8 +70,7 @@ class WebDoor:
             return self._origins.preflight(request)
         headers = self._origins.headers(request)
         if headers is None:
-            origin = request.headers.get("Origin")
-            return web.Response(status=403, text=f"origin {origin} may not call this server\n")
+            return cors.refused(request)
         handler = self._handlers.get(request.path)
         if request.method == hdrs.METH_POST:
             return await self._grpc_web(request, handler, headers)
@@ -86,7 +92,9 @@ class WebDoor:
                 text="send application/grpc-web+proto or application/grpc-web-text+proto\n",
             )
         request_type = handler.request_type if handler else bytes
-        stream = grpc_web.GrpcWebStream(request, request_type, self._codec, text, headers)
+        stream = grpc_web.GrpcWebStream(
+            request, request_type, self._codec, text, headers, self._guard
+        )
         if handler is None:
             await stream.send_trailing_metadata(
                 status=Status.UNIMPLEMENTED, status_message=f"no method {request.path}"
@@ -100,7 +108,9 @@ class WebDoor:
             return await websocket.refuse(
                 request, Status.UNIMPLEMENTED, f"no method {request.path}"
             )
-        return await websocket.serve_call(request, handler.func, handler.request_type, self._codec)
+        return await websocket.serve_call(
+            request, handler.func, handler.request_type, self._codec, self._guard
+        )
 
 
 def _compressed(response: web.FileResponse) -> web.FileResponse:
@@ -110,23 +120,51 @@ def _compressed(response: web.FileResponse) -> web.FileResponse:
     return response
 
 
+class Serving:
+    """A web door being served: its listening sockets, and aiohttp's runner of its
+    connections."""
+
+    def __init__(self, server: asyncio.Server, runner: web.AppRunner) -> None:
+        self._server = server
+        self._runner = runner
+
+    async def cleanup(self) -> None:
+        """Stops listening, then closes the connections (their calls have drained)."""
+        self._server.close()
+        await self._runner.cleanup()
+
+
 async def start(
-    service: ChatService, host: str, port: int, origins: Origins, ssl: SSLContext | None = None
-) -> web.AppRunner:
-    """Serves the web door on host:port (HTTPS with `ssl`) until the runner's `cleanup`;
+    service: ChatService,
+    host: str,
+    port: int,
+    origins: Origins,
+    ssl: SSLContext | None = None,
+    hosts: Iterable[str] = (),
+    limits: WebLimits | None = None,
+) -> Serving:
+    """Serves the web door on host:port (HTTPS with `ssl`) until `cleanup`, answering to IP
+    addresses, localhost and the names of `hosts`, within `limits` (the defaults when None);
     ConfigError when the port cannot be had."""
+    limits = limits or WebLimits()
+    guard = WebGuard(service.limits, limits, service.reclaimer)
     runner = web.AppRunner(
-        WebDoor(service, origins).app(),
+        WebDoor(service, origins, Hosts(hosts, guard.refusals), guard).app(),
         handler_cancellation=True,  # a browser that goes away cancels its call, as RST_STREAM does
         access_log=None,  # every call has its own line already
+        logger=ProtocolLog(guard.refusals),
+        keepalive_timeout=limits.keepalive_timeout,
         shutdown_timeout=SHUTDOWN_SECONDS,
     )
     await runner.setup()
+    assert runner.server is not None  # set up
+    loop = asyncio.get_running_loop()
     try:
-        await web.TCPSite(runner, host, port, ssl_context=ssl).start()
+        # Not aiohttp's TCPSite: every connection meets the guard before aiohttp's protocol.
+        server = await loop.create_server(guard.factory(runner.server), host, port, ssl=ssl)
     except OSError as error:
         await runner.cleanup()
         raise ConfigError(
             f"cannot serve the web page on {host}:{port}: {error.strerror or error}"
         ) from None
-    return runner
+    return Serving(server, runner)

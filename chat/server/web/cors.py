@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from chat.errors import ConfigError
+from chat.server.rules import shown
 
 EXPOSED = "grpc-status, grpc-message, chat-epoch"
 """Response headers a cross-origin page may read."""
@@ -53,8 +54,7 @@ class Origins:
         """The answer to an OPTIONS preflight: 204 with what may be sent, or 403."""
         headers = self.headers(request)
         if headers is None:
-            origin = request.headers.get("Origin")
-            return web.Response(status=403, text=f"origin {origin} may not call this server\n")
+            return refused(request)
         asked = request.headers.get("Access-Control-Request-Headers", "")
         return web.Response(
             status=204,
@@ -65,3 +65,10 @@ class Origins:
                 "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
             },
         )
+
+
+def refused(request: web.Request) -> web.Response:
+    """403 for a page whose origin may not call, naming it (quoted: a header may hold any
+    byte)."""
+    origin = shown(request.headers.get("Origin", ""))
+    return web.Response(status=403, text=f"origin {origin} may not call this server\n")

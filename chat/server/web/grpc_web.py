@@ -7,6 +7,7 @@ requests may be base64 in chunks, each padded; each response write is encoded on
 Requests are read as they arrive, so a client that streams its body gets a streaming call.
 """
 
+import asyncio
 import base64
 import binascii
 from collections.abc import AsyncIterator, Mapping
@@ -18,7 +19,9 @@ from grpclib.exceptions import GRPCError
 
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import compressed, cut_short
+from chat.server.http2.guard import Refusal
 from chat.server.web.base import WebPeer, status_lines
+from chat.server.web.guard import WebGuard, said
 
 BINARY = "application/grpc-web"
 TEXT = "application/grpc-web-text"
@@ -90,21 +93,49 @@ def _decode_groups(text: bytes) -> bytes:
 
 
 class FrameReader:
-    """Requests out of a body's chunks, one gRPC frame at a time."""
+    """Requests out of a body's chunks, one gRPC frame at a time; a body that stalls ends the
+    call.
 
-    def __init__(self, chunks: AsyncIterator[bytes], codec: EncodingCodec) -> None:
+    A body stalls when no byte comes for `timeout` seconds while a message is part-read, or
+    while any of a body of announced length (`sized`, Content-Length) is still to come. A
+    streamed (chunked) body may rest between messages as long as it likes, as an HTTP/2
+    stream may: a client that streams its requests sends them as its user types.
+    """
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        codec: EncodingCodec,
+        timeout: float,
+        sized: bool,
+    ) -> None:
         self._chunks = chunks
         self._codec = codec
+        self._timeout = timeout
+        self._sized = sized
         self._buffer = bytearray()
         self._ended = False
 
     async def _fill(self, size: int) -> bool:
-        """Reads until `size` bytes are buffered; False when the body ended first."""
+        """Reads until `size` bytes are buffered; False when the body ended first,
+        INVALID_ARGUMENT when aiohttp could not read it (a Content-Encoding that does not
+        decode), DEADLINE_EXCEEDED when it stalled."""
         while len(self._buffer) < size and not self._ended:
+            timeout = self._timeout if self._sized or self._buffer else None
             try:
-                self._buffer += await anext(self._chunks)
+                async with asyncio.timeout(timeout):
+                    self._buffer += await anext(self._chunks)
             except StopAsyncIteration:
                 self._ended = True
+            except web.RequestPayloadError as error:
+                raise GRPCError(
+                    Status.INVALID_ARGUMENT, f"the request body cannot be read: {said(error)}"
+                ) from None
+            except TimeoutError:
+                raise GRPCError(
+                    Status.DEADLINE_EXCEEDED,
+                    f"the request body stalled: nothing came for {self._timeout:g}s",
+                ) from None
         return len(self._buffer) >= size
 
     async def next_message(self) -> bytes | None:
@@ -140,9 +171,12 @@ class GrpcWebStream:
         codec: EncodingCodec,
         text: bool,
         headers: Mapping[str, str],
+        guard: WebGuard,
     ) -> None:
         self.metadata = request.headers
         self.peer = WebPeer(request)
+        self._guard = guard
+        self._body_stalled = False
         self._text = wants_text(request, text)
         self.response = web.StreamResponse(
             headers={"Content-Type": (TEXT if self._text else BINARY) + "+proto", **headers}
@@ -151,11 +185,31 @@ class GrpcWebStream:
         self._request_type = request_type
         self._codec = codec
         chunks = request.content.iter_chunked(READ_SIZE)
-        self._requests = FrameReader(base64_chunks(chunks) if text else chunks, codec)
+        self._requests = FrameReader(
+            base64_chunks(chunks) if text else chunks,
+            codec,
+            guard.limits.body_timeout,
+            request.content_length is not None,
+        )
 
     async def recv_message(self) -> Any | None:
-        data = await self._requests.next_message()
+        """The next request, None at the end of the body; GRPCError for a body that cannot be
+        read on, whose connection then closes after the answer (`Connection: close`)."""
+        try:
+            data = await self._requests.next_message()
+        except GRPCError as error:
+            self.response.force_close()
+            if error.status is Status.DEADLINE_EXCEEDED:
+                self._stalled()
+            raise
         return None if data is None else self._codec.decode(data, self._request_type)
+
+    def _stalled(self) -> None:
+        self._body_stalled = True
+        addr = self.peer.addr()
+        timeout = self._guard.limits.body_timeout
+        detail = f"a request body stalled: nothing came for {timeout:g}s, DEADLINE_EXCEEDED"
+        self._guard.refuse(Refusal.BODY_TIMEOUT, addr[0] if addr else "unknown", detail)
 
     async def send_initial_metadata(self, *, metadata: Mapping[str, str] | None = None) -> None:
         """The response's headers, `metadata` among them (a call's `chat-epoch`), sent now."""
@@ -171,6 +225,10 @@ class GrpcWebStream:
     ) -> None:
         await self._write(trailers(status, status_message))
         await self.response.write_eof()
+        if self._body_stalled and self._request.transport is not None:
+            # Closed now: aiohttp would wait its lingering time (10 s) for the rest of the
+            # body, which is not coming.
+            self._request.transport.close()
 
     async def _write(self, data: bytes) -> None:
         if not self.response.prepared:

@@ -19,7 +19,9 @@ from grpclib.exceptions import GRPCError
 
 from chat.server.encoding.base import EncodingCodec
 from chat.server.http2.base import CallStream
+from chat.server.http2.guard import Refusal
 from chat.server.web.base import WebPeer, header_lines, parse_header_lines
+from chat.server.web.guard import WebGuard
 from chat.tasks import cancel_and_wait
 
 CLOSE_CODE_BASE = 4000
@@ -28,8 +30,6 @@ REASON_BYTES = 123
 """The longest close reason the WebSocket protocol allows, in UTF-8 bytes."""
 METADATA_SECONDS = 10.0
 """How long a new socket may take to send its metadata frame."""
-HEARTBEAT_SECONDS = 30.0
-"""How often an idle socket is pinged, so that a vanished browser ends its call."""
 QUEUED_REQUESTS = 16
 """Request frames read ahead of the call; then the socket waits (TCP pushes back)."""
 
@@ -63,10 +63,13 @@ class WebSocketStream:
         metadata: dict[str, str],
         request_type: type,
         codec: EncodingCodec,
+        guard: WebGuard,
     ) -> None:
         self.metadata = metadata
         self.peer = WebPeer(request)
         self._socket = socket
+        self._transport = request.transport
+        self._guard = guard
         self._request_type = request_type
         self._codec = codec
         self._requests: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUED_REQUESTS)
@@ -74,7 +77,21 @@ class WebSocketStream:
 
     async def read_frames(self, call: "asyncio.Task[None]") -> None:
         """Queues the client's frames for the call until the socket closes; a close the call
-        did not make cancels it."""
+        did not make cancels it, as does a peer that leaves a ping unanswered or sends no
+        whole frame for `ws_idle_timeout` (both logged)."""
+        limits = self._guard.limits
+        try:
+            await self._queue_frames()
+        except TimeoutError:
+            self._refuse(Refusal.IDLE_TIMEOUT, f"no whole frame in {limits.ws_idle_timeout:g}s")
+            if self._transport is not None:  # no close frame: its answer would trickle too
+                self._transport.close()
+        if isinstance(self._socket.exception(), TimeoutError):  # aiohttp's heartbeat
+            self._refuse(Refusal.KEEPALIVE_TIMEOUT, f"no pong in {limits.ws_heartbeat / 2:g}s")
+        if not self._ending:
+            call.cancel()
+
+    async def _queue_frames(self) -> None:
         half_closed = False
         async for message in self._socket:
             if message.type is WSMsgType.ERROR:
@@ -86,8 +103,11 @@ class WebSocketStream:
             elif message.type is WSMsgType.TEXT:
                 half_closed = True
                 await self._requests.put(None)
-        if not self._ending:
-            call.cancel()
+
+    def _refuse(self, reason: Refusal, what: str) -> None:
+        addr = self.peer.addr()
+        detail = f"WebSocket closed: {what}"
+        self._guard.refuse(reason, addr[0] if addr else "unknown", detail)
 
     async def recv_message(self) -> Any | None:
         data = await self._requests.get()
@@ -114,13 +134,21 @@ async def serve_call(
     run: Callable[[CallStream], Awaitable[None]],
     request_type: type,
     codec: EncodingCodec,
+    guard: WebGuard,
 ) -> web.WebSocketResponse:
     """Runs one call over the socket `request` opens: metadata frame first, then the call."""
-    socket = web.WebSocketResponse(max_msg_size=codec.limit, heartbeat=HEARTBEAT_SECONDS)
+    socket = web.WebSocketResponse(
+        max_msg_size=codec.limit,
+        heartbeat=guard.limits.ws_heartbeat,
+        receive_timeout=guard.limits.ws_idle_timeout,
+    )
     await socket.prepare(request)
     try:
         first = await socket.receive(timeout=METADATA_SECONDS)
     except TimeoutError:
+        addr = WebPeer(request).addr()
+        detail = f"WebSocket closed: no metadata frame in {METADATA_SECONDS:g}s"
+        guard.refuse(Refusal.HEADER_TIMEOUT, addr[0] if addr else "unknown", detail)
         await close_with(socket, Status.DEADLINE_EXCEEDED, "no metadata frame came")
         return socket
     if first.type is not WSMsgType.TEXT:
@@ -133,7 +161,7 @@ async def serve_call(
     except GRPCError as error:
         await close_with(socket, error.status, error.message)
         return socket
-    stream = WebSocketStream(request, socket, metadata, request_type, codec)
+    stream = WebSocketStream(request, socket, metadata, request_type, codec, guard)
     call = asyncio.ensure_future(run(stream))
     reader = asyncio.ensure_future(stream.read_frames(call))
     try:

@@ -64,3 +64,10 @@ def test_a_web_origin_that_is_not_an_origin_is_refused_at_start() -> None:
     assert reason == (
         "chat-server: --web-origins 'chat.example.com/path' is not scheme://host[:port] or *\n"
     )
+
+
+def test_a_web_host_that_is_not_a_host_name_is_refused_at_start() -> None:
+    reason = refused_server_start("--web-hosts", "chat.example.com,https://chat.example.com")
+    assert reason == (
+        "chat-server: --web-hosts 'https://chat.example.com' is not a host name, *.name or *\n"
+    )
