@@ -63,16 +63,7 @@ async def serve(settings: Settings) -> None:
             ) from None
         try:
             if settings.web_port:  # after the gRPC port: a bad --host is named for it first
-                origins = Origins(parse_origins(settings.web_origins))
-                web_runner = await web.start(
-                    service,
-                    settings.host,
-                    settings.web_port,
-                    origins,
-                    ssl=_web_ssl(settings),
-                    hosts=parse_hosts(settings.web_hosts) or machine_names(),
-                    limits=settings.web_limits,
-                )
+                web_runner = await _start_web(service, settings)
             files = service.limits.files
             if files is not None and settings.h2_max_connections > files - FILES_KEPT:
                 log.warning(
@@ -117,6 +108,31 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal while draining: ignored
             loop.remove_signal_handler(signum)
     log.info("stopped")
+
+
+async def _start_web(service: ChatService, settings: Settings) -> web.Serving | None:
+    """The web door on --web-port; None, said in one line, when the port cannot be listened on
+    and was not chosen (a second server on one machine still serves gRPC); ConfigError when it
+    was."""
+    try:
+        return await web.start(
+            service,
+            settings.host,
+            settings.web_port,
+            Origins(parse_origins(settings.web_origins)),
+            ssl=_web_ssl(settings),
+            hosts=parse_hosts(settings.web_hosts) or machine_names(),
+            limits=settings.web_limits,
+        )
+    except ConfigError as error:  # the port cannot be listened on
+        if settings.web_port_chosen:
+            raise
+        log.warning(
+            "no chat page: %s; gRPC is served all the same "
+            "(--web-port PORT chooses another, 0 turns the page off)",
+            error,
+        )
+        return None
 
 
 def _count(count: int, noun: str) -> str:

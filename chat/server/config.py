@@ -20,6 +20,7 @@ from chat.store import DEDUPE_WINDOW, PRESENCE_INTERVAL, PRESENCE_TIMEOUT
 KiB = 1024
 MiB = 1024 * KiB
 LIMITS = Limits()
+DEFAULT_WEB_PORT = 8080
 WEB_LIMITS = WebLimits()
 
 
@@ -44,7 +45,10 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     metrics_port: int = 0
-    web_port: int = 8080
+    web_port: int = DEFAULT_WEB_PORT
+    web_port_chosen: bool = False
+    """Whether --web-port (or CHAT_WEB_PORT) was given: a chosen port that is taken stops the
+    server, the default one only leaves the page off."""
     web_origins: str = ""
     web_hosts: str = ""
     web_header_timeout: float = WEB_LIMITS.header_timeout
@@ -321,11 +325,13 @@ def parser() -> Parser:
     p.add_argument(
         "--web-port",
         type=int,
-        default=_env_int("CHAT_WEB_PORT", d.web_port),
+        default=_env_int("CHAT_WEB_PORT", 0) if "CHAT_WEB_PORT" in os.environ else None,
         metavar="PORT",
         help=_shown(
-            "serve the chat page, gRPC-Web and WebSockets on http://HOST:PORT/ (0: off)",
+            "serve the chat page, gRPC-Web and WebSockets on http://HOST:PORT/ (0: off); "
+            "unless chosen, a port already taken leaves the page off and gRPC served",
             "web_port",
+            str(d.web_port),
         ),
     )
     p.add_argument(
@@ -531,7 +537,10 @@ def parser() -> Parser:
 def load(argv: Sequence[str] | None = None) -> Settings:
     """Settings from flags over environment over defaults; raises ConfigError on nonsense."""
     args = parser().parse_strictly(list(sys.argv[1:] if argv is None else argv))
-    settings = Settings(**vars(args))
+    chosen = args.web_port is not None
+    if not chosen:
+        args.web_port = DEFAULT_WEB_PORT
+    settings = Settings(**vars(args), web_port_chosen=chosen)
     for name in ("queue_size", "max_message_bytes", "max_text_bytes"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")

@@ -1,16 +1,29 @@
 """The web door as a whole: the page and its headers, what a stray request gets, its settings,
 and its calls counted with the others."""
 
+import contextlib
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
 from chat import contract
+from chat.server.config import DEFAULT_WEB_PORT
 from chat.server.metrics import Metrics
 from chat.server.service import ChatService
 from chat.server.web.app import PAGE_HEADERS, STATIC
-from harness import free_port, grpc_web_body, refused_server_start
+from harness import (
+    ROOT,
+    clean_environment,
+    free_port,
+    grpc_web_body,
+    refused_server_start,
+    run_client,
+    wait_accepting,
+)
 
 PROTO = {"Content-Type": "application/grpc-web+proto"}
 
@@ -57,6 +70,40 @@ def test_a_web_port_that_is_taken_is_one_line_and_exit_code_1() -> None:
         flags = ["--host", "127.0.0.1", "--port", str(free_port()), "--web-port", str(port)]
         reason = refused_server_start(*flags)
     assert reason.startswith(f"chat-server: cannot serve the web page on 127.0.0.1:{port}: ")
+
+
+def test_the_default_web_port_taken_leaves_the_page_off_said_in_one_line_and_grpc_served(
+    tmp_path: Path,
+) -> None:
+    """A second server on one machine: the default web port is the first's."""
+    with contextlib.ExitStack() as stack:
+        try:
+            taken = stack.enter_context(socket.socket())
+            taken.bind(("127.0.0.1", DEFAULT_WEB_PORT))
+            taken.listen()
+        except OSError:
+            pass  # taken already, by something else: the same for the server
+        port = free_port()
+        log = tmp_path / "server.log"
+        with log.open("wb") as written:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "chat.server", "--host", "127.0.0.1", "--port", str(port)],
+                stdout=written,
+                stderr=written,
+                cwd=ROOT,
+                env=clean_environment({"CHAT_STORE": "memory://"}),
+            )
+        try:
+            wait_accepting(port, server)
+            asked = run_client(["--server", f"127.0.0.1:{port}", "stats"])
+            assert asked.returncode == 0, asked.stderr
+        finally:
+            server.terminate()
+            assert server.wait(15) == 0
+    said = [line for line in log.read_text().splitlines() if "no chat page" in line]
+    assert len(said) == 1, log.read_text()
+    assert f"cannot serve the web page on 127.0.0.1:{DEFAULT_WEB_PORT}" in said[0]
+    assert "gRPC is served all the same" in said[0]
 
 
 def test_a_web_origin_that_is_not_an_origin_is_refused_at_start() -> None:
