@@ -87,7 +87,7 @@ def test_http2_limits_that_cannot_be_right_are_config_errors(flags: list[str], s
 def test_the_web_doors_clocks_come_from_flags_and_variables(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert config.load([]).web_limits == WebLimits(10.0, 30.0, 30.0, 20.0, 60.0)
+    assert config.load([]).web_limits == WebLimits(10.0, 30.0, 30.0, 20.0, 10.0)
     monkeypatch.setenv("CHAT_WEB_BODY_TIMEOUT", "2.5")
     monkeypatch.setenv("CHAT_WEB_HOSTS", "chat.example")
     settings = config.load(["--web-header-timeout", "3", "--web-ws-heartbeat", "5"])
