@@ -55,7 +55,7 @@ class Settings:
     web_keepalive_timeout: float = WEB_LIMITS.keepalive_timeout
     web_body_timeout: float = WEB_LIMITS.body_timeout
     web_ws_heartbeat: float = WEB_LIMITS.ws_heartbeat
-    web_ws_idle_timeout: float = WEB_LIMITS.ws_idle_timeout
+    web_ws_ping_timeout: float = WEB_LIMITS.ws_ping_timeout
     encoding: EncodingChoice = "auto"
     http2: Http2Choice = "auto"
     jwt_secret: str = ""
@@ -147,11 +147,8 @@ WEB_FLAGS: tuple[tuple[str, str], ...] = (
         "seconds a gRPC-Web body may send nothing while a message or its Content-Length is "
         "part-sent; then DEADLINE_EXCEEDED",
     ),
-    (
-        "ws_heartbeat",
-        "seconds of quiet before a WebSocket is pinged; no pong within half of it closes it",
-    ),
-    ("ws_idle_timeout", "seconds a WebSocket may send no whole frame, pongs included"),
+    ("ws_heartbeat", "seconds a WebSocket may send no whole frame before it is pinged"),
+    ("ws_ping_timeout", "seconds a ping has for its answer before the socket is closed"),
 )
 """The web door's clocks (chat/server/web/guard.py, `WebLimits`), each a `--web-*` flag of
 seconds: name, help. Its connections count against the `--h2-max-connections*` limits."""

@@ -114,7 +114,7 @@ def test_a_drain_time_that_is_no_number_of_seconds_is_one_line_from_a_flag_or_a_
 def test_the_web_doors_clocks_come_from_flags_and_variables(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert config.load([]).web_limits == WebLimits(10.0, 30.0, 30.0, 20.0, 60.0)
+    assert config.load([]).web_limits == WebLimits(10.0, 30.0, 30.0, 20.0, 10.0)
     monkeypatch.setenv("CHAT_WEB_BODY_TIMEOUT", "2.5")
     monkeypatch.setenv("CHAT_WEB_HOSTS", "chat.example")
     settings = config.load(["--web-header-timeout", "3", "--web-ws-heartbeat", "5"])

@@ -125,7 +125,6 @@ WEB_REFUSALS = (
     Refusal.HEADER_TIMEOUT,
     Refusal.BODY_TIMEOUT,
     Refusal.KEEPALIVE_TIMEOUT,
-    Refusal.IDLE_TIMEOUT,
     *sorted(WEB_ONLY, key=lambda reason: reason.value),
 )
 """Why the web door refuses: the labels of its metric."""

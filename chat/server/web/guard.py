@@ -3,8 +3,8 @@
 The door shares the server's `Guard` with the gRPC port: a connection to either counts against
 the same limits, in all and per address, and the same file budget. Its clocks are its own: a
 request's head must arrive whole in time (slowloris), an idle keep-alive connection closes
-(aiohttp's `keepalive_timeout`), a request body may not stall, and a WebSocket must answer its
-pings and send something now and then. Refusals are counted by reason
+(aiohttp's `keepalive_timeout`), a request body may not stall, and a quiet WebSocket must
+answer its pings. Refusals are counted by reason
 (`chat_web_refusals_total`) and logged once per peer and reason a minute, in the
 `chat.server.web` logger.
 """
@@ -41,12 +41,11 @@ class WebLimits:
     """Seconds a gRPC-Web request body may go without a byte while a message is part-sent
     or its announced length (Content-Length) is not all in."""
     ws_heartbeat: float = 20.0
-    """Seconds of quiet after which a WebSocket is pinged; no pong within half of it closes
-    the socket (aiohttp's `heartbeat`). Under the 30 s or more idle proxies allow."""
-    ws_idle_timeout: float = 60.0
-    """Seconds a WebSocket may go without a whole frame, pongs included (aiohttp's
-    `receive_timeout`): three heartbeats, so only a peer that trickles a frame byte by
-    byte, which keeps the heartbeat from pinging, meets it."""
+    """Seconds a WebSocket may go without a whole frame before it is pinged: under the 30 s
+    and more that proxies let a connection idle."""
+    ws_ping_timeout: float = 10.0
+    """Seconds a ping has for its answer (any frame); then the socket is closed and its call
+    cancelled: a dead peer, or one trickling a frame byte by byte, is gone within 30 s."""
 
 
 CLIENT_FAULTS = (HttpProcessingError, web.RequestPayloadError)
