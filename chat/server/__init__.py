@@ -13,8 +13,8 @@ from aiohttp.web import AppRunner
 from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs, tokens
 from chat.server.config import Settings
+from chat.server.guard.limits import FILES_KEPT
 from chat.server.health import HealthChecks
-from chat.server.http2.guard import FILES_KEPT
 from chat.server.metrics import Metrics
 from chat.server.reflection import with_reflection
 from chat.server.service import ChatService

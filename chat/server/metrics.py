@@ -13,7 +13,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from chat.errors import ConfigError
-from chat.server.http2.guard import Refusal
+from chat.server.guard.limits import Refusal
 from chat.server.refusals import Refused
 from chat.server.service import ChatService
 
