@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpclib.server
 import pytest
 
 from chat.errors import ConfigError
@@ -99,3 +100,14 @@ def test_with_an_untested_h2_an_explicit_direct_refuses_to_start_in_one_line(
 ) -> None:
     line = refused_server_start("--http2", "direct", env=old_h2)
     assert f"--http2 direct cannot run: h2 {OLD_H2} is outside the tested range" in line
+
+
+def test_without_the_hook_for_its_guard_no_server_starts_on_either_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A grpclib that renamed `Server._protocol_factory` would serve without any HTTP/2 limit."""
+    renamed = (grpclib.server.Server, ("_protocol_factory_renamed",), "grpclib.server.Server")
+    monkeypatch.setattr(http2, "GUARD_HOOK", renamed)
+    for choice in http2.CHOICES:
+        with pytest.raises(ConfigError, match="the HTTP/2 limits cannot be installed"):
+            http2.select(choice)

@@ -58,8 +58,8 @@ SETTINGS, PING, WINDOW_UPDATE, CONTINUATION = 0x4, 0x6, 0x8, 0x9
 """The types read on the hot path, as plain ints (an enum member is looked up through a hook)."""
 END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
-MAX_CONCURRENT_STREAMS = 0x3
-"""SETTINGS_MAX_CONCURRENT_STREAMS."""
+HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS = 0x1, 0x3
+"""SETTINGS_HEADER_TABLE_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS."""
 
 CLIENT_ENDED, SERVER_ENDED = 1, 2
 """What has ended of an open stream: the client's side, the server's."""
@@ -73,7 +73,8 @@ class FrameReader:
     sides have ended it, or either reset it), and a connection's unread request bytes: DATA
     received less the connection-level credit the server sent back. A new stream past
     `max_streams` is not counted but refused: its id, with where its header block ends in the
-    client's bytes, waits in `refusals` for whoever answers it.
+    client's bytes, waits in `refusals` for whoever answers it; it costs the client a reset
+    from its budget, as one it sent would (the stream is opened and reset all the same).
     """
 
     __slots__ = (
@@ -84,6 +85,7 @@ class FrameReader:
         "data",
         "empty",
         "frames",
+        "fresh_reset",
         "handshaken",
         "head",
         "highest",
@@ -91,12 +93,15 @@ class FrameReader:
         "out_head",
         "out_skip",
         "pings",
+        "read_from",
+        "read_highest",
         "received_bytes",
         "refusals",
         "refused",
         "refusing",
         "resets",
         "settings",
+        "settings_unacked",
         "skip",
         "streams",
     )
@@ -133,6 +138,14 @@ class FrameReader:
         """The number of that block's HEADERS frame among `frames`."""
         self.received_bytes = 0
         """Bytes the client sent, the preface included."""
+        self.read_highest = 0
+        """`highest` before the last read: streams above it were opened in it."""
+        self.read_from = 0
+        """Where the first frame wholly in the last read starts in it."""
+        self.fresh_reset = False
+        """Whether a RST_STREAM came for a stream above `read_highest`, since the guard looked."""
+        self.settings_unacked = 0
+        """SETTINGS frames the server sent that the client has yet to acknowledge."""
         self.skip = PREFACE_SIZE
         """Bytes still to come of the frame (or preface) being received, past its header."""
         self.head = b""
@@ -146,6 +159,8 @@ class FrameReader:
         end = len(data)
         start = self.received_bytes
         self.received_bytes = start + end
+        self.read_highest = self.highest
+        self.read_from = end  # no frame wholly in it, unless one is found below
         position = self.skip
         if position:
             if position >= end:
@@ -165,6 +180,7 @@ class FrameReader:
             self._frame(kind & 0xFF, flags, stream & STREAM_ID, kind >> 8, start + position)
         unpack = HEADER.unpack_from
         frames = self.frames
+        self.read_from = position
         while position + HEADER_SIZE <= end:
             kind, flags, stream = unpack(data, position)
             length = kind >> 8
@@ -198,6 +214,7 @@ class FrameReader:
                 self.highest = stream
                 if len(self.streams) >= self.max_streams:
                     self.refused += 1
+                    self.resets += 1  # the server's: a client past the limit resets by proxy
                     if flags & END_HEADERS:
                         self.refusals.append((frame_end, stream))
                     else:
@@ -218,10 +235,14 @@ class FrameReader:
         elif kind == RST_STREAM:
             self.resets += 1
             self.streams.pop(stream, None)
+            if stream > self.read_highest:
+                self.fresh_reset = True
         elif kind == SETTINGS:
             if not flags & ACK:
                 self.settings += 1
                 self.handshaken = True
+            elif self.settings_unacked:
+                self.settings_unacked -= 1
         elif kind == PING:
             if flags & ACK:
                 self.answered = True
@@ -259,6 +280,8 @@ class FrameReader:
                     self._server_ended(stream & STREAM_ID)
             elif frame_type == RST_STREAM:
                 self.streams.pop(stream & STREAM_ID, None)
+            elif frame_type == SETTINGS and not flags & ACK:
+                self.settings_unacked += 1
             elif frame_type == WINDOW_UPDATE and not stream & STREAM_ID:
                 if position + HEADER_SIZE + INCREMENT.size > end:
                     break  # its credit comes with the next write
@@ -292,9 +315,55 @@ class FrameReader:
         nothing is."""
         if self.block:
             return self.block_frame
-        if self.head or self.skip:
+        if self.head:
+            return self.frames + 1  # its header is still coming
+        if self.skip:
             return self.frames
         return None
+
+
+def without_streams(
+    data: bytes, start: int, opened_above: int, refused: set[int]
+) -> tuple[bytes, int] | None:
+    """`data` (the frames in it whole from `start` on) without the frames of the streams opened
+    in it (ids above `opened_above`) that were reset in it too, nor of `refused` ones, and the
+    DATA bytes that took away (flow control's due); None when nothing is to go, or when a
+    refused stream's header block is not wholly in it. Only for a client whose header blocks
+    depend on no earlier one (SETTINGS_HEADER_TABLE_SIZE 0): what it left out changes nothing
+    for the header blocks after it."""
+    end = len(data)
+    opened: set[int] = set()
+    gone: set[int] = set()
+    position = start
+    while position + HEADER_SIZE <= end:
+        kind, _, stream = HEADER.unpack_from(data, position)
+        stream &= STREAM_ID
+        if position + HEADER_SIZE + (kind >> 8) > end:
+            break
+        if kind & 0xFF == HEADERS and stream > opened_above:
+            opened.add(stream)
+        elif kind & 0xFF == RST_STREAM and stream in opened:
+            gone.add(stream)
+        position += HEADER_SIZE + (kind >> 8)
+    whole = position
+    if not refused <= opened or not (gone or refused):
+        return None
+    gone |= refused
+    kept = []
+    taken = 0
+    kept_from = 0  # what came before `start` (the end of a frame begun earlier) stays
+    position = start
+    while position < whole:
+        kind, _, stream = HEADER.unpack_from(data, position)
+        frame_end = position + HEADER_SIZE + (kind >> 8)
+        if stream & STREAM_ID in gone:
+            kept.append(data[kept_from:position])
+            kept_from = frame_end
+            if kind & 0xFF == DATA:
+                taken += kind >> 8
+        position = frame_end
+    kept.append(data[kept_from:])
+    return b"".join(kept), taken
 
 
 def frame(kind: FrameType, flags: int, stream: int, payload: bytes) -> bytes:
@@ -320,3 +389,14 @@ def ping(opaque: bytes) -> bytes:
 def max_streams_setting(limit: int) -> bytes:
     """SETTINGS telling the client how many streams it may have open at once."""
     return frame(FrameType.SETTINGS, 0, 0, struct.pack(">HL", MAX_CONCURRENT_STREAMS, limit))
+
+
+def no_header_table_setting() -> bytes:
+    """SETTINGS asking the client to compress header blocks without a dynamic table (size 0),
+    so that each can be read without the ones before it."""
+    return frame(FrameType.SETTINGS, 0, 0, struct.pack(">HL", HEADER_TABLE_SIZE, 0))
+
+
+def window_update(stream: int, credit: int) -> bytes:
+    """WINDOW_UPDATE: `credit` more bytes the client may send on `stream` (0: the connection)."""
+    return frame(FrameType.WINDOW_UPDATE, 0, stream, struct.pack(">L", credit))

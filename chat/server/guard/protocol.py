@@ -11,6 +11,7 @@ bytes is closed. The frames it sends (GOAWAY, RST_STREAM, PING, SETTINGS) it wri
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from chat.server.guard.frames import (
@@ -18,8 +19,11 @@ from chat.server.guard.frames import (
     FrameReader,
     goaway,
     max_streams_setting,
+    no_header_table_setting,
     ping,
     rst_stream,
+    window_update,
+    without_streams,
 )
 from chat.server.guard.limits import ConnectionGuard, Guard, Refusal
 
@@ -30,11 +34,30 @@ KEEPALIVE_OPAQUE = b"chat-ka!"
 class GuardedProtocol(asyncio.Protocol):
     """One connection held to `guard`'s limits, in front of `inner`, the HTTP/2 protocol that
     serves it. `max_streams`: the streams it lets the client have open at once (the guard's
-    limit, or less where `inner` admits fewer)."""
+    limit, or less where `inner` admits fewer); `lost`: called once the connection is gone.
 
-    def __init__(self, inner: asyncio.Protocol, guard: Guard, max_streams: int) -> None:
+    A stream the client opens and resets in the same bytes, or one refused, is handed to
+    `inner` as it came (its header block: `inner`'s header table has to read it) unless
+    `drops_stillborn`: then, for a client that sends one, the guard asks for header blocks that
+    need no table (SETTINGS_HEADER_TABLE_SIZE 0), and once the client has agreed, such streams'
+    frames go no further. For an `inner` that starts a call for every stream it is shown (grpclib
+    does, and keeps one reset before its task ran until the connection closes).
+    """
+
+    def __init__(
+        self,
+        inner: asyncio.Protocol,
+        guard: Guard,
+        max_streams: int,
+        lost: Callable[[], None],
+        drops_stillborn: bool = False,
+    ) -> None:
         self.inner = inner
         self.guard = guard
+        self.lost = lost
+        self.drops_stillborn = drops_stillborn
+        self.table_dropped = False
+        """Whether the client has been asked for header blocks without a dynamic table."""
         self.reader = FrameReader(max_streams)
         self.watch: ConnectionGuard | None = None
         """The connection's budgets and clocks; None once it closed, or when it was refused."""
@@ -76,9 +99,14 @@ class GuardedProtocol(asyncio.Protocol):
         ):
             self._go_away(ErrorCode.ENHANCE_YOUR_CALM)  # the flood is never read: no answers
             return
-        if watch.hold(reader.unread(self.guard.limits.connection_window)) is not None:
+        unread = reader.unread(self.guard.limits.connection_window)
+        if unread != watch.buffered and watch.hold(unread) is not None:
             self._go_away(ErrorCode.ENHANCE_YOUR_CALM)
             return
+        if reader.refused:
+            self._count_refused()
+        if self.drops_stillborn and (reader.fresh_reset or reader.refusals):
+            data = self._drop_stillborn(data)
         if reader.refusals:
             self._refuse_streams(data)
         else:
@@ -95,19 +123,49 @@ class GuardedProtocol(asyncio.Protocol):
         reader.resets = reader.pings = reader.settings = reader.empty = 0
         return all(watch.spend(reason, count, now) for reason, count in spent if count)
 
+    def _count_refused(self) -> None:
+        reader = self.reader
+        self.guard.refusals.refuse(
+            Refusal.STREAMS,
+            self.address,
+            f"stream over {reader.max_streams} open: REFUSED_STREAM",
+            count=reader.refused,
+        )
+        reader.refused = 0
+
+    def _drop_stillborn(self, data: bytes) -> bytes:
+        """`data` without the frames of the streams opened and reset in it, and of the streams
+        refused in it, those refused answered; as it is until the client agreed to header
+        blocks without a table (asked for here the first time)."""
+        reader = self.reader
+        reader.fresh_reset = False
+        if not self.table_dropped:
+            self.table_dropped = True
+            reader.settings_unacked += 1
+            self.transport.write(no_header_table_setting())
+            return data
+        if reader.settings_unacked or any(
+            end > reader.received_bytes for end, _ in reader.refusals
+        ):
+            return data
+        refused = {stream for _, stream in reader.refusals}
+        kept = without_streams(data, reader.read_from, reader.read_highest, refused)
+        if kept is None:
+            return data
+        data, taken = kept
+        for stream in refused:
+            self.transport.write(rst_stream(stream, ErrorCode.REFUSED_STREAM))
+        reader.refusals = []
+        if taken:  # the client spent its flow-control window on them: given back
+            reader.credit += taken
+            self.transport.write(window_update(0, taken))
+        return data
+
     def _refuse_streams(self, data: bytes) -> None:
         """Hands `data` on with each refused stream answered: REFUSED_STREAM to the client, and
         to the inner protocol the stream's header block (its header table has to read it)
         followed at once by a RST_STREAM, as if the client had opened and reset it."""
         reader = self.reader
-        if reader.refused:
-            self.guard.refusals.refuse(
-                Refusal.STREAMS,
-                self.address,
-                f"stream over {reader.max_streams} open: REFUSED_STREAM",
-                count=reader.refused,
-            )
-            reader.refused = 0
         start = reader.received_bytes - len(data)
         done = 0
         waiting = []
@@ -173,6 +231,7 @@ class GuardedProtocol(asyncio.Protocol):
             watch.hold(0)
             self.guard.leave(self.address)
         self.inner.connection_lost(exc)
+        self.lost()
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received()

@@ -233,13 +233,14 @@ async def _body(buffer: Buffer, size: int, guard: Guard, stream: ServerStream) -
 
 class LeanServer(GuardedServer):
     """grpclib's Server, its connections reading plain DATA frames (`LeanProtocol`) behind the
-    guard; the memory of closed ones given back after a wave."""
+    guard."""
 
     def __init__(
         self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard, reclaimer: Reclaimer
     ) -> None:
-        super().__init__(handlers, codec, guard, guard.limits.max_streams)
-        self.reclaimer = reclaimer
+        super().__init__(
+            handlers, codec, guard, guard.limits.max_streams, reclaimer, drops_stillborn=False
+        )
         self.lean_h2_config = H2Configuration(
             client_side=False,
             header_encoding=None,  # bytes: a non-ASCII header is refused here, not by a crash
@@ -251,9 +252,7 @@ class LeanServer(GuardedServer):
 
     def connection_protocol(self) -> "LeanProtocol":
         protocol = cast(H2Protocol, super().connection_protocol())
-        return LeanProtocol(
-            protocol.handler, protocol.config, self.lean_h2_config, self.guard, self.reclaimer
-        )
+        return LeanProtocol(protocol.handler, protocol.config, self.lean_h2_config, self.guard)
 
 
 class LeanH2Connection(H2Connection):
@@ -277,11 +276,9 @@ class LeanProtocol(H2Protocol):
         config: Any,
         h2_config: H2Configuration,
         guard: Guard,
-        reclaimer: Reclaimer,
     ) -> None:
         super().__init__(handler, config, h2_config)
         self.guard = guard
-        self.reclaimer = reclaimer
         self.address = "unknown"
 
     def connection_made(self, transport: BaseTransport) -> None:
@@ -354,7 +351,6 @@ class LeanProtocol(H2Protocol):
         # cut, reference counting frees the connection now, not a full collection some day
         # (grpclib cuts its own cycles on close the same way).
         del self.processor
-        self.reclaimer.ended()
 
 
 class LeanHandler(AbstractHandler):

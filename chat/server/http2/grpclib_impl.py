@@ -45,8 +45,9 @@ class GrpclibTransport(Transport[CallStream]):
         documented configuration. Streams open at once stop one short of h2's own limit, which
         grpclib's API cannot raise (the guard has to hand h2 a refused stream's headers)."""
         guard = guard or Guard()
+        max_streams = min(guard.limits.max_streams, H2_MAX_STREAMS - 1)
         return GuardedServer(
-            handlers, codec, guard, min(guard.limits.max_streams, H2_MAX_STREAMS - 1)
+            handlers, codec, guard, max_streams, reclaimer or Reclaimer(), drops_stillborn=True
         )
 
     async def receive(self, stream: CallStream, codec: EncodingCodec) -> Any | None:
@@ -80,15 +81,32 @@ class GuardedServer(Server):
     """
 
     def __init__(
-        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard, max_streams: int
+        self,
+        handlers: Collection[Any],
+        codec: EncodingCodec,
+        guard: Guard,
+        max_streams: int,
+        reclaimer: Reclaimer,
+        drops_stillborn: bool,
     ) -> None:
         super().__init__(handlers, codec=codec, config=window_config(guard.limits))
         self.guard = guard
         self.max_streams = max_streams
         """Streams a connection may have open at once: what the guard lets through."""
+        self.reclaimer = reclaimer
+        """Told of each connection closed: the memory of a wave of them is given back."""
+        self.drops_stillborn = drops_stillborn
+        """Whether the guard keeps streams opened and reset at once from the protocol behind it
+        (see `GuardedProtocol`): grpclib's would start a call for each and keep it."""
 
     def _protocol_factory(self) -> GuardedProtocol:  # type: ignore[override]
-        return GuardedProtocol(self.connection_protocol(), self.guard, self.max_streams)
+        return GuardedProtocol(
+            self.connection_protocol(),
+            self.guard,
+            self.max_streams,
+            self.reclaimer.ended,
+            self.drops_stillborn,
+        )
 
     def connection_protocol(self) -> asyncio.Protocol:
         """A new connection's HTTP/2 protocol, the one behind the guard: grpclib's."""
