@@ -85,7 +85,7 @@ class FrameReader:
         "data",
         "empty",
         "frames",
-        "fresh_reset",
+        "fresh_resets",
         "handshaken",
         "head",
         "highest",
@@ -101,6 +101,7 @@ class FrameReader:
         "refusing",
         "resets",
         "settings",
+        "settings_acked_at",
         "settings_unacked",
         "skip",
         "streams",
@@ -142,10 +143,14 @@ class FrameReader:
         """`highest` before the last read: streams above it were opened in it."""
         self.read_from = 0
         """Where the first frame wholly in the last read starts in it."""
-        self.fresh_reset = False
-        """Whether a RST_STREAM came for a stream above `read_highest`, since the guard looked."""
+        self.fresh_resets = 0
+        """RST_STREAM frames for streams above `read_highest` (opened and reset in the same
+        read, mostly), since the guard looked."""
         self.settings_unacked = 0
         """SETTINGS frames the server sent that the client has yet to acknowledge."""
+        self.settings_acked_at = -1
+        """Where in the client's bytes it had first acknowledged every SETTINGS the server sent
+        (the header blocks after it are compressed as those say), or -1."""
         self.skip = PREFACE_SIZE
         """Bytes still to come of the frame (or preface) being received, past its header."""
         self.head = b""
@@ -236,13 +241,15 @@ class FrameReader:
             self.resets += 1
             self.streams.pop(stream, None)
             if stream > self.read_highest:
-                self.fresh_reset = True
+                self.fresh_resets += 1
         elif kind == SETTINGS:
             if not flags & ACK:
                 self.settings += 1
                 self.handshaken = True
             elif self.settings_unacked:
                 self.settings_unacked -= 1
+                if not self.settings_unacked and self.settings_acked_at < 0:
+                    self.settings_acked_at = frame_end
         elif kind == PING:
             if flags & ACK:
                 self.answered = True
@@ -323,14 +330,15 @@ class FrameReader:
 
 
 def without_streams(
-    data: bytes, start: int, opened_above: int, refused: set[int]
-) -> tuple[bytes, int] | None:
+    data: bytes, start: int, opened_above: int, refused: set[int], stateless_from: int = 0
+) -> tuple[bytes, int, int] | None:
     """`data` (the frames in it whole from `start` on) without the frames of the streams opened
-    in it (ids above `opened_above`) that were reset in it too, nor of `refused` ones, and the
-    DATA bytes that took away (flow control's due); None when nothing is to go, or when a
-    refused stream's header block is not wholly in it. Only for a client whose header blocks
-    depend on no earlier one (SETTINGS_HEADER_TABLE_SIZE 0): what it left out changes nothing
-    for the header blocks after it."""
+    in it (ids above `opened_above`) that were reset in it too, nor of `refused` ones; the DATA
+    bytes that took away (flow control's due); and how many reset streams went. None when
+    nothing is to go, or when a
+    refused stream's header block is not wholly in it. Only streams whose HEADERS come at
+    `stateless_from` or later go: header blocks the client compressed without a dynamic table
+    (SETTINGS_HEADER_TABLE_SIZE 0), so that leaving one out changes nothing for those after it."""
     end = len(data)
     opened: set[int] = set()
     gone: set[int] = set()
@@ -340,7 +348,7 @@ def without_streams(
         stream &= STREAM_ID
         if position + HEADER_SIZE + (kind >> 8) > end:
             break
-        if kind & 0xFF == HEADERS and stream > opened_above:
+        if kind & 0xFF == HEADERS and stream > opened_above and position >= stateless_from:
             opened.add(stream)
         elif kind & 0xFF == RST_STREAM and stream in opened:
             gone.add(stream)
@@ -348,7 +356,7 @@ def without_streams(
     whole = position
     if not refused <= opened or not (gone or refused):
         return None
-    gone |= refused
+    gone |= refused  # (disjoint: a refused stream was never opened, so never reset)
     kept = []
     taken = 0
     kept_from = 0  # what came before `start` (the end of a frame begun earlier) stays
@@ -363,7 +371,7 @@ def without_streams(
                 taken += kind >> 8
         position = frame_end
     kept.append(data[kept_from:])
-    return b"".join(kept), taken
+    return b"".join(kept), taken, len(gone) - len(refused)
 
 
 def frame(kind: FrameType, flags: int, stream: int, payload: bytes) -> bytes:

@@ -29,6 +29,12 @@ from chat.server.guard.limits import ConnectionGuard, Guard, Refusal
 
 KEEPALIVE_OPAQUE = b"chat-ka!"
 """The eight bytes of the guard's keepalive PING."""
+EARLY_STILLBORN = 10
+"""Streams a client may open and reset at once before it has agreed to header blocks without
+a table, when the protocol behind the guard keeps each such stream (they cannot be left out
+yet): past it, GOAWAY ENHANCE_YOUR_CALM. A client that has just connected has no call to
+cancel; one resetting streams by the hundred before it read the server's SETTINGS is an
+attack."""
 
 
 class GuardedProtocol(asyncio.Protocol):
@@ -38,10 +44,11 @@ class GuardedProtocol(asyncio.Protocol):
 
     A stream the client opens and resets in the same bytes, or one refused, is handed to
     `inner` as it came (its header block: `inner`'s header table has to read it) unless
-    `drops_stillborn`: then, for a client that sends one, the guard asks for header blocks that
-    need no table (SETTINGS_HEADER_TABLE_SIZE 0), and once the client has agreed, such streams'
-    frames go no further. For an `inner` that starts a call for every stream it is shown (grpclib
-    does, and keeps one reset before its task ran until the connection closes).
+    `drops_stillborn`: then the guard asks the client for header blocks that need no table
+    (SETTINGS_HEADER_TABLE_SIZE 0) from the start, and once it has agreed, such streams' frames
+    go no further. For an `inner` that starts a call for every stream it is shown: grpclib does,
+    and keeps a stream reset before its task ran, with every other such stream of the
+    connection, until its server next sweeps its closed connections.
     """
 
     def __init__(
@@ -56,8 +63,8 @@ class GuardedProtocol(asyncio.Protocol):
         self.guard = guard
         self.lost = lost
         self.drops_stillborn = drops_stillborn
-        self.table_dropped = False
-        """Whether the client has been asked for header blocks without a dynamic table."""
+        self.early_stillborn = 0
+        """Streams opened and reset at once handed on before the client agreed (see above)."""
         self.reader = FrameReader(max_streams)
         self.watch: ConnectionGuard | None = None
         """The connection's budgets and clocks; None once it closed, or when it was refused."""
@@ -83,6 +90,10 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner.connection_made(wrapped)
         # After the inner protocol's own SETTINGS (it writes them at once): the last word.
         raw.write(max_streams_setting(self.reader.max_streams))
+        self.reader.settings_unacked += 1
+        if self.drops_stillborn:
+            raw.write(no_header_table_setting())
+            self.reader.settings_unacked += 1
         self._timer = asyncio.get_running_loop().call_later(self.guard.limits.tick, self._tick)
 
     def data_received(self, data: bytes) -> None:
@@ -105,8 +116,17 @@ class GuardedProtocol(asyncio.Protocol):
             return
         if reader.refused:
             self._count_refused()
-        if self.drops_stillborn and (reader.fresh_reset or reader.refusals):
+        if self.drops_stillborn and (reader.fresh_resets or reader.refusals):
             data = self._drop_stillborn(data)
+            if self.early_stillborn > EARLY_STILLBORN:
+                self.guard.refusals.refuse(
+                    Refusal.RESETS,
+                    self.address,
+                    f"over {EARLY_STILLBORN} streams opened and reset before the SETTINGS "
+                    "were acknowledged: GOAWAY ENHANCE_YOUR_CALM",
+                )
+                self._go_away(ErrorCode.ENHANCE_YOUR_CALM)
+                return
         if reader.refusals:
             self._refuse_streams(data)
         else:
@@ -135,24 +155,24 @@ class GuardedProtocol(asyncio.Protocol):
 
     def _drop_stillborn(self, data: bytes) -> bytes:
         """`data` without the frames of the streams opened and reset in it, and of the streams
-        refused in it, those refused answered; as it is until the client agreed to header
-        blocks without a table (asked for here the first time)."""
+        refused in it, those refused answered; as it is (the streams counted in
+        `early_stillborn`) until the client agreed to header blocks without a table."""
         reader = self.reader
-        reader.fresh_reset = False
-        if not self.table_dropped:
-            self.table_dropped = True
-            reader.settings_unacked += 1
-            self.transport.write(no_header_table_setting())
-            return data
-        if reader.settings_unacked or any(
-            end > reader.received_bytes for end, _ in reader.refusals
+        resets, reader.fresh_resets = reader.fresh_resets, 0
+        kept = None
+        if reader.settings_acked_at >= 0 and all(
+            end <= reader.received_bytes for end, _ in reader.refusals
         ):
-            return data
-        refused = {stream for _, stream in reader.refusals}
-        kept = without_streams(data, reader.read_from, reader.read_highest, refused)
+            refused = {stream for _, stream in reader.refusals}
+            stateless_from = reader.settings_acked_at - (reader.received_bytes - len(data))
+            kept = without_streams(
+                data, reader.read_from, reader.read_highest, refused, stateless_from
+            )
         if kept is None:
+            self.early_stillborn += resets
             return data
-        data, taken = kept
+        data, taken, stillborn = kept
+        self.early_stillborn += resets - stillborn
         for stream in refused:
             self.transport.write(rst_stream(stream, ErrorCode.REFUSED_STREAM))
         reader.refusals = []

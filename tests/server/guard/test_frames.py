@@ -207,8 +207,8 @@ def test_streams_opened_and_reset_in_the_same_bytes_are_left_out_with_their_data
     start = len(PREFACE)
     kept = without_streams(data, start, 0, set())
     assert kept is not None
-    left, taken = kept
-    assert taken == 100
+    left, taken, stillborn = kept
+    assert taken == 100 and stillborn == 1
     reader = FrameReader(max_streams=100)
     reader.received(left)
     assert reader.streams == {1: 0} and reader.highest == 1 and reader.resets == 0
@@ -221,5 +221,28 @@ def test_a_refused_stream_is_left_out_only_when_its_header_block_is_whole() -> N
     data = h2.data_to_send()
     h2.send_headers(1, request_headers())
     headers = h2.data_to_send()
-    assert without_streams(data + headers, len(PREFACE), 0, {1}) == (data, 0)
+    assert without_streams(data + headers, len(PREFACE), 0, {1}) == (data, 0, 0)
     assert without_streams(data + headers[:-1], len(PREFACE), 0, {1}) is None
+
+
+def test_a_stream_whose_header_block_came_before_the_client_agreed_is_not_left_out() -> None:
+    """Its header block may have filled the dynamic table that later ones read from."""
+    h2 = client()
+    data = h2.data_to_send()
+    h2.send_headers(1, request_headers())
+    h2.reset_stream(1, ErrorCodes.CANCEL)
+    stillborn = h2.data_to_send()
+    agreed = len(data) + len(stillborn)
+    assert without_streams(data + stillborn, len(PREFACE), 0, set(), agreed) is None
+    assert without_streams(data + stillborn, len(PREFACE), 0, set(), len(data)) == (data, 0, 1)
+
+
+def test_the_client_agrees_once_it_acknowledged_every_settings_frame_sent() -> None:
+    reader = FrameReader(max_streams=100)
+    reader.sent(frame(FrameType.SETTINGS, 0, 0, b""))
+    reader.sent(frame(FrameType.SETTINGS, 0, 0, b""))
+    reader.received(PREFACE + frame(FrameType.SETTINGS, 0, 0, b""))
+    reader.received(frame(FrameType.SETTINGS, ACK, 0, b""))
+    assert reader.settings_acked_at == -1
+    reader.received(frame(FrameType.SETTINGS, ACK, 0, b"") + frame(FrameType.PING, 0, 0, b"1" * 8))
+    assert reader.settings_acked_at == len(PREFACE) + 9 * 3
