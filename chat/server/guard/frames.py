@@ -144,8 +144,8 @@ class FrameReader:
         self.read_from = 0
         """Where the first frame wholly in the last read starts in it."""
         self.fresh_resets = 0
-        """RST_STREAM frames for streams above `read_highest` (opened and reset in the same
-        read, mostly), since the guard looked."""
+        """RST_STREAM frames in the last read for streams above `read_highest` (opened and
+        reset in that read, mostly)."""
         self.settings_unacked = 0
         """SETTINGS frames the server sent that the client has yet to acknowledge."""
         self.settings_acked_at = -1
@@ -165,6 +165,7 @@ class FrameReader:
         start = self.received_bytes
         self.received_bytes = start + end
         self.read_highest = self.highest
+        self.fresh_resets = 0
         self.read_from = end  # no frame wholly in it, unless one is found below
         position = self.skip
         if position:

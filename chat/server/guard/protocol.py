@@ -77,7 +77,7 @@ class GuardedProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Admits the peer, or refuses it (the inner protocol is made and lost all the same,
         so whatever its server keeps per connection is let go)."""
-        self.transport = raw = cast(asyncio.Transport, transport)  # a socket's
+        self.transport = cast(asyncio.Transport, transport)  # a socket's
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         wrapped = GuardedTransport(self.transport, self)
@@ -89,10 +89,10 @@ class GuardedProtocol(asyncio.Protocol):
         self.watch = ConnectionGuard(self.guard, self.address, time.monotonic())
         self.inner.connection_made(wrapped)
         # After the inner protocol's own SETTINGS (it writes them at once): the last word.
-        raw.write(max_streams_setting(self.reader.max_streams))
+        self.transport.write(max_streams_setting(self.reader.max_streams))
         self.reader.settings_unacked += 1
         if self.drops_stillborn:
-            raw.write(no_header_table_setting())
+            self.transport.write(no_header_table_setting())
             self.reader.settings_unacked += 1
         self._timer = asyncio.get_running_loop().call_later(self.guard.limits.tick, self._tick)
 
@@ -158,7 +158,6 @@ class GuardedProtocol(asyncio.Protocol):
         refused in it, those refused answered; as it is (the streams counted in
         `early_stillborn`) until the client agreed to header blocks without a table."""
         reader = self.reader
-        resets, reader.fresh_resets = reader.fresh_resets, 0
         kept = None
         if reader.settings_acked_at >= 0 and all(
             end <= reader.received_bytes for end, _ in reader.refusals
@@ -169,10 +168,10 @@ class GuardedProtocol(asyncio.Protocol):
                 data, reader.read_from, reader.read_highest, refused, stateless_from
             )
         if kept is None:
-            self.early_stillborn += resets
+            self.early_stillborn += reader.fresh_resets
             return data
         data, taken, stillborn = kept
-        self.early_stillborn += resets - stillborn
+        self.early_stillborn += reader.fresh_resets - stillborn
         for stream in refused:
             self.transport.write(rst_stream(stream, ErrorCode.REFUSED_STREAM))
         reader.refusals = []
