@@ -79,6 +79,8 @@ class FrameReader:
 
     __slots__ = (
         "answered",
+        "awaited_ack",
+        "awaited_ack_at",
         "block",
         "block_frame",
         "credit",
@@ -101,8 +103,8 @@ class FrameReader:
         "refusing",
         "resets",
         "settings",
-        "settings_acked_at",
-        "settings_unacked",
+        "settings_acked",
+        "settings_sent",
         "skip",
         "streams",
     )
@@ -146,11 +148,16 @@ class FrameReader:
         self.fresh_resets = 0
         """RST_STREAM frames in the last read for streams above `read_highest` (opened and
         reset in that read, mostly)."""
-        self.settings_unacked = 0
-        """SETTINGS frames the server sent that the client has yet to acknowledge."""
-        self.settings_acked_at = -1
-        """Where in the client's bytes it had first acknowledged every SETTINGS the server sent
-        (the header blocks after it are compressed as those say), or -1."""
+        self.settings_sent = 0
+        """SETTINGS frames (not ACKs) the server sent: the reader counts those written through
+        `sent`, whoever writes others adds them."""
+        self.settings_acked = 0
+        """SETTINGS ACKs the client sent: they come in order, one for each."""
+        self.awaited_ack = 0
+        """The ACK whose place in the client's bytes is wanted (its number), or 0."""
+        self.awaited_ack_at = -1
+        """Where that ACK ends in the client's bytes, -1 until it came: what the client sent
+        after it follows the SETTINGS it acknowledges."""
         self.skip = PREFACE_SIZE
         """Bytes still to come of the frame (or preface) being received, past its header."""
         self.head = b""
@@ -247,10 +254,10 @@ class FrameReader:
             if not flags & ACK:
                 self.settings += 1
                 self.handshaken = True
-            elif self.settings_unacked:
-                self.settings_unacked -= 1
-                if not self.settings_unacked and self.settings_acked_at < 0:
-                    self.settings_acked_at = frame_end
+            else:
+                self.settings_acked += 1
+                if self.settings_acked == self.awaited_ack:
+                    self.awaited_ack_at = frame_end
         elif kind == PING:
             if flags & ACK:
                 self.answered = True
@@ -289,7 +296,7 @@ class FrameReader:
             elif frame_type == RST_STREAM:
                 self.streams.pop(stream & STREAM_ID, None)
             elif frame_type == SETTINGS and not flags & ACK:
-                self.settings_unacked += 1
+                self.settings_sent += 1
             elif frame_type == WINDOW_UPDATE and not stream & STREAM_ID:
                 if position + HEADER_SIZE + INCREMENT.size > end:
                     break  # its credit comes with the next write

@@ -30,11 +30,12 @@ from chat.server.guard.limits import ConnectionGuard, Guard, Refusal
 KEEPALIVE_OPAQUE = b"chat-ka!"
 """The eight bytes of the guard's keepalive PING."""
 EARLY_STILLBORN = 10
-"""Streams a client may open and reset at once before it has agreed to header blocks without
-a table, when the protocol behind the guard keeps each such stream (they cannot be left out
-yet): past it, GOAWAY ENHANCE_YOUR_CALM. A client that has just connected has no call to
-cancel; one resetting streams by the hundred before it read the server's SETTINGS is an
-attack."""
+"""Streams a client may open and reset at once, or have refused, before it has agreed to
+header blocks without a table, when the protocol behind the guard keeps each such stream (they
+cannot be left out yet): past it, GOAWAY ENHANCE_YOUR_CALM. A client that has just connected
+has no call to cancel, and one that keeps to the limit it was told is not refused; one
+resetting or overflowing streams by the hundred before it acknowledged the server's SETTINGS
+is an attack."""
 
 
 class GuardedProtocol(asyncio.Protocol):
@@ -44,11 +45,12 @@ class GuardedProtocol(asyncio.Protocol):
 
     A stream the client opens and resets in the same bytes, or one refused, is handed to
     `inner` as it came (its header block: `inner`'s header table has to read it) unless
-    `drops_stillborn`: then the guard asks the client for header blocks that need no table
-    (SETTINGS_HEADER_TABLE_SIZE 0) from the start, and once it has agreed, such streams' frames
-    go no further. For an `inner` that starts a call for every stream it is shown: grpclib does,
-    and keeps a stream reset before its task ran, with every other such stream of the
-    connection, until its server next sweeps its closed connections.
+    `drops_stillborn`: then, at the first such stream, the guard asks the client for header
+    blocks that need no table (SETTINGS_HEADER_TABLE_SIZE 0); once it has agreed, such streams'
+    frames go no further, and until then it may make EARLY_STILLBORN of them. For an `inner`
+    that starts a call for every stream it is shown: grpclib does, and keeps a stream reset
+    before its task ran, with every other such stream of the connection, until its server
+    next sweeps its closed connections.
     """
 
     def __init__(
@@ -64,7 +66,8 @@ class GuardedProtocol(asyncio.Protocol):
         self.lost = lost
         self.drops_stillborn = drops_stillborn
         self.early_stillborn = 0
-        """Streams opened and reset at once handed on before the client agreed (see above)."""
+        """Streams opened and reset at once, or refused, handed on before the client agreed
+        (see EARLY_STILLBORN)."""
         self.reader = FrameReader(max_streams)
         self.watch: ConnectionGuard | None = None
         """The connection's budgets and clocks; None once it closed, or when it was refused."""
@@ -90,10 +93,7 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner.connection_made(wrapped)
         # After the inner protocol's own SETTINGS (it writes them at once): the last word.
         self.transport.write(max_streams_setting(self.reader.max_streams))
-        self.reader.settings_unacked += 1
-        if self.drops_stillborn:
-            self.transport.write(no_header_table_setting())
-            self.reader.settings_unacked += 1
+        self.reader.settings_sent += 1
         self._timer = asyncio.get_running_loop().call_later(self.guard.limits.tick, self._tick)
 
     def data_received(self, data: bytes) -> None:
@@ -122,7 +122,7 @@ class GuardedProtocol(asyncio.Protocol):
                 self.guard.refusals.refuse(
                     Refusal.RESETS,
                     self.address,
-                    f"over {EARLY_STILLBORN} streams opened and reset before the SETTINGS "
+                    f"over {EARLY_STILLBORN} streams reset or refused before the SETTINGS "
                     "were acknowledged: GOAWAY ENHANCE_YOUR_CALM",
                 )
                 self._go_away(ErrorCode.ENHANCE_YOUR_CALM)
@@ -156,19 +156,25 @@ class GuardedProtocol(asyncio.Protocol):
     def _drop_stillborn(self, data: bytes) -> bytes:
         """`data` without the frames of the streams opened and reset in it, and of the streams
         refused in it, those refused answered; as it is (the streams counted in
-        `early_stillborn`) until the client agreed to header blocks without a table."""
+        `early_stillborn`) until the client agreed to header blocks without a table, which
+        the first call asks it for."""
         reader = self.reader
+        if not reader.awaited_ack:
+            self.transport.write(no_header_table_setting())
+            reader.settings_sent += 1
+            reader.awaited_ack = reader.settings_sent
         kept = None
-        if reader.settings_acked_at >= 0 and all(
+        if reader.awaited_ack_at >= 0 and all(
             end <= reader.received_bytes for end, _ in reader.refusals
         ):
             refused = {stream for _, stream in reader.refusals}
-            stateless_from = reader.settings_acked_at - (reader.received_bytes - len(data))
+            stateless_from = reader.awaited_ack_at - (reader.received_bytes - len(data))
             kept = without_streams(
                 data, reader.read_from, reader.read_highest, refused, stateless_from
             )
         if kept is None:
-            self.early_stillborn += reader.fresh_resets
+            due = sum(end <= reader.received_bytes for end, _ in reader.refusals)
+            self.early_stillborn += reader.fresh_resets + due
             return data
         data, taken, stillborn = kept
         self.early_stillborn += reader.fresh_resets - stillborn

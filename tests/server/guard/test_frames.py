@@ -237,12 +237,14 @@ def test_a_stream_whose_header_block_came_before_the_client_agreed_is_not_left_o
     assert without_streams(data + stillborn, len(PREFACE), 0, set(), len(data)) == (data, 0, 1)
 
 
-def test_the_client_agrees_once_it_acknowledged_every_settings_frame_sent() -> None:
+def test_where_the_acknowledgement_of_a_settings_frame_came_is_kept() -> None:
     reader = FrameReader(max_streams=100)
-    reader.sent(frame(FrameType.SETTINGS, 0, 0, b""))
-    reader.sent(frame(FrameType.SETTINGS, 0, 0, b""))
+    reader.sent(frame(FrameType.SETTINGS, 0, 0, b"") + frame(FrameType.SETTINGS, ACK, 0, b""))
+    reader.settings_sent += 1  # one the guard wrote itself
+    reader.awaited_ack = reader.settings_sent
+    assert reader.awaited_ack == 2
     reader.received(PREFACE + frame(FrameType.SETTINGS, 0, 0, b""))
     reader.received(frame(FrameType.SETTINGS, ACK, 0, b""))
-    assert reader.settings_acked_at == -1
+    assert reader.awaited_ack_at == -1
     reader.received(frame(FrameType.SETTINGS, ACK, 0, b"") + frame(FrameType.PING, 0, 0, b"1" * 8))
-    assert reader.settings_acked_at == len(PREFACE) + 9 * 3
+    assert reader.awaited_ack_at == len(PREFACE) + 9 * 3
