@@ -277,11 +277,16 @@ class FrameReader:
     def sent(self, data: bytes | bytearray | memoryview) -> bool:
         """Reads the frame headers in `data`, the next bytes the server writes; True when they
         gave the client connection-level flow-control credit."""
-        if self.out_head:  # a frame header cut between two writes (HTTP/2 libraries write
-            data = self.out_head + data  # whole frames: this does not happen in practice)
-            self.out_head = b""
         end = len(data)
         position = self.out_skip
+        if self.out_head:  # a frame header cut between two writes (HTTP/2 libraries write
+            data = self.out_head + data  # whole frames: this does not happen in practice)
+            end = len(data)
+            self.out_head = b""
+        elif not position and end >= HEADER_SIZE:
+            kind, flags, _ = HEADER.unpack_from(data)
+            if not kind & 0xFF and not flags & END_STREAM and (kind >> 8) + HEADER_SIZE == end:
+                return False  # one DATA frame that ends no stream: most writes, a reply each
         if position >= end:
             self.out_skip = position - end
             return False
