@@ -1,19 +1,21 @@
-"""`python -m abuse --short`: every attack briefly against a real server process; the server
-passes its checks (probes answered, delivery on time, memory back, nothing lost)."""
+"""`python -m abuse --short`: every attack briefly against a real server process, on each
+path; the server passes its checks (probes answered, delivery on time, memory back, nothing
+lost)."""
 
 import subprocess
 import sys
 
 import pytest
 
-from harness import ROOT
+from harness import ROOT, path_flags
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_the_short_abuse_suite_passes() -> None:
+def test_the_short_abuse_suite_passes(path: str) -> None:
+    flags = " ".join(path_flags(path))
     result = subprocess.run(
-        [sys.executable, "-m", "abuse", "--short"],
+        [sys.executable, "-m", "abuse", "--short", "--server-flags", flags],
         capture_output=True,
         text=True,
         timeout=280,

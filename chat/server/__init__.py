@@ -12,8 +12,8 @@ from chat.errors import ConfigError, StoreUnavailable
 from chat.server import config, logs, tokens
 from chat.server.app import grpc_server
 from chat.server.config import Settings
+from chat.server.guard.limits import FILES_KEPT
 from chat.server.health import HealthChecks
-from chat.server.http2.guard import FILES_KEPT
 from chat.server.metrics import Metrics
 from chat.server.service import ChatService
 from chat.server.web import app as web

@@ -10,8 +10,8 @@ from chat.cli import Parser
 from chat.errors import ConfigError
 from chat.server import encoding, http2, logs
 from chat.server.encoding import Choice as EncodingChoice
+from chat.server.guard.limits import Limits
 from chat.server.http2 import Choice as Http2Choice
-from chat.server.http2.guard import Limits
 from chat.server.web.cors import parse_origins
 from chat.server.web.guard import WebLimits
 from chat.server.web.hosts import parse_hosts
@@ -135,7 +135,7 @@ H2_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("stream_window", int, "request bytes a stream may send ahead of the server (bytes)"),
     ("max_buffered_bytes", int, "unread request bytes on all connections (bytes)"),
 )
-"""The HTTP/2 limits (chat/server/http2/guard.py, `Limits`), each a `--h2-*` flag: name, type,
+"""The HTTP/2 limits (chat/server/guard/limits.py, `Limits`), each a `--h2-*` flag: name, type,
 help. Over a frame budget a connection gets GOAWAY ENHANCE_YOUR_CALM; past a clock it is
 closed; every refusal is counted and logged once per peer per minute."""
 

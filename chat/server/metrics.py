@@ -13,7 +13,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from chat.errors import ConfigError
-from chat.server.http2.guard import WEB_ONLY, WEB_REFUSALS, Refusal
+from chat.server.guard.limits import WEB_ONLY, WEB_REFUSALS, Refusal
 from chat.server.refusals import Refused
 from chat.server.service import ChatService
 

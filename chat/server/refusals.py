@@ -31,7 +31,7 @@ class Refused(Enum):
 class Refusals(Generic[Reason]):
     """Counts refusals, and logs the first of each peer and reason in each interval, with how
     many went unsaid since the line before. The service's (`Refused`) and the HTTP/2 guard's
-    (`chat.server.http2.guard.Refusal`) each keep one, in loggers of their own."""
+    (`chat.server.guard.limits.Refusal`) each keep one, in loggers of their own."""
 
     def __init__(
         self,

@@ -20,8 +20,8 @@ from chat.server.calls import Call, Calls
 from chat.server.config import Settings
 from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
 from chat.server.flood import FloodControl
+from chat.server.guard.limits import Guard, file_limit
 from chat.server.http2.base import Transport
-from chat.server.http2.guard import Guard, file_limit
 from chat.server.identity import Identity
 from chat.server.reclaim import Reclaimer
 from chat.server.refusals import Refusals, Refused

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpclib.server
 import pytest
 from grpclib.server import Server
 
@@ -112,3 +113,14 @@ async def test_the_in_process_tests_run_the_server_each_path_ships(service: Chat
     server = grpc_server(service, HealthChecks(service.store, service))
     expected = LeanServer if service.transport.name == "direct" else Server
     assert type(server) is expected
+
+
+def test_without_the_hook_for_its_guard_no_server_starts_on_either_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A grpclib that renamed `Server._protocol_factory` would serve without any HTTP/2 limit."""
+    renamed = (grpclib.server.Server, ("_protocol_factory_renamed",), "grpclib.server.Server")
+    monkeypatch.setattr(http2, "GUARD_HOOK", renamed)
+    for choice in http2.CHOICES:
+        with pytest.raises(ConfigError, match="the HTTP/2 limits cannot be installed"):
+            http2.select(choice)

@@ -2,7 +2,8 @@
 
 The direct transport reads and writes private state of grpclib and h2 (see `direct_impl`), so
 it runs only with the versions it was tested with, and only when every name it touches is
-there. `auto` takes it when it may, and grpclib otherwise.
+there. `auto` takes it when it may, and grpclib otherwise. Both put the guard in front of each
+connection through one private name of grpclib, `GUARD_HOOK`: without it no server starts.
 """
 
 from typing import Any, Literal
@@ -14,6 +15,7 @@ import h2.frame_buffer
 import h2.stream
 import h2.windows
 
+from chat.errors import ConfigError
 from chat.server.gate import fast_chosen, missing_names, version_problem
 from chat.server.http2.base import Transport
 from chat.server.http2.grpclib_impl import GrpclibTransport
@@ -24,8 +26,10 @@ CHOICES: tuple[Choice, ...] = ("auto", "grpclib", "direct")
 TESTED = {"grpclib": ("0.4.9", "0.4.10"), "h2": ("4.3.0", "4.5"), "hpack": ("4.1.0", "4.3")}
 """The versions the direct transport was tested with: lowest, and first one above the range."""
 
+GUARD_HOOK = (grpclib.server.Server, ("_protocol_factory",), "grpclib.server.Server")
+"""What both transports override to put the guard in front of a connection (`GuardedServer`)."""
+
 TOUCHED = (
-    (grpclib.server.Server, ("_protocol_factory",), "grpclib.server.Server"),
     (
         grpclib.server.Stream,
         (
@@ -131,12 +135,7 @@ TOUCHED = (
             "outbound_flow_control_window",
             "data_to_send",
             "_data_to_send",
-            "_receive_headers_frame",
             "MAX_CLOSED_STREAMS",
-            "_closed_streams",
-            "_frame_dispatch_table",
-            "highest_inbound_stream_id",
-            "decoder",
             "local_settings",
         ),
         "h2.connection.H2Connection",
@@ -180,7 +179,10 @@ def direct_unavailable() -> str | None:
 
 def select(choice: Choice) -> tuple[Transport[Any], str]:
     """The transport for `choice`, and why, for the startup line; ConfigError when an explicit
-    `direct` cannot run here."""
+    `direct` cannot run here, or when the guard cannot be installed on any."""
+    problem = missing_names(*GUARD_HOOK)
+    if problem:
+        raise ConfigError(f"the HTTP/2 limits cannot be installed: {problem}")
     fast, reason = fast_chosen("http2", choice, "direct", direct_unavailable, TESTED)
     if not fast:
         return GrpclibTransport(), reason

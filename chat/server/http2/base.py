@@ -14,7 +14,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from chat.server.encoding.base import EncodingCodec
-from chat.server.http2.guard import Guard
+from chat.server.guard.limits import Guard
 from chat.server.reclaim import Reclaimer
 
 ServerStream = grpclib.server.Stream[Any, Any]

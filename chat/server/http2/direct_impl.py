@@ -16,7 +16,6 @@ import asyncio
 import functools
 import socket
 import struct
-import time
 from asyncio import BaseTransport
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
@@ -29,16 +28,15 @@ from grpclib.server import Server
 from h2.config import H2Configuration
 from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
-from h2.events import Event, RequestReceived
-from h2.exceptions import ProtocolError, TooManyStreamsError
+from h2.events import Event, RequestReceived, StreamReset
+from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
 from h2.stream import H2Stream as H2StreamState
-from h2.stream import StreamClosedBy, StreamInputs, StreamState
-from hpack.exceptions import HPACKError
+from h2.stream import StreamInputs, StreamState
 from hpack.hpack import encode_integer
-from hyperframe.frame import Frame, HeadersFrame, RstStreamFrame
 
 from chat.server.encoding.base import EncodingCodec
+from chat.server.guard.limits import Guard, Refusal
 from chat.server.http2.base import (
     Sender,
     ServerStream,
@@ -49,14 +47,7 @@ from chat.server.http2.base import (
     grpc_message,
     grpc_messages,
 )
-from chat.server.http2.grpclib_impl import window_config
-from chat.server.http2.guard import (
-    ConnectionGuard,
-    Guard,
-    Refusal,
-    frame_counts,
-    stillborn,
-)
+from chat.server.http2.grpclib_impl import GuardedServer
 from chat.server.http2.malformed import Malformed, check_request
 from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, shared_headers
 from chat.server.reclaim import Reclaimer
@@ -237,16 +228,16 @@ async def _body(buffer: Buffer, size: int, guard: Guard, stream: ServerStream) -
         guard.reserved -= size
 
 
-class LeanServer(Server):
-    """grpclib's Server, its connections reading plain DATA frames and kept within `guard`'s
-    limits through `LeanProtocol`; the memory of closed ones given back after a wave."""
+class LeanServer(GuardedServer):
+    """grpclib's Server, its connections reading plain DATA frames (`LeanProtocol`) behind the
+    guard."""
 
     def __init__(
         self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard, reclaimer: Reclaimer
     ) -> None:
-        super().__init__(handlers, codec=codec, config=window_config(guard.limits))
-        self.guard = guard
-        self.reclaimer = reclaimer
+        super().__init__(
+            handlers, codec, guard, guard.limits.max_streams, reclaimer, drops_stillborn=False
+        )
         self.lean_h2_config = H2Configuration(
             client_side=False,
             header_encoding=None,  # bytes: a non-ASCII header is refused here, not by a crash
@@ -256,37 +247,14 @@ class LeanServer(Server):
             normalize_outbound_headers=False,
         )
 
-    def _protocol_factory(self) -> H2Protocol:
-        protocol = super()._protocol_factory()
-        return LeanProtocol(
-            protocol.handler, protocol.config, self.lean_h2_config, self.guard, self.reclaimer
-        )
+    def connection_protocol(self) -> "LeanProtocol":
+        protocol = cast(H2Protocol, super().connection_protocol())
+        return LeanProtocol(protocol.handler, protocol.config, self.lean_h2_config, self.guard)
 
 
-class GuardedH2Connection(H2Connection):
-    """h2's connection, refusing a stream past the limit with REFUSED_STREAM where h2 would
-    end the whole connection (and every healthy stream on it)."""
-
-    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
-        try:
-            return super()._receive_headers_frame(frame)
-        except TooManyStreamsError:
-            stream_id = frame.stream_id
-            if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
-                raise
-            try:  # the header table changes the same either way
-                self.decoder.decode(frame.data, raw=True)
-            except HPACKError as error:
-                raise ProtocolError(f"a header block that cannot be read: {error}") from None
-            self.highest_inbound_stream_id = stream_id
-            self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM
-            self.refused_streams += 1
-            refusal = RstStreamFrame(stream_id)
-            refusal.error_code = ErrorCodes.REFUSED_STREAM
-            return [refusal], []
-
-    refused_streams = 0
-    """Streams refused since the protocol last looked."""
+class LeanH2Connection(H2Connection):
+    """h2's connection, remembering fewer closed streams, and admitting one stream more than
+    the guard lets through (the guard hands it a refused stream's headers, then its reset)."""
 
     MAX_CLOSED_STREAMS = 4096
     """Closed streams remembered (h2: 65,536, 6 MiB a connection that a client opening and
@@ -295,8 +263,9 @@ class GuardedH2Connection(H2Connection):
 
 
 class LeanProtocol(H2Protocol):
-    """A connection that hands plain DATA frames straight to their grpclib streams, and is
-    held to the guard's limits: frame budgets, clocks, unread request bytes."""
+    """A connection that hands plain DATA frames straight to their grpclib streams; a stream
+    the client opens and resets in the same bytes never starts a call. (The guard in front of
+    it holds it to the limits.)"""
 
     def __init__(
         self,
@@ -304,61 +273,45 @@ class LeanProtocol(H2Protocol):
         config: Any,
         h2_config: H2Configuration,
         guard: Guard,
-        reclaimer: Reclaimer,
     ) -> None:
         super().__init__(handler, config, h2_config)
         self.guard = guard
-        self.reclaimer = reclaimer
-        self.watch: ConnectionGuard | None = None
         self.address = "unknown"
-        self._timer: asyncio.TimerHandle | None = None
-        self.guarded: GuardedH2Connection
 
     def connection_made(self, transport: BaseTransport) -> None:
-        """grpclib's setup, on an h2 connection that refuses streams politely, once the guard
-        has admitted the peer."""
+        """grpclib's setup, on an h2 connection that admits the streams the guard lets in."""
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-        if self.guard.admit(self.address) is not None:
-            self.handler.close()  # grpclib's server keeps a handler until it says it closed
-            cast(asyncio.Transport, transport).abort()
-            return
-        self.watch = ConnectionGuard(self.guard, self.address, time.monotonic())
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        h2 = GuardedH2Connection(config=self.h2_config)
+        h2 = LeanH2Connection(config=self.h2_config)
         h2.initiate_connection()
-        settings: dict[SettingCodes | int, int] = {
-            SettingCodes.MAX_CONCURRENT_STREAMS: self.guard.limits.max_streams
-        }
+        # Unannounced: the guard tells the client its limit.
+        h2.local_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = self.guard.limits.max_streams + 1
+        h2.local_settings.acknowledge()
         initial = h2.local_settings.initial_window_size
         if self.config.http2_stream_window_size != initial:
-            settings[SettingCodes.INITIAL_WINDOW_SIZE] = self.config.http2_stream_window_size
-        h2.update_settings(settings)
+            h2.update_settings(
+                {SettingCodes.INITIAL_WINDOW_SIZE: self.config.http2_stream_window_size}
+            )
         if self.config.http2_connection_window_size != initial:
             h2.increment_flow_control_window(self.config.http2_connection_window_size - initial)
-        self.guarded = h2
         self.connection = LeanConnection(h2, cast(asyncio.Transport, transport), config=self.config)
         self.connection.flush()
         self.connection.initialize()
         self.processor = EventsProcessor(LeanHandler(self.handler, self), self.connection)
-        self._timer = asyncio.get_running_loop().call_later(self.guard.limits.tick, self._tick)
 
     def data_received(self, data: bytes) -> None:
-        watch = self.watch
-        if watch is None or self.connection.is_closing():
+        if self.connection.is_closing():
             return
-        now = time.monotonic()
-        watch.received(now)
         frames = _plain_data_frames(self.connection._connection, self.processor.streams, data)
         if frames is not None:
-            self._plain(frames, now)
+            self._plain(frames)
         else:
-            self._framed(data, watch, now)
-        self._hold(watch)
+            self._framed(data)
 
-    def _plain(self, frames: list[tuple[H2Stream, H2StreamState, bytes]], now: float) -> None:
+    def _plain(self, frames: list[tuple[H2Stream, H2StreamState, bytes]]) -> None:
         connection = self.connection
         h2 = connection._connection
         for stream, h2_stream, payload in frames:
@@ -368,11 +321,9 @@ class LeanProtocol(H2Protocol):
             stream.buffer.add(payload, size)
             stream.data_received += size
             connection.data_received += size
-        connection.last_data_received = now
 
-    def _framed(self, data: bytes, watch: ConnectionGuard, now: float) -> None:
-        """h2 reads the bytes; the frames they held are charged to the budgets before their
-        events run."""
+    def _framed(self, data: bytes) -> None:
+        """h2 reads the bytes; a stream opened and reset in them is skipped."""
         connection = self.connection
         try:
             events = connection.feed(data)
@@ -380,23 +331,8 @@ class LeanProtocol(H2Protocol):
             self.guard.refusals.refuse(
                 Refusal.PROTOCOL_ERROR, self.address, f"protocol error, GOAWAY: {error}"
             )
-            self._close(None)  # h2 has queued its GOAWAY
-            return
-        counts = frame_counts(events)
-        h2 = self.guarded
-        if h2.refused_streams:
-            self.guard.refusals.refuse(
-                Refusal.STREAMS,
-                self.address,
-                f"stream over {h2.local_settings.max_concurrent_streams} open: REFUSED_STREAM",
-                count=h2.refused_streams,
-            )
-            h2.refused_streams = 0
-        if counts[Refusal.SETTINGS]:
-            watch.handshaken = True
-        if watch.spend(counts, now) is not None:
-            h2.data_to_send()  # the flood's answers (PING ACKs) are not sent
-            self._close(ErrorCodes.ENHANCE_YOUR_CALM)
+            connection.flush()  # h2 has queued its GOAWAY
+            self.processor.close("Protocol error")
             return
         connection.flush()
         skipped = stillborn(events)
@@ -406,58 +342,12 @@ class LeanProtocol(H2Protocol):
             self.processor.process(event)
         connection.flush()
 
-    def _hold(self, watch: ConnectionGuard) -> None:
-        """Counts the request bytes this connection holds unread; closes it when the server
-        holds too many."""
-        window = self.connection._connection._inbound_flow_control_window_manager
-        unread = max(0, window.max_window_size - window.current_window_size)
-        if watch.hold(unread) is not None:
-            self._close(ErrorCodes.ENHANCE_YOUR_CALM)
-
-    def _close(self, error_code: ErrorCodes | None) -> None:
-        """GOAWAY with `error_code` (or what h2 has queued), then the connection closes."""
-        connection = self.connection
-        h2 = connection._connection
-        if error_code is not None and h2.state_machine.state is not ConnectionState.CLOSED:
-            h2.close_connection(error_code=error_code)
-        if not connection.is_closing():
-            connection.flush()
-        self.processor.close("Connection closed by the server's limits")
-
-    def _tick(self) -> None:
-        """Looks at the connection's clocks: PING a quiet peer, close a stalled or dead one."""
-        watch = self.watch
-        if watch is None or self.connection.is_closing():
-            return
-        h2 = self.connection._connection
-        incoming = h2.incoming_buffer
-        partial = bool(incoming._data or incoming._headers_buffer)
-        due = watch.due(time.monotonic(), len(self.processor.streams), partial)
-        if isinstance(due, Refusal):
-            idle = due is Refusal.IDLE_TIMEOUT
-            self._close(ErrorCodes.NO_ERROR if idle else ErrorCodes.PROTOCOL_ERROR)
-            return
-        if due is True:
-            h2.ping(b"chat-ka!")
-            self.connection.flush()
-        self._timer = asyncio.get_running_loop().call_later(self.guard.limits.tick, self._tick)
-
     def connection_lost(self, exc: BaseException | None) -> None:
-        watch = self.watch
-        if watch is None:
-            return  # refused: nothing was set up
-        self.watch = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        watch.hold(0)
-        self.guard.leave(self.address)
         super().connection_lost(exc)
         # The protocol holds the processor, which holds the handler, which holds the protocol:
         # cut, reference counting frees the connection now, not a full collection some day
         # (grpclib cuts its own cycles on close the same way).
         del self.processor
-        self.reclaimer.ended()
 
 
 class LeanHandler(AbstractHandler):
@@ -506,6 +396,20 @@ class LeanHandler(AbstractHandler):
 
     def close(self) -> None:
         self.handler.close()
+
+
+def stillborn(events: list[Event]) -> set[int]:
+    """Streams the client opened and reset in the same bytes: no call starts for them (a
+    rapid reset, or a stream the guard refused, costs the server h2's bookkeeping, not a
+    call's task and stream objects)."""
+    reset = {event.stream_id for event in events if isinstance(event, StreamReset)}
+    if not reset:
+        return reset
+    return {
+        event.stream_id
+        for event in events
+        if isinstance(event, RequestReceived) and event.stream_id in reset
+    }
 
 
 def _plain_data_frames(

@@ -18,8 +18,8 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from chat.server.encoding.base import EncodingCodec
+from chat.server.guard.limits import Refusal
 from chat.server.http2.base import compressed, cut_short
-from chat.server.http2.guard import Refusal
 from chat.server.web.base import WebPeer, status_lines
 from chat.server.web.guard import WebGuard, said
 

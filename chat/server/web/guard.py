@@ -21,7 +21,7 @@ from aiohttp.http import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from chat.errors import drop_tracebacks
-from chat.server.http2.guard import Guard, Refusal
+from chat.server.guard.limits import Guard, Refusal
 from chat.server.reclaim import Reclaimer
 from chat.server.refusals import Refusals
 from chat.server.rules import SHOWN_CHARACTERS

@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from chat.errors import ConfigError
-from chat.server.http2.guard import Refusal
+from chat.server.guard.limits import Refusal
 from chat.server.refusals import Refusals
 from chat.server.rules import shown
 from chat.server.web.base import WebPeer

@@ -19,8 +19,8 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from chat.server.encoding.base import EncodingCodec
+from chat.server.guard.limits import Refusal
 from chat.server.http2.base import CallStream
-from chat.server.http2.guard import Refusal
 from chat.server.web.base import WebPeer, header_lines, parse_header_lines
 from chat.server.web.guard import WebGuard
 from chat.tasks import cancel_and_wait

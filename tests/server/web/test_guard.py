@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from abuse.attacker import RawClient
 from chat import contract
 from chat.server.config import Settings
-from chat.server.http2.guard import FILES_KEPT, Refusal
+from chat.server.guard.limits import FILES_KEPT, Refusal
 from chat.server.metrics import Metrics
 from chat.server.service import ChatService
 from chat.server.web.app import start

@@ -3,10 +3,11 @@
 The policy lives here, apart from how it is enforced: budgets of cheap frames (a client flooding
 RST_STREAM, PING, SETTINGS or empty frames makes the server work without asking it anything),
 how many connections a client address and all clients may hold, how long a connection may sit
-in a handshake, inside a frame or idle, and how many request bytes may wait to be read. The
-direct transport enforces all of it on its connections; grpclib's own server takes what its
-documented configuration offers (the flow-control windows). The web door's connections are
-counted here too, against the same totals (chat/server/web/guard.py).
+in a handshake, inside a frame or idle, and how many request bytes may wait to be read.
+`chat.server.guard.protocol` enforces it in front of either HTTP/2 implementation; a message's
+body clock and its share of the unread bytes are the direct transport's, which reads messages.
+The web door's connections are counted here too, against the same totals
+(chat/server/web/guard.py).
 
 Every refusal is counted by reason, and logged once per peer and reason per interval: an
 attacker's ten thousand frames make one line, not ten thousand.
@@ -14,19 +15,8 @@ attacker's ten thousand frames make one line, not ten thousand.
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-
-from h2.events import (
-    DataReceived,
-    Event,
-    PingReceived,
-    PriorityUpdated,
-    RemoteSettingsChanged,
-    RequestReceived,
-    StreamReset,
-)
 
 from chat.server.refusals import Refusals
 
@@ -227,11 +217,11 @@ class ConnectionGuard:
         "address",
         "buffered",
         "guard",
-        "handshaken",
         "last_received",
         "opened",
-        "partial_since",
         "ping_sent",
+        "stalled",
+        "stalled_since",
     )
 
     def __init__(self, guard: Guard, address: str, now: float) -> None:
@@ -239,33 +229,34 @@ class ConnectionGuard:
         self.address = address
         self.opened = now
         self.last_received = now
-        self.handshaken = False
-        self.partial_since: float | None = None
-        """Since when a frame has been half-received, None when none is."""
+        """When the client last sent anything."""
+        self.stalled: int | None = None
+        """What was half-received when the clocks were last looked at (see `due`)."""
+        self.stalled_since = now
         self.ping_sent: float | None = None
         """When a keepalive PING went out that is still unanswered."""
         self.buffered = 0
         """Request bytes this connection holds unread (counted in the guard's total too)."""
         self._budgets: dict[Refusal, Budget] = {}
 
-    def spend(self, counts: Counter[Refusal], now: float) -> Refusal | None:
-        """Charges the frames just received; the budget overspent, if one is (logged)."""
+    def spend(self, reason: Refusal, count: int, now: float) -> bool:
+        """Charges `count` frames of a budgeted kind just received; False when that overspent
+        its budget (logged)."""
         limits = self.guard.limits
-        for reason, count in counts.items():
-            budget = self._budgets.get(reason)
-            if budget is None:
-                budget = self._budgets[reason] = Budget(
-                    _frame_limit(limits, reason), limits.frame_window, now
-                )
-            if not budget.spend(count, now):
-                self.guard.refusals.refuse(
-                    reason,
-                    self.address,
-                    f"over {budget.limit} {reason.value.replace('_', ' ')} per "
-                    f"{limits.frame_window:g}s: GOAWAY ENHANCE_YOUR_CALM",
-                )
-                return reason
-        return None
+        budget = self._budgets.get(reason)
+        if budget is None:
+            budget = self._budgets[reason] = Budget(
+                _frame_limit(limits, reason), limits.frame_window, now
+            )
+        if budget.spend(count, now):
+            return True
+        self.guard.refusals.refuse(
+            reason,
+            self.address,
+            f"over {budget.limit} {reason.value.replace('_', ' ')} per "
+            f"{limits.frame_window:g}s: GOAWAY ENHANCE_YOUR_CALM",
+        )
+        return False
 
     def hold(self, size: int) -> Refusal | None:
         """Counts the connection now holding `size` unread request bytes; BUFFERED_BYTES when
@@ -284,20 +275,22 @@ class ConnectionGuard:
             return Refusal.BUFFERED_BYTES
         return None
 
-    def due(self, now: float, open_streams: int, partial: bool) -> Refusal | bool | None:
+    def due(
+        self, now: float, open_streams: int, stalled: int | None, handshaken: bool
+    ) -> Refusal | bool | None:
         """What the clocks say: a Refusal when the connection has to go (logged), True when a
-        keepalive PING should go out now, None otherwise."""
+        keepalive PING should go out now, None otherwise. `stalled`: what is half-received (a
+        number that changes with it), or None; `handshaken`: whether the preface and a
+        SETTINGS frame came."""
         limits = self.guard.limits
-        if partial:
-            if self.partial_since is None:
-                self.partial_since = now
-        else:
-            self.partial_since = None
+        if stalled is None or stalled != self.stalled:
+            self.stalled_since = now
+        self.stalled = stalled
         reason: Refusal | None = None
-        if not self.handshaken:
+        if not handshaken:
             if now - self.opened > limits.handshake_timeout:
                 reason, what = Refusal.HANDSHAKE_TIMEOUT, "no preface and SETTINGS"
-        elif self.partial_since is not None and now - self.partial_since > limits.header_timeout:
+        elif stalled is not None and now - self.stalled_since > limits.header_timeout:
             reason, what = Refusal.HEADER_TIMEOUT, "a frame left half-sent"
         elif self.ping_sent is not None and now - self.ping_sent > limits.keepalive_timeout:
             reason, what = Refusal.KEEPALIVE_TIMEOUT, "no answer to a keepalive PING"
@@ -317,11 +310,6 @@ class ConnectionGuard:
             self.ping_sent = now
             return True
         return None
-
-    def received(self, now: float) -> None:
-        """Anything arrived: the peer is alive."""
-        self.last_received = now
-        self.ping_sent = None
 
 
 def file_limit() -> int | None:
@@ -348,37 +336,3 @@ def _frame_limit(limits: Limits, reason: Refusal) -> int:
         Refusal.SETTINGS: limits.max_settings,
         Refusal.EMPTY_FRAMES: limits.max_empty_frames,
     }[reason]
-
-
-def frame_counts(events: Iterable[Event]) -> Counter[Refusal]:
-    """The budgeted frames among h2's events for some received bytes."""
-    counts: Counter[Refusal] = Counter()
-    for event in events:
-        if isinstance(event, StreamReset):
-            if event.remote_reset:
-                counts[Refusal.RESETS] += 1
-        elif isinstance(event, PingReceived):
-            counts[Refusal.PINGS] += 1
-        elif isinstance(event, RemoteSettingsChanged):
-            counts[Refusal.SETTINGS] += 1
-        elif isinstance(event, DataReceived):
-            if not event.flow_controlled_length and event.stream_ended is None:
-                counts[Refusal.EMPTY_FRAMES] += 1
-        elif isinstance(event, PriorityUpdated):
-            counts[Refusal.EMPTY_FRAMES] += 1
-        elif isinstance(event, RequestReceived) and event.priority_updated is not None:
-            counts[Refusal.EMPTY_FRAMES] -= 1  # a request's own priority is no extra frame
-    return counts
-
-
-def stillborn(events: list[Event]) -> set[int]:
-    """Streams the client opened and reset in the same bytes: no call starts for them (a
-    rapid reset costs the server h2's bookkeeping, not a call's task and stream objects)."""
-    reset = {event.stream_id for event in events if isinstance(event, StreamReset)}
-    if not reset:
-        return reset
-    return {
-        event.stream_id
-        for event in events
-        if isinstance(event, RequestReceived) and event.stream_id in reset
-    }
