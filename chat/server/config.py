@@ -4,7 +4,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chat.cli import Parser
 from chat.errors import ConfigError
@@ -46,7 +46,7 @@ class Settings:
     tls_key: str = ""
     metrics_port: int = 0
     web_port: int = DEFAULT_WEB_PORT
-    web_port_chosen: bool = False
+    web_port_chosen: bool = field(default=False, metadata={"flag": False})
     """Whether --web-port (or CHAT_WEB_PORT) was given: a chosen port that is taken stops the
     server, the default one only leaves the page off."""
     web_origins: str = ""

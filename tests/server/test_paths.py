@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpclib.server
 import pytest
-from grpclib.server import Server
 
 from chat.errors import ConfigError
 from chat.server import encoding, http2
@@ -20,7 +19,7 @@ from chat.server.encoding.handwritten_impl import HandwrittenEncoding
 from chat.server.gate import version_problem
 from chat.server.health import HealthChecks
 from chat.server.http2.direct_impl import DirectTransport, LeanServer
-from chat.server.http2.grpclib_impl import GrpclibTransport
+from chat.server.http2.grpclib_impl import GrpclibTransport, GuardedServer
 from chat.server.service import ChatService
 from harness import ServerProcess, refused_server_start, run_client
 
@@ -111,7 +110,7 @@ async def test_the_in_process_tests_run_the_server_each_path_ships(service: Chat
     transport's own server, whose connections its sinks write to (on grpclib's plain server
     they would find no lean connection, and every delivery would fail)."""
     server = grpc_server(service, HealthChecks(service.store, service))
-    expected = LeanServer if service.transport.name == "direct" else Server
+    expected = LeanServer if service.transport.name == "direct" else GuardedServer
     assert type(server) is expected
 
 

@@ -27,11 +27,12 @@ def server_command(*flags: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_help_shows_every_flags_default_and_variable() -> None:
     shown = " ".join(server_command("--help").stdout.split())
-    for field in dataclasses.fields(Settings):
+    flags = [field for field in dataclasses.fields(Settings) if field.metadata.get("flag", True)]
+    for field in flags:
         flag = "--" + field.name.replace("_", "-")
         assert f"{flag} " in shown, flag
         assert f"env CHAT_{field.name.upper()}" in shown, field.name
-    assert shown.count("(default: ") == len(dataclasses.fields(Settings))
+    assert shown.count("(default: ") == len(flags)
     assert "(default: sqlite:///chat.db; env CHAT_STORE)" in shown
     assert "sqlite:////PATH (four slashes: an absolute path" in shown
 
