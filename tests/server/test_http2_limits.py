@@ -201,8 +201,9 @@ async def test_pings_within_the_budget_are_answered(serve: Serve) -> None:
     await client.close()
 
 
-async def test_a_stream_past_the_limit_is_refused_and_the_others_live_on(serve: Serve) -> None:
-    server = await serve(max_streams=5)
+async def five_chats_and_one_refused(server: Server) -> tuple[RawClient, list[int]]:
+    """A client with five chat streams open on a server that allows five, whose sixth stream
+    was refused with REFUSED_STREAM; the client may open more past the limit."""
     client = await server.client()
     await client.wait_for(lambda event: type(event).__name__ == "SettingsAcknowledged")
     assert client.h2.remote_settings.max_concurrent_streams == 5  # the client is told
@@ -218,6 +219,12 @@ async def test_a_stream_past_the_limit_is_refused_and_the_others_live_on(serve: 
     client.h2.send_headers(extra, request_headers())
     await client.flush()
     assert await client.wait_for(reset(extra, ErrorCodes.REFUSED_STREAM)) is not None
+    return client, chats
+
+
+async def test_a_stream_past_the_limit_is_refused_and_the_others_live_on(serve: Serve) -> None:
+    server = await serve(max_streams=5)
+    client, chats = await five_chats_and_one_refused(server)
     # The five chats are still there: one ends and answers with its status.
     client.h2.end_stream(chats[0])
     await client.flush()
@@ -231,19 +238,7 @@ async def test_streams_refused_past_the_limit_start_no_call_and_are_not_kept(
     serve: Serve,
 ) -> None:
     server = await serve(max_streams=5, max_resets=10_000)
-    client = await server.client()
-    await client.wait_for(lambda event: type(event).__name__ == "SettingsAcknowledged")
-    chats = []
-    for _ in range(5):
-        stream_id = client.h2.get_next_available_stream_id()
-        client.h2.send_headers(stream_id, request_headers(CHAT, [("chat-user", "ann")]))
-        chats.append(stream_id)
-    client.h2.remote_settings.update({SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
-    client.h2.remote_settings.acknowledge()
-    first = client.h2.get_next_available_stream_id()
-    client.h2.send_headers(first, request_headers())
-    await client.flush()
-    assert await client.wait_for(reset(first, ErrorCodes.REFUSED_STREAM)) is not None
+    client, chats = await five_chats_and_one_refused(server)
     before = live_streams()
     for _ in range(5):
         for _ in range(100):
