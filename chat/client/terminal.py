@@ -300,13 +300,21 @@ class Terminal:
             _say(f"{self.room}: {_counted(len(look.recent))}")
             for reply in look.recent:
                 print_formatted_text(formatted(reply))
-            if not self._entered.done():
-                self._entered.set_result(None)
         task = asyncio.create_task(self._snapshot(self.room, shown=self._online is None))
         self._asked.add(task)
         task.add_done_callback(self._asked.discard)
 
     async def _snapshot(self, room: str, shown: bool) -> None:
+        """Learns who is online; the room counts as entered (and the prompt comes) once the
+        first snapshot is shown, so that it stands above the prompt."""
+        entered = self._entered
+        try:
+            await self._learn_online(room, shown)
+        finally:
+            if not entered.done():
+                entered.set_result(None)
+
+    async def _learn_online(self, room: str, shown: bool) -> None:
         try:
             async with self._asking() as stub:
                 online = set((await stub.get_stats(StatsRequest(room=room))).online)
