@@ -7,17 +7,30 @@ Plain frozen dataclasses; betterproto classes appear only at the wire boundary
 from dataclasses import dataclass, field
 from datetime import datetime
 
+CHAT, EDIT, DELETE, REACTION, TOPIC = 0, 5, 6, 7, 10
+"""What a log entry is, numbered as MessageReply.kind: a message, or an action on one (an
+edit, a delete, a reaction put on or taken off) or on its room (a topic)."""
+ACTIONS = frozenset((EDIT, DELETE, REACTION, TOPIC))
+
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """A message accepted for storage; `origin` names the local stream that posted it (0: none),
-    `key` the poster's name for it ('': none), which makes a repeat of it stored once."""
+    """An entry accepted for storage; `origin` names the local stream that posted it (0: none),
+    `key` the poster's name for it ('': none), which makes a repeat of it stored once.
+
+    `kind` is CHAT for a message (`reply_to`: the message it answers, 0: none), or an action on
+    message `target_id` (EDIT: `text` is the new text; REACTION: `text` is the emoji, `removed`
+    when taken off; DELETE) or on the room (TOPIC: `text` is the topic)."""
 
     room: str
     user: str
     text: str
     origin: int = 0
     key: str = ""
+    kind: int = CHAT
+    target_id: int = 0
+    reply_to: int = 0
+    removed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +49,60 @@ class Stored:
     origin: int = field(default=0, compare=False)
     key: str = field(default="", compare=False)
     repeat: bool = field(default=False, compare=False)
+    kind: int = CHAT
+    target_id: int = 0
+    reply_to: int = 0
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """One emoji on a message: how many put it there, and the first of them (20 at most)."""
+
+    emoji: str
+    count: int
+    users: tuple[str, ...]
+
+
+REACTION_USERS = 20
+"""The users a Reaction names at most (its count counts them all)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """A message as it is now: its log entry with the text it has now ('' once deleted), and
+    what the actions on it made of it."""
+
+    message: Stored
+    edited_at: datetime | None = None
+    deleted: bool = False
+    reactions: tuple[Reaction, ...] = ()
+    replies: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    """A stored room as a list of rooms shows it."""
+
+    name: str
+    topic: str
+    last_id: int
+    messages: int
+
+
+def stored_from(draft: Draft, id: int, sent_at: datetime) -> Stored:
+    """The entry a store made of `draft`, with the id and time it gave it."""
+    return Stored(
+        id,
+        draft.room,
+        draft.user,
+        draft.text,
+        sent_at,
+        draft.origin,
+        draft.key,
+        False,
+        draft.kind,
+        draft.target_id,
+        draft.reply_to,
+        draft.removed,
+    )

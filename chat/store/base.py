@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Collection, Sequence, Set
 from typing import Protocol
 
 from chat.errors import StoreUnavailable
-from chat.model import Draft, Stored
+from chat.model import Current, Draft, RoomSummary, Stored
 from chat.store.presence import Presence
 
 
@@ -87,8 +87,35 @@ class Store(Protocol):
         listener at once); one after the other where it cannot."""
         ...
 
-    def history(self, room: str | None, after_id: int = 0, limit: int = 0) -> AsyncIterator[Stored]:
-        """Stored messages oldest first, read page by page; `limit` keeps the newest N."""
+    def history(
+        self, room: str | None, after_id: int = 0, limit: int = 0, *, entries: bool = False
+    ) -> AsyncIterator[Stored]:
+        """Stored messages oldest first, read page by page; `limit` keeps the newest N.
+
+        Without `entries`: the messages (CHAT) as they are now, with their edited text, and
+        not the deleted ones, as a client that knows no actions sees them. With `entries`:
+        every entry of the log as it was logged, actions included."""
+        ...
+
+    async def message(self, id: int) -> Current | None:
+        """Message `id` as it is now; None when there is none (an action's id is none)."""
+        ...
+
+    async def page(
+        self, room: str, *, before_id: int = 0, after_id: int = 0, limit: int, thread: int = 0
+    ) -> tuple[list[Current], bool]:
+        """Up to `limit` messages of `room` as they are now, deleted ones included, oldest
+        first: those just older than `before_id`, or just newer than `after_id`, or (neither)
+        the newest; with `thread`, only that message and those that answer it. The flag says
+        whether more lie beyond the page in its direction."""
+        ...
+
+    async def reacted(self, id: int, emoji: str, user: str) -> bool:
+        """Whether `user`'s `emoji` is on message `id` now."""
+        ...
+
+    async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
+        """Of `names`, the rooms with stored entries: their topic, newest id and size."""
         ...
 
     async def count(self, room: str | None = None) -> int:

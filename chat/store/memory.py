@@ -14,7 +14,20 @@ from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence, Set
 from datetime import UTC, datetime
 
-from chat.model import Draft, Stored
+from chat.model import (
+    CHAT,
+    DELETE,
+    EDIT,
+    REACTION,
+    REACTION_USERS,
+    TOPIC,
+    Current,
+    Draft,
+    Reaction,
+    RoomSummary,
+    Stored,
+    stored_from,
+)
 from chat.store.base import SLACK, Listener, new_epoch
 from chat.store.buckets import TokenBuckets
 from chat.store.presence import LocalPresence
@@ -43,6 +56,31 @@ def message_bytes(message: Stored) -> int:
     )
 
 
+class _State:
+    """What actions made of one message: kept only for messages acted on or answered."""
+
+    __slots__ = ("deleted", "edited_at", "reactions", "replies", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.edited_at: datetime | None = None
+        self.deleted = False
+        self.reactions: dict[str, dict[str, None]] = {}  # emoji: its users, in order
+        self.replies = 0
+
+    def current(self, message: Stored) -> Current:
+        return Current(
+            dataclasses.replace(message, text=self.text),
+            self.edited_at,
+            self.deleted,
+            tuple(
+                Reaction(emoji, len(users), tuple(list(users)[:REACTION_USERS]))
+                for emoji, users in self.reactions.items()
+            ),
+            self.replies,
+        )
+
+
 class MemoryStore:
     """Keeps messages in process memory; appends are durable the moment they return.
     A message key is remembered as long as its message is kept."""
@@ -65,6 +103,8 @@ class MemoryStore:
         self._listeners: list[Listener] = []
         self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._next_id = 1
+        self._states: dict[int, _State] = {}  # by message id: those acted on or answered
+        self._topics: dict[str, str] = {}
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -81,16 +121,10 @@ class MemoryStore:
             first = self._keys.get((draft.user, draft.key))
             if first is not None:
                 return dataclasses.replace(first, origin=draft.origin, repeat=True)
-        stored = Stored(
-            id=self._next_id,
-            room=draft.room,
-            user=draft.user,
-            text=draft.text,
-            sent_at=datetime.now(UTC),
-            origin=draft.origin,
-            key=draft.key,
-        )
+        stored = stored_from(draft, self._next_id, datetime.now(UTC))
         self._next_id += 1
+        if draft.kind != CHAT or draft.reply_to:
+            self._apply(stored)
         if draft.key:
             self._keys[draft.user, draft.key] = stored
         self._all.append(stored)
@@ -107,6 +141,41 @@ class MemoryStore:
         for listener in self._listeners:
             listener.stored(stored)
         return stored
+
+    def _apply(self, entry: Stored) -> None:
+        """Folds an action (or a reply) into the state of the message it is about."""
+        if entry.kind == TOPIC:
+            self._topics[entry.room] = entry.text
+            return
+        target = self._find(entry.reply_to if entry.kind == CHAT else entry.target_id)
+        if target is None:
+            return
+        state = self._states.get(target.id)
+        if state is None:
+            state = self._states[target.id] = _State(target.text)
+        if entry.kind == CHAT:
+            state.replies += 1
+        elif entry.kind == EDIT:
+            state.text, state.edited_at = entry.text, entry.sent_at
+        elif entry.kind == DELETE:
+            state.text, state.deleted = "", True
+            state.reactions.clear()
+        elif entry.kind == REACTION and entry.removed:
+            users = state.reactions.get(entry.text, {})
+            users.pop(entry.user, None)
+            if not users:
+                state.reactions.pop(entry.text, None)
+        elif entry.kind == REACTION:
+            state.reactions.setdefault(entry.text, {})[entry.user] = None
+
+    def _find(self, id: int) -> Stored | None:
+        """Message `id` (CHAT) while it is kept."""
+        messages = self._all
+        index = bisect.bisect_left(messages, id, key=lambda m: m.id)
+        if index == len(messages) or messages[index].id != id or id in self._dropped:
+            return None
+        found = messages[index]
+        return found if found.kind == CHAT else None
 
     def _trim_room(self, name: str, room: list[Stored]) -> None:
         """Keeps the newest `max_history` of a room; the whole list forgets the rest lazily."""
@@ -166,15 +235,20 @@ class MemoryStore:
         self._room_bytes[message.room] -= size
         if message.key and self._keys.get((message.user, message.key)) is message:
             del self._keys[message.user, message.key]
+        self._states.pop(message.id, None)
 
     async def history(
-        self, room: str | None, after_id: int = 0, limit: int = 0
+        self, room: str | None, after_id: int = 0, limit: int = 0, *, entries: bool = False
     ) -> AsyncIterator[Stored]:
         if room is not None:
             messages: Sequence[Stored] = self._by_room.get(room, [])
             dropped: Set[int] = frozenset()
         else:
             messages, dropped = self._all, self._dropped
+        if not entries:
+            async for message in self._as_now(messages, dropped, after_id, limit):
+                yield message
+            return
         start = bisect.bisect_right(messages, after_id, key=lambda m: m.id)
         if limit and not dropped:
             start = max(start, len(messages) - limit)
@@ -189,6 +263,91 @@ class MemoryStore:
             message = messages[index]
             if message.id not in dropped:
                 yield message
+
+    async def _as_now(
+        self, messages: Sequence[Stored], dropped: Set[int], after_id: int, limit: int
+    ) -> AsyncIterator[Stored]:
+        """The messages (CHAT) after `after_id` as they are now, the deleted ones left out;
+        with `limit`, the newest N of them."""
+        start = bisect.bisect_right(messages, after_id, key=lambda m: m.id)
+        states = self._states
+        if limit:  # found from the end
+            newest, kept = len(messages), 0
+            while newest > start and kept < limit:
+                newest -= 1
+                message = messages[newest]
+                state = states.get(message.id)
+                kept += (
+                    message.kind == CHAT
+                    and message.id not in dropped
+                    and not (state is not None and state.deleted)
+                )
+            start = newest
+        for index in range(start, len(messages)):
+            message = messages[index]
+            if message.kind != CHAT or message.id in dropped:
+                continue
+            state = states.get(message.id)
+            if state is None:
+                yield message
+            elif not state.deleted:
+                yield dataclasses.replace(message, text=state.text) if state.edited_at else message
+
+    async def message(self, id: int) -> Current | None:
+        found = self._find(id)
+        if found is None:
+            return None
+        state = self._states.get(id)
+        return state.current(found) if state is not None else Current(found)
+
+    async def page(
+        self, room: str, *, before_id: int = 0, after_id: int = 0, limit: int, thread: int = 0
+    ) -> tuple[list[Current], bool]:
+        messages = self._by_room.get(room, [])
+
+        def wanted(message: Stored) -> bool:
+            return message.kind == CHAT and (
+                not thread or message.id == thread or message.reply_to == thread
+            )
+
+        picked: list[Stored] = []
+        more = False
+        if after_id:
+            index = bisect.bisect_right(messages, after_id, key=lambda m: m.id)
+            for message in messages[index:]:
+                if wanted(message):
+                    if len(picked) == limit:
+                        more = True
+                        break
+                    picked.append(message)
+        else:
+            end = len(messages)
+            if before_id:
+                end = bisect.bisect_left(messages, before_id, key=lambda m: m.id)
+            for index in range(end - 1, -1, -1):
+                if wanted(messages[index]):
+                    if len(picked) == limit:
+                        more = True
+                        break
+                    picked.append(messages[index])
+            picked.reverse()
+        states = self._states
+        return [
+            state.current(message) if (state := states.get(message.id)) else Current(message)
+            for message in picked
+        ], more
+
+    async def reacted(self, id: int, emoji: str, user: str) -> bool:
+        state = self._states.get(id)
+        return state is not None and user in state.reactions.get(emoji, {})
+
+    async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
+        rooms = self._by_room
+        return [
+            RoomSummary(name, self._topics.get(name, ""), rooms[name][-1].id, len(rooms[name]))
+            for name in names
+            if name in rooms
+        ]
 
     async def check(self) -> None:
         return None

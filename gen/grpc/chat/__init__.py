@@ -26,12 +26,25 @@ if TYPE_CHECKING:
     from grpclib.metadata import Deadline
 
 
+class MessageRequestAction(betterproto.Enum):
+    SAY = 0
+    EDIT = 1
+    DELETE = 2
+    REACT = 3
+    UNREACT = 4
+    TOPIC = 7
+
+
 class MessageReplyKind(betterproto.Enum):
     CHAT = 0
     ACK = 1
     JOIN = 2
     LEAVE = 3
     ERROR = 4
+    EDIT = 5
+    DELETE = 6
+    REACTION = 7
+    TOPIC = 10
 
 
 @dataclass(eq=False, repr=False)
@@ -40,6 +53,9 @@ class MessageRequest(betterproto.Message):
     user: str = betterproto.string_field(2)
     room: str = betterproto.string_field(3)
     key: str = betterproto.string_field(4)
+    action: "MessageRequestAction" = betterproto.enum_field(5)
+    target_id: int = betterproto.uint64_field(6)
+    reply_to: int = betterproto.uint64_field(7)
 
 
 @dataclass(eq=False, repr=False)
@@ -51,6 +67,20 @@ class MessageReply(betterproto.Message):
     sent_at: datetime = betterproto.message_field(5)
     kind: "MessageReplyKind" = betterproto.enum_field(6)
     key: str = betterproto.string_field(7)
+    target_id: int = betterproto.uint64_field(8)
+    reply_to: int = betterproto.uint64_field(9)
+    edited_at: datetime = betterproto.message_field(10)
+    deleted: bool = betterproto.bool_field(11)
+    reactions: List["Reaction"] = betterproto.message_field(12)
+    replies: int = betterproto.uint32_field(13)
+    removed: bool = betterproto.bool_field(14)
+
+
+@dataclass(eq=False, repr=False)
+class Reaction(betterproto.Message):
+    emoji: str = betterproto.string_field(1)
+    count: int = betterproto.uint32_field(2)
+    users: List[str] = betterproto.string_field(3)
 
 
 @dataclass(eq=False, repr=False)
@@ -74,6 +104,41 @@ class MessagesRequest(betterproto.Message):
     after_id: int = betterproto.uint64_field(2)
     limit: int = betterproto.uint32_field(3)
     follow: bool = betterproto.bool_field(4)
+
+
+@dataclass(eq=False, repr=False)
+class HistoryRequest(betterproto.Message):
+    room: str = betterproto.string_field(1)
+    before_id: int = betterproto.uint64_field(2)
+    after_id: int = betterproto.uint64_field(3)
+    limit: int = betterproto.uint32_field(4)
+    thread: int = betterproto.uint64_field(5)
+
+
+@dataclass(eq=False, repr=False)
+class HistoryReply(betterproto.Message):
+    messages: List["MessageReply"] = betterproto.message_field(1)
+    more: bool = betterproto.bool_field(2)
+    epoch: str = betterproto.string_field(3)
+
+
+@dataclass(eq=False, repr=False)
+class RoomsRequest(betterproto.Message):
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class Room(betterproto.Message):
+    name: str = betterproto.string_field(1)
+    topic: str = betterproto.string_field(2)
+    last_id: int = betterproto.uint64_field(3)
+    online: int = betterproto.uint32_field(4)
+    num_messages: int = betterproto.int32_field(5)
+
+
+@dataclass(eq=False, repr=False)
+class RoomsReply(betterproto.Message):
+    rooms: List["Room"] = betterproto.message_field(1)
 
 
 class ChatServiceStub(betterproto.ServiceStub):
@@ -133,6 +198,57 @@ class ChatServiceStub(betterproto.ServiceStub):
         ):
             yield response
 
+    async def post_message(
+        self,
+        message_request: "MessageRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "MessageReply":
+        return await self._unary_unary(
+            "/grpc.chat.ChatService/PostMessage",
+            message_request,
+            MessageReply,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_history(
+        self,
+        history_request: "HistoryRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "HistoryReply":
+        return await self._unary_unary(
+            "/grpc.chat.ChatService/GetHistory",
+            history_request,
+            HistoryReply,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_rooms(
+        self,
+        rooms_request: "RoomsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "RoomsReply":
+        return await self._unary_unary(
+            "/grpc.chat.ChatService/ListRooms",
+            rooms_request,
+            RoomsReply,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class ChatServiceBase(ServiceBase):
 
@@ -150,6 +266,15 @@ class ChatServiceBase(ServiceBase):
     ) -> AsyncIterator[MessageReply]:
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
         yield MessageReply()
+
+    async def post_message(self, message_request: "MessageRequest") -> "MessageReply":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_history(self, history_request: "HistoryRequest") -> "HistoryReply":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_rooms(self, rooms_request: "RoomsRequest") -> "RoomsReply":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_get_stats(
         self, stream: "grpclib.server.Stream[StatsRequest, StatsReply]"
@@ -178,6 +303,27 @@ class ChatServiceBase(ServiceBase):
             request,
         )
 
+    async def __rpc_post_message(
+        self, stream: "grpclib.server.Stream[MessageRequest, MessageReply]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.post_message(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_history(
+        self, stream: "grpclib.server.Stream[HistoryRequest, HistoryReply]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_history(request)
+        await stream.send_message(response)
+
+    async def __rpc_list_rooms(
+        self, stream: "grpclib.server.Stream[RoomsRequest, RoomsReply]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.list_rooms(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/grpc.chat.ChatService/GetStats": grpclib.const.Handler(
@@ -197,5 +343,23 @@ class ChatServiceBase(ServiceBase):
                 grpclib.const.Cardinality.STREAM_STREAM,
                 MessageRequest,
                 MessageReply,
+            ),
+            "/grpc.chat.ChatService/PostMessage": grpclib.const.Handler(
+                self.__rpc_post_message,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                MessageRequest,
+                MessageReply,
+            ),
+            "/grpc.chat.ChatService/GetHistory": grpclib.const.Handler(
+                self.__rpc_get_history,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                HistoryRequest,
+                HistoryReply,
+            ),
+            "/grpc.chat.ChatService/ListRooms": grpclib.const.Handler(
+                self.__rpc_list_rooms,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RoomsRequest,
+                RoomsReply,
             ),
         }

@@ -1,0 +1,189 @@
+"""Every store keeps actions as log entries and the messages' state beside them: edits,
+deletes, reactions, replies and topics; pages back through a room; the rooms' summaries."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored
+from chat.store import Store
+from tests.store.test_store import Open, open_backend  # noqa: F401  (the fixture)
+
+
+async def say(store: Store, text: str, room: str = "r", user: str = "ann", **kw: int) -> Stored:
+    return await store.append(Draft(room, user, text, **kw))  # type: ignore[arg-type]
+
+
+async def act(
+    store: Store, kind: int, target: int, text: str = "", user: str = "ann", **kw: bool
+) -> Stored:
+    return await store.append(
+        Draft("r", user, text, kind=kind, target_id=target, **kw)  # type: ignore[arg-type]
+    )
+
+
+async def entries(history: AsyncIterator[Stored]) -> list[tuple[int, int, str]]:
+    return [(message.id, message.kind, message.text) async for message in history]
+
+
+async def test_actions_are_entries_of_the_log_and_old_readers_see_messages_as_they_are_now(
+    open_backend: Open,  # noqa: F811
+) -> None:
+    store = await open_backend()
+    one, two, three = [await say(store, text) for text in ("one", "two", "three")]
+    edit = await act(store, EDIT, one.id, "one, fixed")
+    delete = await act(store, DELETE, two.id)
+    react = await act(store, REACTION, three.id, "👍", user="bob")
+    topic = await store.append(Draft("r", "ann", "about r", kind=TOPIC))
+    assert [edit.id, delete.id, react.id, topic.id] == [4, 5, 6, 7]
+    assert await entries(store.history("r", entries=True)) == [
+        (1, CHAT, "one"),
+        (2, CHAT, "two"),
+        (3, CHAT, "three"),
+        (4, EDIT, "one, fixed"),
+        (5, DELETE, ""),
+        (6, REACTION, "👍"),
+        (7, TOPIC, "about r"),
+    ]
+    assert await entries(store.history("r")) == [(1, CHAT, "one, fixed"), (3, CHAT, "three")]
+    assert await entries(store.history(None)) == [(1, CHAT, "one, fixed"), (3, CHAT, "three")]
+    assert await entries(store.history("r", limit=1)) == [(3, CHAT, "three")]
+    assert await entries(store.history("r", after_id=1)) == [(3, CHAT, "three")]
+    assert await entries(store.history("r", after_id=3, entries=True)) == [
+        (4, EDIT, "one, fixed"),
+        (5, DELETE, ""),
+        (6, REACTION, "👍"),
+        (7, TOPIC, "about r"),
+    ]
+    logged = [message async for message in store.history("r", entries=True)]
+    assert (logged[3].target_id, logged[4].target_id, logged[5].target_id) == (1, 2, 3)
+    assert logged[5].user == "bob"
+
+
+async def test_a_message_now_folds_in_its_edit_delete_reactions_and_replies(
+    open_backend: Open,  # noqa: F811
+) -> None:
+    store = await open_backend()
+    root, gone = await say(store, "root"), await say(store, "gone")
+    await say(store, "answer 1", user="bob", reply_to=root.id)
+    await say(store, "answer 2", user="cy", reply_to=root.id)
+    edit = await act(store, EDIT, root.id, "root, fixed")
+    for user in ("bob", "cy", "dee"):
+        await act(store, REACTION, root.id, "👍", user=user)
+    await act(store, REACTION, root.id, "🎉", user="bob")
+    await act(store, REACTION, root.id, "👍", user="cy", removed=True)
+    await act(store, REACTION, root.id, "🎉", user="bob", removed=True)
+    await act(store, DELETE, gone.id)
+    now = await store.message(root.id)
+    assert now is not None
+    assert now.message.text == "root, fixed"
+    assert now.message.user == "ann"
+    assert now.edited_at == edit.sent_at
+    assert not now.deleted
+    assert now.replies == 2
+    assert [(r.emoji, r.count, r.users) for r in now.reactions] == [("👍", 2, ("bob", "dee"))]
+    assert await store.reacted(root.id, "👍", "dee")
+    assert not await store.reacted(root.id, "👍", "cy")
+    assert not await store.reacted(root.id, "🎉", "bob")
+    deleted = await store.message(gone.id)
+    assert deleted is not None and deleted.deleted and deleted.message.text == ""
+    answer = await store.message(3)
+    assert answer is not None and answer.message.reply_to == root.id
+    assert await store.message(edit.id) is None  # an action is not a message
+    assert await store.message(10_000) is None
+
+
+async def test_a_reaction_names_twenty_users_and_counts_them_all(
+    open_backend: Open,  # noqa: F811
+) -> None:
+    store = await open_backend()
+    message = await say(store, "popular")
+    users = [f"u{n:02}" for n in range(25)]
+    for user in users:
+        await act(store, REACTION, message.id, "❤", user=user)
+    now = await store.message(message.id)
+    assert now is not None
+    assert [(r.emoji, r.count, r.users) for r in now.reactions] == [("❤", 25, tuple(users[:20]))]
+
+
+async def test_pages_go_back_and_forth_through_a_room_and_a_thread(
+    open_backend: Open,  # noqa: F811
+) -> None:
+    store = await open_backend()
+    for n in range(1, 11):
+        await say(store, f"m{n}", reply_to=3 if n in (5, 8) else 0)
+        await say(store, f"elsewhere {n}", room="other")
+    await act(store, EDIT, 1, "m1, fixed")  # entries are not messages of a page
+    await act(store, DELETE, 3)
+    room = [message.id async for message in store.history("r")] + [3]
+    room.sort()  # the messages of r, the deleted one too: 1, 3, 5, ..., 19
+
+    async def ids(**kw: int) -> tuple[list[int], bool]:
+        page, more = await store.page("r", **kw)  # type: ignore[arg-type]
+        return [now.message.id for now in page], more
+
+    assert await ids(limit=3) == (room[-3:], True)
+    assert await ids(limit=20) == (room, False)
+    assert await ids(before_id=room[-3], limit=3) == (room[-6:-3], True)
+    assert await ids(before_id=room[3], limit=3) == (room[:3], False)
+    assert await ids(before_id=room[2], limit=3) == (room[:2], False)
+    assert await ids(after_id=room[0], limit=3) == (room[1:4], True)
+    assert await ids(after_id=room[-4], limit=3) == (room[-3:], False)
+    assert await ids(after_id=room[-1], limit=3) == ([], False)
+    assert await ids(thread=room[1], limit=10) == ([room[1], room[4], room[7]], False)
+    assert await ids(thread=room[1], limit=2) == ([room[4], room[7]], True)
+    page, _ = await store.page("r", limit=20)
+    first, deleted = page[0], page[1]
+    assert (first.message.text, first.edited_at is not None) == ("m1, fixed", True)
+    assert (deleted.message.text, deleted.deleted) == ("", True)
+    assert await store.page("nowhere", limit=5) == ([], False)
+
+
+async def test_paging_back_through_ten_thousand_messages_gives_each_once_in_order(
+    open_backend: Open,  # noqa: F811
+) -> None:
+    store = await open_backend()
+    total = 10_000
+    for start in range(0, total, 500):
+        await store.append_all([Draft("r", "u", f"m{n}") for n in range(start, start + 500)])
+    seen: list[int] = []
+    before, more = 0, True
+    while more:
+        page, more = await store.page("r", before_id=before, limit=500)
+        seen[:0] = [now.message.id for now in page]
+        before = page[0].message.id
+    assert seen == list(range(1, total + 1))
+
+
+async def test_rooms_sum_up_with_their_topic_newest_id_and_size(
+    open_backend: Open,  # noqa: F811
+) -> None:
+    store = await open_backend()
+    await say(store, "hello", room="a")
+    await say(store, "hi", room="b")
+    await store.append(Draft("a", "ann", "first topic", kind=TOPIC))
+    topic = await store.append(Draft("a", "ann", "what a is for", kind=TOPIC))
+    summaries = sorted(await store.summaries(["a", "b", "none"]), key=lambda room: room.name)
+    assert [(s.name, s.topic, s.last_id, s.messages) for s in summaries] == [
+        ("a", "what a is for", topic.id, 3),
+        ("b", "", 2, 1),
+    ]
+    assert await store.summaries([]) == []
+
+
+async def test_the_state_is_shared_by_every_store_on_the_same_data(
+    open_backend: Open,  # noqa: F811
+    request: pytest.FixtureRequest,
+) -> None:
+    first = await open_backend()
+    message = await say(first, "hello")
+    await act(first, EDIT, message.id, "hello, fixed")
+    await act(first, REACTION, message.id, "👍", user="bob")
+    await first.append(Draft("r", "ann", "topic", kind=TOPIC))
+    # A memory store keeps its data to itself: the same one is read again.
+    second = first if "memory" in request.node.name else await open_backend()
+    now = await second.message(message.id)
+    assert now is not None
+    assert now.message.text == "hello, fixed"
+    assert [(r.emoji, r.users) for r in now.reactions] == [("👍", ("bob",))]
+    assert [s.topic for s in await second.summaries(["r"])] == ["topic"]
