@@ -83,7 +83,7 @@ class Chatter:
         with contextlib.suppress(GRPCError):  # the status the test has already seen
             await self.stream.__aexit__(type(error) if error else None, error, None)
 
-    async def send(self, text: str, **fields: str) -> None:
+    async def send(self, text: str, **fields: Any) -> None:
         await self.stream.send_message(MessageRequest(message=text, **fields))
 
     async def recv(self) -> MessageReply | None:

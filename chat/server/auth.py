@@ -42,6 +42,8 @@ first: a client that calls again with the same token costs a lookup and a clock 
 not PyJWT's decoding and signature check (several times the rest of a unary call's auth)."""
 ROOMS_CLAIM = "rooms"
 """The claim that lists the room patterns a token allows; without it, every room."""
+MOD_CLAIM = "mod"
+"""The claim that lists the room patterns where a token's user is a moderator."""
 BEARER = "Bearer "
 """What comes before the token in `authorization` metadata."""
 LATEST_EXP = 253_402_300_799
@@ -184,17 +186,23 @@ def _identity(claims: Claims) -> Identity:
     user = claims["sub"]
     if problem := rules.name_problem("user", user):
         raise GRPCError(Status.UNAUTHENTICATED, f"the token's sub is not a valid user: {problem}")
-    if ROOMS_CLAIM not in claims:
-        return Identity(user)
-    rooms = claims[ROOMS_CLAIM]
+    rooms = _patterns(claims, ROOMS_CLAIM)
+    return Identity(user, rooms, _patterns(claims, MOD_CLAIM) or ())
+
+
+def _patterns(claims: Claims, claim: str) -> tuple[str, ...] | None:
+    """A claim's room patterns; None when the token has no such claim."""
+    if claim not in claims:
+        return None
+    rooms = claims[claim]
     if not isinstance(rooms, list) or not all(
         isinstance(room, str) and ROOM_PATTERN.fullmatch(room) for room in rooms
     ):
         raise GRPCError(
             Status.UNAUTHENTICATED,
-            "the token's 'rooms' claim must be a list of room names, '*' matching any run",
+            f"the token's {claim!r} claim must be a list of room names, '*' matching any run",
         )
-    return Identity(user, tuple(rooms))
+    return tuple(rooms)
 
 
 def key_algorithms(key: Key) -> list[str]:

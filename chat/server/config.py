@@ -68,6 +68,7 @@ class Settings:
     rate_per_connection: int = 1
     rate_per_address: int = 5
     max_rooms: int = 10_000
+    edit_window: float = 0.0
     max_memory_bytes: int = 64 * MiB
     max_auth_failures: int = 20
     auth_failure_window: float = 60.0
@@ -476,6 +477,16 @@ def parser() -> Parser:
         ),
     )
     p.add_argument(
+        "--edit-window",
+        type=float,
+        default=_env_float("CHAT_EDIT_WINDOW", d.edit_window),
+        metavar="SECONDS",
+        help=_shown(
+            "how long after sending a message its author may edit it (0: no limit)",
+            "edit_window",
+        ),
+    )
+    p.add_argument(
         "--max-memory-bytes",
         type=int,
         default=_env_int("CHAT_MAX_MEMORY_BYTES", d.max_memory_bytes),
@@ -569,6 +580,8 @@ def load(argv: Sequence[str] | None = None) -> Settings:
         )
     if not 0 <= settings.drain_seconds < math.inf:
         raise ConfigError("--drain-seconds must be a number of seconds, 0 or more")
+    if not 0 <= settings.edit_window < math.inf:
+        raise ConfigError("--edit-window must be a number of seconds, 0 (no limit) or more")
     if settings.max_history < 0:
         raise ConfigError("--max-history must be 0 (keep all) or more")
     _check_auth(settings)

@@ -36,6 +36,7 @@ class Subscriber:
         "ended",
         "held",
         "id",
+        "kinds",
         "last_id",
         "live",
         "reads",
@@ -51,6 +52,9 @@ class Subscriber:
         self.id = id
         self.user = user  # None: a history follower, which is not shown as online
         self.reads: Callable[[str], bool] | None = None  # the rooms it may see; None: all
+        self.kinds: frozenset[int] = frozenset()
+        """The kinds of entries besides CHAT it asked for (`chat-features`): the others
+        never reach it."""
         self.rooms: set[str] = set()
         self.last_id = 0  # the newest stored id handed to the stream
         self.replayed = 0  # the newest id a history replay sent: the queue may repeat it
@@ -283,9 +287,12 @@ class Rooms:
         """
         data = framed = b""  # encoded once, and only when someone besides the sender listens
         hold = False
+        kind = message.kind
         for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
             if subscriber.id != message.origin:
                 if subscriber.reads is not None and not subscriber.reads(message.room):
+                    continue
+                if kind and kind not in subscriber.kinds:
                     continue
                 if not data:
                     data = self._encoding.chat(message)

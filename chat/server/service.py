@@ -1,4 +1,4 @@
-"""ChatService: the three RPCs of the contract, thin, over rooms.py and the store.
+"""ChatService: the RPCs of the contract, thin, over rooms.py and the store.
 
 The handler mapping is built here rather than by betterproto's ServiceBase, whose wrappers hide
 the grpclib stream (metadata, peer) and never close a server-streaming generator.
@@ -7,6 +7,7 @@ the grpclib stream (metadata, peer) and never close a server-streaming generator
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Set
+from datetime import UTC, datetime
 from typing import Any, TypeGuard, TypeVar
 
 from grpclib.const import Cardinality, Handler, Status
@@ -14,11 +15,11 @@ from grpclib.exceptions import GRPCError
 
 from chat import contract
 from chat.errors import ShuttingDown, StoreUnavailable
-from chat.model import Draft, Stored
+from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored
 from chat.server import auth, encoding, http2, rules
 from chat.server.calls import Call, Calls
 from chat.server.config import Settings
-from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, Stats
+from chat.server.encoding.base import ChatRequest, EncodingCodec, RoomRequest, RoomView, Stats
 from chat.server.flood import FloodControl
 from chat.server.guard.limits import Guard, file_limit
 from chat.server.http2.base import Transport
@@ -31,7 +32,17 @@ from chat.server.turns import Turns
 from chat.server.writes import StoreWrites
 from chat.store import Store
 from chat.tasks import cancel_and_wait
-from gen.grpc.chat import MessageReply, MessageRequest, MessagesRequest, StatsReply, StatsRequest
+from gen.grpc.chat import (
+    HistoryReply,
+    HistoryRequest,
+    MessageReply,
+    MessageRequest,
+    MessagesRequest,
+    RoomsReply,
+    RoomsRequest,
+    StatsReply,
+    StatsRequest,
+)
 
 HISTORY_BATCH = 256
 """Stored messages sent in one `send_all` at most."""
@@ -43,7 +54,19 @@ PIPELINE = 32
 """Requests of one stream stored together at most; its queue may overshoot by their ACKs."""
 INT32_MAX = 2**31 - 1
 Request = TypeVar("Request")
+UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
+ACTIONS = {
+    contract.Action.SAY: (CHAT, False),
+    contract.Action.EDIT: (EDIT, False),
+    contract.Action.DELETE: (DELETE, False),
+    contract.Action.REACT: (REACTION, False),
+    contract.Action.UNREACT: (REACTION, True),
+    contract.Action.TOPIC: (TOPIC, False),
+}
+"""Each action a request may ask for: the entry it makes, and whether it takes a reaction off."""
+OFFERED = {contract.FEATURES: contract.OFFERED}
+"""What every call's response headers say the server offers."""
 
 
 class ChatService:
@@ -81,6 +104,7 @@ class ChatService:
         self.messages_stored = 0  # by this server, since it started
         self._max_text_bytes = settings.max_text_bytes
         self._max_rooms = settings.max_rooms
+        self._edit_window = settings.edit_window
         self._turns = Turns()
         self._started = time.monotonic()
         store.listen(self.rooms)
@@ -109,7 +133,7 @@ class ChatService:
         return self.handlers(self.transport)
 
     def handlers(self, transport: Transport[Any]) -> dict[str, Handler]:
-        """The three methods by path, their calls run over `transport`: the server's own for
+        """The methods by path, their calls run over `transport`: the server's own for
         grpclib, the reference one for the web door's streams."""
         methods: list[tuple[str, Callable[[Any], Awaitable[None]], Cardinality, type, type]] = [
             (
@@ -133,6 +157,27 @@ class ChatService:
                 MessageRequest,
                 MessageReply,
             ),
+            (
+                contract.POST_MESSAGE,
+                self.post_message,
+                Cardinality.UNARY_UNARY,
+                MessageRequest,
+                MessageReply,
+            ),
+            (
+                contract.GET_HISTORY,
+                self.get_history,
+                Cardinality.UNARY_UNARY,
+                HistoryRequest,
+                HistoryReply,
+            ),
+            (
+                contract.LIST_ROOMS,
+                self.list_rooms,
+                Cardinality.UNARY_UNARY,
+                RoomsRequest,
+                RoomsReply,
+            ),
         ]
         return {
             path: Handler(self.calls.wrap(path, func, transport), kind, request, reply)
@@ -141,10 +186,10 @@ class ChatService:
 
     async def get_stats(self, call: Call[RoomRequest]) -> None:
         request = await _one_request(call)
-        room = _room_filter(request.room, call.identity)
+        room = _room_filter(request.room, call)
         if room is None and _restricted(call.identity):
             stats = await self._readable_stats(call.identity)
-            call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self.store.epoch})
+            call.reply_once(self.encoding.stats(stats), self._headers())
             return
         presence = self.store.presence
         messages = await self.store.count(room)
@@ -162,7 +207,7 @@ class ChatService:
             uptime_seconds=time.monotonic() - self._started,
             epoch=self.store.epoch,
         )
-        call.reply_once(self.encoding.stats(stats), {contract.EPOCH: self.store.epoch})
+        call.reply_once(self.encoding.stats(stats), self._headers())
 
     async def _readable_stats(self, identity: Identity) -> Stats:
         """The whole server's figures as a token limited to some rooms may see them: only
@@ -184,20 +229,25 @@ class ChatService:
     async def get_messages(self, call: Call[MessagesRequest]) -> None:
         request = await _one_request(call)
         identity = call.identity
-        room = _room_filter(request.room, identity)
+        room = _room_filter(request.room, call)
+        kinds = _kinds(call)
         epoch = await self._send_epoch(call)
         after_id = request.after_id if _same_history(call, epoch) else 0
         if room is None and _restricted(identity):
-            history = self._readable_history(identity, after_id, request.limit)
+            history = self._readable_history(identity, after_id, request.limit, kinds)
         else:
-            history = self.store.history(room, after_id, request.limit)
+            history = self.store.history(room, after_id, request.limit, entries=bool(kinds))
+            if room is None:  # others' direct conversations are left out
+                history = _readable(history, _reader(call))
+        if kinds:
+            history = _of_kinds(history, kinds)
         if not request.follow:
             await self._send_history(call, history)
             return
         with self.rooms.subscribe(user=None) as subscriber:
+            subscriber.kinds = kinds
             if room is None:
-                reads = identity.may_use if _restricted(identity) else None
-                self.rooms.follow_everything(subscriber, reads)
+                self.rooms.follow_everything(subscriber, _reader(call))
             else:
                 self.rooms.join(subscriber, room)
             replay = self._replay_then_live(call, subscriber, history, after_id)
@@ -211,26 +261,28 @@ class ChatService:
         for problem in (rules.name_problem("user", user), rules.name_problem("room", room)):
             if problem:
                 raise GRPCError(Status.INVALID_ARGUMENT, f"chat-{problem}")
-        if identity is not None and (
-            problem := identity.check_user(user, "chat-user") or identity.check_room(room)
-        ):
+        if identity is not None and (problem := identity.check_user(user, "chat-user")):
+            raise GRPCError(Status.PERMISSION_DENIED, problem)
+        if problem := _access_problem(identity, user, room):
             raise GRPCError(Status.PERMISSION_DENIED, problem)
         # Present (0 included: a client that has seen nothing yet), it asks for a replay.
         resume = call.metadata(contract.AFTER_ID, "")
         after_id = _after_id(resume) if resume else None
+        kinds = _kinds(call)
         with self.rooms.subscribe(user=user) as subscriber:
+            subscriber.kinds = kinds
             self.rooms.join(subscriber, room)
             # The response headers go once the stream is in its room: a client that has them
             # and then asks who is online (GetStats) hears of everyone who comes or goes after.
             epoch = await self._send_epoch(call)
             if not _same_history(call, epoch) and after_id is not None:
                 after_id = 0
-            sending = self._replay_then_live(
-                call,
-                subscriber,
-                self.store.history(room, after_id) if after_id is not None else _nothing(),
-                after_id or 0,
-            )
+            replay = _nothing()
+            if after_id is not None:
+                replay = self.store.history(room, after_id, entries=bool(kinds))
+                if kinds:
+                    replay = _of_kinds(replay, kinds)
+            sending = self._replay_then_live(call, subscriber, replay, after_id or 0)
             defaults = Draft(room, user, "", subscriber.id)
             await _until_ended(
                 subscriber, sending, call, lambda: self._receive(call, subscriber, defaults)
@@ -255,22 +307,18 @@ class ChatService:
             drafts: list[Draft] = []  # valid, not stored yet: stored together
             failure: GRPCError | None = None
             for read in range(1, PIPELINE + 1):
-                draft = Draft(
-                    room=request.room or defaults.room,
-                    user=request.user or defaults.user,
-                    text=request.message,
-                    origin=defaults.origin,
-                    key=request.key,
-                )
+                draft = _draft(request, defaults)
                 # The stream's own names were checked when it opened; only overrides need a look.
                 overrides = draft.room is not defaults.room or draft.user is not defaults.user
-                problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
-                if not problem:
-                    problem = await self._refusal(call, draft, overrides, posted)
-                if problem:
+                problem = await self._problem(call, draft, overrides, posted)
+                if problem or (draft.kind == REACTION and await self._unchanged(draft)):
                     await self._append(subscriber, drafts)  # their ACKs come first
-                    error = self.encoding.error(problem, draft.room, draft.user, draft.key)
-                    await subscriber.put(0, error)
+                    answer = (
+                        self.encoding.error(problem, draft.room, draft.user, draft.key)
+                        if problem
+                        else self.encoding.ack(_unstored(draft))
+                    )
+                    await subscriber.put(0, answer)
                 else:
                     self.rooms.join(subscriber, draft.room)
                     posted.add(draft.room)
@@ -295,17 +343,134 @@ class ChatService:
             await subscriber.room_to_spare()
         subscriber.finish()
 
-    async def _append(self, subscriber: Subscriber, drafts: list[Draft]) -> None:
-        """Stores the drafts and empties the list (the rooms queue their ACKs, in id order); a
-        failed write makes the server NOT_SERVING until one succeeds."""
-        if not drafts:
-            return
+    async def post_message(self, call: Call[ChatRequest]) -> None:
+        """One request, answered as the stream answers it: its ACK once stored, or ERROR."""
+        request = await _one_request(call)
+        identity = call.identity
+        defaults = Draft(
+            call.metadata(contract.ROOM, contract.DEFAULT_ROOM),
+            call.metadata(contract.USER, identity.user if identity else contract.DEFAULT_USER),
+            "",
+        )
+        draft = _draft(request, defaults)
+        problem = await self._problem(call, draft, True, set())
+        if problem:
+            answer = self.encoding.error(problem, draft.room, draft.user, draft.key)
+        elif draft.kind == REACTION and await self._unchanged(draft):
+            answer = self.encoding.ack(_unstored(draft))
+        else:
+            (stored,) = await self._store([draft])
+            self.messages_stored += not stored.repeat
+            answer = self.encoding.ack(stored)
+        call.reply_once(answer, self._headers())
+
+    async def get_history(self, call: Call[HistoryRequest]) -> None:
+        """A page of one room's messages as they are now."""
+        request = await _one_request(call)
+        if not request.room:
+            raise GRPCError(Status.INVALID_ARGUMENT, "GetHistory needs a room")
+        room = _room_filter(request.room, call)
+        assert room is not None
+        if request.before_id and request.after_id:
+            raise GRPCError(
+                Status.INVALID_ARGUMENT, "a page is before_id or after_id, not both at once"
+            )
+        limit = min(request.limit or contract.HISTORY_LIMIT, contract.MAX_HISTORY_LIMIT)
+        page, more = await self.store.page(
+            room,
+            before_id=request.before_id,
+            after_id=request.after_id,
+            limit=limit,
+            thread=request.thread,
+        )
+        messages = [self.encoding.current(now) for now in page]
+        call.reply_once(self.encoding.history(messages, more, self.store.epoch), self._headers())
+
+    async def list_rooms(self, call: Call[RoomsRequest]) -> None:
+        """The rooms with messages or listeners that the caller may see, by name."""
+        await _one_request(call)
+        may_read = _reader(call)
+        presence = self.store.presence
+        names = {*await self.store.rooms(), *await presence.active_rooms()}
+        visible = sorted(name for name in names if may_read(name))
+        summaries = {summary.name: summary for summary in await self.store.summaries(visible)}
+        rooms = []
+        for name in visible:
+            summary = summaries.get(name)
+            rooms.append(
+                RoomView(
+                    name,
+                    summary.topic if summary else "",
+                    summary.last_id if summary else 0,
+                    min(len(await presence.online(name)), UINT32_MAX),
+                    min(summary.messages if summary else 0, INT32_MAX),
+                )
+            )
+        call.reply_once(self.encoding.rooms(rooms), self._headers())
+
+    def _headers(self) -> dict[str, str]:
+        """A unary call's response metadata: the history's epoch and what the server offers."""
+        return {contract.EPOCH: self.store.epoch, **OFFERED}
+
+    async def _problem(
+        self, call: Call[Any], draft: Draft, overrides: bool, posted: Set[str]
+    ) -> str | None:
+        """Why the draft may not be stored, in words, or None: its own rules, then what the
+        server and the message it acts on allow."""
+        problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
+        if not problem and (draft.kind != CHAT or draft.reply_to):
+            problem = await self._action_problem(call.identity, draft)
+        return problem or await self._refusal(call, draft, overrides, posted)
+
+    async def _action_problem(self, identity: Identity | None, draft: Draft) -> str | None:
+        """Why the user may not act on the message (or room) the draft names, or None."""
+        room = draft.room
+        if draft.kind == TOPIC:
+            if identity is not None and not identity.moderates(room):
+                return f"only a moderator of {room} may set its topic"
+            return None
+        target = draft.target_id if draft.kind != CHAT else draft.reply_to
+        now = await self.store.message(target)
+        if now is None or now.message.room != room:
+            return f"no message {target} in {room}"
+        if draft.kind == CHAT:
+            return None
+        if now.deleted:
+            return f"message {target} was deleted"
+        mine = now.message.user == draft.user
+        if draft.kind == EDIT and not mine:
+            return f"only its author may edit message {target}"
+        if draft.kind == EDIT and self._edit_window:
+            age = (datetime.now(UTC) - now.message.sent_at).total_seconds()
+            if age > self._edit_window:
+                return (
+                    f"message {target} can no longer be edited: messages may be edited for "
+                    f"{self._edit_window:g} seconds"
+                )
+        if draft.kind == DELETE and not mine and not (identity and identity.moderates(room)):
+            return f"only its author or a moderator may delete message {target}"
+        return None
+
+    async def _unchanged(self, draft: Draft) -> bool:
+        """Whether a reaction changes nothing: put on twice, or taken off when not there."""
+        reacted = await self.store.reacted(draft.target_id, draft.text, draft.user)
+        return reacted != draft.removed
+
+    async def _store(self, drafts: list[Draft]) -> list[Stored]:
+        """Stores the drafts; a failed write makes the server NOT_SERVING until one succeeds."""
         try:
             results = await self.store.append_all(drafts)
         except StoreUnavailable as error:
             self.writes.failed(error)
             raise
         self.writes.succeeded()
+        return results
+
+    async def _append(self, subscriber: Subscriber, drafts: list[Draft]) -> None:
+        """Stores the drafts and empties the list (the rooms queue their ACKs, in id order)."""
+        if not drafts:
+            return
+        results = await self._store(drafts)
         for stored in results:
             if stored.repeat:  # stored before: the first ACK again, and nothing for the room
                 subscriber.acknowledge(self.encoding.ack(stored))
@@ -321,9 +486,9 @@ class ChatService:
         past --max-rooms (not a room in `posted`, where this stream has stored a message), or
         more messages than flood control lets through (chat/server/flood.py)."""
         identity = call.identity
-        if identity is not None and overrides:
-            problem = identity.check_user(draft.user, "user") or identity.check_room(draft.room)
-            if problem:
+        if overrides:
+            problem = identity.check_user(draft.user, "user") if identity is not None else None
+            if problem := problem or _access_problem(identity, draft.user, draft.room):
                 return problem
         # Flood control first: a flood of messages for new rooms is slowed before it costs a
         # look-up. A room this stream has posted to costs nothing; another with messages is let
@@ -347,13 +512,14 @@ class ChatService:
         return None
 
     async def _readable_history(
-        self, identity: Identity, after_id: int, limit: int
+        self, identity: Identity, after_id: int, limit: int, kinds: Set[int]
     ) -> AsyncIterator[Stored]:
         """The history of every room the identity may use, oldest first; with `limit`, the
         newest `limit` of those (read room by room: at most `limit` from each)."""
+        entries = bool(kinds)
         if not limit:
             allowed: dict[str, bool] = {}  # each room's patterns matched once
-            async for message in self.store.history(None, after_id):
+            async for message in self.store.history(None, after_id, entries=entries):
                 readable = allowed.get(message.room)
                 if readable is None:
                     readable = allowed[message.room] = identity.may_use(message.room)
@@ -363,7 +529,8 @@ class ChatService:
         newest: list[Stored] = []
         rooms = [room for room in await self.store.rooms() if identity.may_use(room)]
         for room in rooms:  # a list: the store's rooms may change while each is read
-            newest += [message async for message in self.store.history(room, after_id, limit)]
+            history = self.store.history(room, after_id, limit, entries=entries)
+            newest += [message async for message in history]
         newest.sort(key=lambda message: message.id)
         for message in newest[-limit:]:
             yield message
@@ -371,7 +538,7 @@ class ChatService:
     async def _send_epoch(self, call: Call[Any]) -> str:
         """Sends a streaming call's response headers, with the store's epoch; returns it."""
         epoch = self.store.epoch
-        await call.send_initial_metadata({contract.EPOCH: epoch})
+        await call.send_initial_metadata({contract.EPOCH: epoch, **OFFERED})
         return epoch
 
     async def _send_history(self, call: Call[Any], history: AsyncIterator[Stored]) -> int:
@@ -420,17 +587,94 @@ async def _one_request(call: Call[Request]) -> Request:
     return request
 
 
-def _room_filter(room: str, identity: Identity | None) -> str | None:
+def _room_filter(room: str, call: Call[Any]) -> str | None:
     """The room a read is filtered to (None: all); INVALID_ARGUMENT for a bad name,
-    PERMISSION_DENIED for a room the call's token does not allow."""
+    PERMISSION_DENIED for a room the caller may not read (the call's token does not allow
+    it, or a direct conversation that does not name them)."""
     if not room:
         return None
     problem = rules.name_problem("room", room)
     if problem:
         raise GRPCError(Status.INVALID_ARGUMENT, problem)
-    if identity is not None and (problem := identity.check_room(room)):
+    if problem := _access_problem(call.identity, _caller(call), room):
         raise GRPCError(Status.PERMISSION_DENIED, problem)
     return room
+
+
+def _caller(call: Call[Any]) -> str:
+    """Who reads: the token's user, or the name the call gives (no privacy without tokens)."""
+    identity = call.identity
+    return identity.user if identity else call.metadata(contract.USER, contract.DEFAULT_USER)
+
+
+def _access_problem(identity: Identity | None, user: str, room: str) -> str | None:
+    """Why `user` may not use `room`, or None: a room the token does not allow, or a direct
+    conversation that does not name them."""
+    if identity is not None:
+        return identity.check_room(room)
+    users = contract.members(room)
+    if users is not None and user not in users:
+        return f"{room} is a direct conversation of others: only they may use it"
+    return None
+
+
+def _reader(call: Call[Any]) -> Callable[[str], bool]:
+    """Which rooms the caller may read, of all the server's."""
+    identity = call.identity
+    if identity is not None:
+        return identity.may_use
+    user = _caller(call)
+    return lambda room: room[0] != "@" or user in room[1:].split(",")
+
+
+async def _readable(
+    history: AsyncIterator[Stored], may_read: Callable[[str], bool]
+) -> AsyncIterator[Stored]:
+    async for message in history:
+        if message.room[0] != "@" or may_read(message.room):
+            yield message
+
+
+def _kinds(call: Call[Any]) -> frozenset[int]:
+    """The kinds of entries besides CHAT the call asked for (`chat-features`)."""
+    return contract.features(call.metadata(contract.FEATURES, ""))
+
+
+async def _of_kinds(history: AsyncIterator[Stored], kinds: Set[int]) -> AsyncIterator[Stored]:
+    """The entries a call with `kinds` sees: messages, and the actions it asked for."""
+    async for entry in history:
+        if not entry.kind or entry.kind in kinds:
+            yield entry
+
+
+def _draft(request: ChatRequest, defaults: Draft) -> Draft:
+    """What the request asks to store, with the stream's (or call's) defaults; an unknown
+    action is kept as it came, for its refusal (kind -1)."""
+    kind, removed = ACTIONS.get(request.action, (-1, False))
+    return Draft(
+        room=request.room or defaults.room,
+        user=request.user or defaults.user,
+        text=request.message,
+        origin=defaults.origin,
+        key=request.key,
+        kind=kind,
+        target_id=request.target_id if kind not in (CHAT, TOPIC) else 0,
+        reply_to=request.reply_to if kind == CHAT else 0,
+        removed=removed,
+    )
+
+
+def _unstored(draft: Draft) -> Stored:
+    """An action that changed nothing, as its ACK tells it: no id."""
+    return Stored(
+        0,
+        draft.room,
+        draft.user,
+        draft.text,
+        datetime.now(UTC),
+        key=draft.key,
+        target_id=draft.target_id,
+    )
 
 
 def _restricted(identity: Identity | None) -> TypeGuard[Identity]:

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat.contract import Kind
-from chat.model import Stored
+from chat.model import Current, Reaction, Stored
 from chat.server.encoding import handwritten_impl
-from chat.server.encoding.base import DecodeError, Encoding, Stats
+from chat.server.encoding.base import DecodeError, Encoding, RoomView, Stats
 from chat.server.encoding.betterproto_impl import BetterprotoEncoding
 from chat.server.encoding.handwritten_impl import HandwrittenEncoding
 from chat.server.reflection import descriptors
@@ -112,10 +112,16 @@ def test_random_bytes_the_hand_parser_accepts_mean_the_same_to_the_protobuf_runt
     except DecodeError:
         return  # refused: never stored
     theirs = runtime("MessageRequest").FromString(data)
-    fields = (ours.message, ours.user, ours.room, ours.key)
-    assert fields == (theirs.message, theirs.user, theirs.room, theirs.key)
-    reference = REFERENCE.parse_request(data)
-    assert fields == (reference.message, reference.user, reference.room, reference.key)
+    fields = (ours.message, ours.user, ours.room, ours.key, ours.target_id, ours.reply_to)
+    assert fields == (
+        theirs.message,
+        theirs.user,
+        theirs.room,
+        theirs.key,
+        theirs.target_id,
+        theirs.reply_to,
+    )
+    assert ours.action == theirs.action
 
 
 @pytest.mark.parametrize(
@@ -138,7 +144,8 @@ def test_malformed_requests_are_refused_by_the_hand_parser(data: bytes) -> None:
 @pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
 def test_unknown_fields_from_newer_clients_are_skipped(encoding: Encoding) -> None:
     known = bytes(MessageRequest(message="hi", room="dev"))
-    extra = b"\x28\x96\x01" + b"\x29" + bytes(8) + b"\x32\x02ok" + b"\x3d" + bytes(4)
+    # Fields 15 (varint), 16 (fixed64), 17 (bytes) and 18 (fixed32): none of them known.
+    extra = b"\x78\x96\x01" + b"\x81\x01" + bytes(8) + b"\x8a\x01\x02ok" + b"\x95\x01" + bytes(4)
     parsed = encoding.parse_request(extra + known)
     assert (parsed.message, parsed.room, parsed.user) == ("hi", "dev", "")
 
@@ -177,3 +184,120 @@ def test_chat_and_ack_replies_are_the_same_bytes_from_both_encodings(
 def test_an_error_reply_names_the_key_of_the_request_it_refuses(encoding: Encoding) -> None:
     error = MessageReply().parse(encoding.error("empty message", "room", "ann", "k1"))
     assert (error.kind, error.message, error.key) == (Kind.ERROR, "empty message", "k1")
+
+
+names = st.text(max_size=20)
+ids = st.integers(0, 2**64 - 1)
+reactions = st.lists(
+    st.builds(Reaction, names, st.integers(0, 2**32 - 1), st.lists(names, max_size=3).map(tuple)),
+    max_size=3,
+)
+
+
+@given(
+    kind=st.sampled_from([0, 1, 5, 6, 7, 10]),
+    text=texts,
+    id=ids,
+    sent_at=moments,
+    key=texts,
+    target_id=ids,
+    reply_to=ids,
+    removed=st.booleans(),
+)
+def test_an_action_or_a_reply_is_the_same_bytes_from_both_encodings_and_the_protobuf_runtime(
+    kind: int,
+    text: str,
+    id: int,
+    sent_at: datetime,
+    key: str,
+    target_id: int,
+    reply_to: int,
+    removed: bool,
+) -> None:
+    extra = {"target_id": target_id, "reply_to": reply_to, "removed": removed}
+    fast = FAST.reply(kind, text, "ann", "r", id, sent_at, key, **extra)  # type: ignore[arg-type]
+    assert fast == REFERENCE.reply(kind, text, "ann", "r", id, sent_at, key, **extra)  # type: ignore[arg-type]
+    expected = runtime_reply(kind, text, "ann", "r", id, sent_at, key)
+    for name, value in extra.items():
+        setattr(expected, name, value)
+    assert fast == expected.SerializeToString()
+    entry = Stored(id, "r", "ann", text, sent_at, 0, "", False, kind, target_id, reply_to, removed)
+    assert FAST.chat(entry) == REFERENCE.chat(entry)
+    assert FAST.ack(entry) == REFERENCE.ack(entry)
+
+
+@given(
+    text=texts,
+    id=ids,
+    sent_at=moments,
+    reply_to=ids,
+    edited_at=st.none() | moments,
+    deleted=st.booleans(),
+    reactions=reactions,
+    replies=st.integers(0, 2**32 - 1),
+    more=st.booleans(),
+    epoch=names,
+)
+def test_a_history_page_is_the_same_bytes_from_both_encodings_and_the_protobuf_runtime(
+    text: str,
+    id: int,
+    sent_at: datetime,
+    reply_to: int,
+    edited_at: datetime | None,
+    deleted: bool,
+    reactions: list[Reaction],
+    replies: int,
+    more: bool,
+    epoch: str,
+) -> None:
+    message = Stored(id, "r", "ann", text, sent_at, reply_to=reply_to)
+    now = Current(message, edited_at, deleted, tuple(reactions), replies)
+    fast = FAST.current(now)
+    assert fast == REFERENCE.current(now)
+    expected: Any = runtime_reply(0, text, "ann", "r", id, sent_at)
+    expected.reply_to, expected.deleted, expected.replies = reply_to, deleted, replies
+    if edited_at is not None:
+        expected.edited_at.FromDatetime(edited_at)
+    for reaction in reactions:
+        expected.reactions.add(emoji=reaction.emoji, count=reaction.count, users=reaction.users)
+    assert fast == expected.SerializeToString()
+    page = FAST.history([fast, fast], more, epoch)
+    assert page == REFERENCE.history([fast, fast], more, epoch)
+    wanted = runtime("HistoryReply")(more=more, epoch=epoch)
+    wanted.messages.extend([expected, expected])
+    assert page == wanted.SerializeToString()
+
+
+@given(
+    rooms=st.lists(
+        st.builds(
+            RoomView, names, names, ids, st.integers(0, 2**32 - 1), st.integers(0, 2**31 - 1)
+        ),
+        max_size=4,
+    )
+)
+def test_a_list_of_rooms_is_the_same_bytes_from_both_encodings_and_the_protobuf_runtime(
+    rooms: list[RoomView],
+) -> None:
+    expected = runtime("RoomsReply")()
+    for room in rooms:
+        expected.rooms.add(
+            name=room.name,
+            topic=room.topic,
+            last_id=room.last_id,
+            online=room.online,
+            num_messages=room.messages,
+        )
+    assert FAST.rooms(rooms) == REFERENCE.rooms(rooms) == expected.SerializeToString()
+
+
+@pytest.mark.parametrize("encoding", [REFERENCE, FAST], ids=lambda e: e.name)
+@given(action=st.integers(-(2**31), 2**31 - 1), target_id=ids, reply_to=ids)
+def test_an_action_the_protobuf_runtime_wrote_parses_to_its_fields(
+    encoding: Encoding, action: int, target_id: int, reply_to: int
+) -> None:
+    request = runtime("MessageRequest")(
+        message="x", action=action, target_id=target_id, reply_to=reply_to
+    )
+    parsed = encoding.parse_request(request.SerializeToString())
+    assert (parsed.action, parsed.target_id, parsed.reply_to) == (action, target_id, reply_to)

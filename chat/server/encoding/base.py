@@ -18,7 +18,7 @@ from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
 
 from chat.contract import ACK_PREFIX, Kind
-from chat.model import Stored
+from chat.model import Current, Stored
 from gen.grpc.chat import MessageRequest, StatsRequest
 
 
@@ -33,6 +33,12 @@ class ChatRequest(Protocol):
     def room(self) -> str: ...
     @property
     def key(self) -> str: ...
+    @property
+    def action(self) -> int: ...
+    @property
+    def target_id(self) -> int: ...
+    @property
+    def reply_to(self) -> int: ...
 
 
 class RoomRequest(Protocol):
@@ -54,6 +60,17 @@ class Stats:
     epoch: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """What a Room of ListRooms says."""
+
+    name: str
+    topic: str
+    last_id: int
+    online: int
+    messages: int
+
+
 class Encoding(ABC):
     """Encoded replies and parsed requests; every implementation gives the same bytes."""
 
@@ -70,8 +87,25 @@ class Encoding(ABC):
         id: int,
         sent_at: datetime,
         key: str = "",
+        *,
+        target_id: int = 0,
+        reply_to: int = 0,
+        removed: bool = False,
     ) -> bytes:
         """One MessageReply, serialised: fields in number order, defaults left out."""
+
+    @abstractmethod
+    def current(self, now: Current) -> bytes:
+        """A message as it is now, as GetHistory gives it: its entry, with its edit time,
+        deleted flag, reactions and reply count."""
+
+    @abstractmethod
+    def history(self, messages: list[bytes], more: bool, epoch: str) -> bytes:
+        """One HistoryReply of encoded messages (`current`)."""
+
+    @abstractmethod
+    def rooms(self, rooms: list[RoomView]) -> bytes:
+        """One RoomsReply."""
 
     @abstractmethod
     def stats(self, stats: Stats) -> bytes:
@@ -88,15 +122,30 @@ class Encoding(ABC):
     def chat(self, message: Stored) -> bytes:
         """A stored message as others in its room (and history readers) receive it."""
         return self.reply(
-            Kind.CHAT, message.text, message.user, message.room, message.id, message.sent_at
+            message.kind,
+            message.text,
+            message.user,
+            message.room,
+            message.id,
+            message.sent_at,
+            target_id=message.target_id,
+            reply_to=message.reply_to,
+            removed=message.removed,
         )
 
     def ack(self, message: Stored) -> bytes:
-        """The sender's acknowledgement: the tutorial's text, with the stored id and the
-        message's key."""
+        """The sender's acknowledgement: the tutorial's text, with the stored id, the
+        message's key, and the message an action was on."""
         text = ACK_PREFIX + message.text
         return self.reply(
-            Kind.ACK, text, message.user, message.room, message.id, message.sent_at, message.key
+            Kind.ACK,
+            text,
+            message.user,
+            message.room,
+            message.id,
+            message.sent_at,
+            message.key,
+            target_id=message.target_id,
         )
 
     def error(self, reason: str, room: str, user: str, key: str = "") -> bytes:

@@ -119,7 +119,7 @@ async def test_pages_go_back_and_forth_through_a_room_and_a_thread(
     room.sort()  # the messages of r, the deleted one too: 1, 3, 5, ..., 19
 
     async def ids(**kw: int) -> tuple[list[int], bool]:
-        page, more = await store.page("r", **kw)  # type: ignore[arg-type]
+        page, more = await store.page("r", **kw)
         return [now.message.id for now in page], more
 
     assert await ids(limit=3) == (room[-3:], True)
