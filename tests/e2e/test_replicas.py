@@ -14,7 +14,15 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from chat.client import split_address
-from gen.grpc.chat import ChatServiceStub, MessageReply, MessageReplyKind, StatsReply, StatsRequest
+from gen.grpc.chat import (
+    ChatServiceStub,
+    HistoryRequest,
+    MessageReply,
+    MessageReplyKind,
+    MessageRequestAction,
+    StatsReply,
+    StatsRequest,
+)
 from harness import Chatter, RedisProcess, ServerProcess, run_client, seen_online
 
 Start = Callable[..., ServerProcess]
@@ -225,3 +233,31 @@ async def test_a_killed_replicas_users_leave_the_others_within_the_bound(
         assert time.monotonic() - killed < BOUND + 10
         stats = await stats_until(channels(second), lambda s: s.num_connected == 2)
         assert stats.online == ["cat", "lis"]
+
+
+async def test_an_edit_on_one_replica_reaches_a_listener_on_the_other_and_its_history(
+    server_process: Start, redis_url: str, channels: Callable[[ServerProcess], Channel]
+) -> None:
+    first, second = server_process(redis_url), server_process(redis_url)
+    async with AsyncExitStack() as stack:
+        writer = await Chatter.open(stack, channels(first), user="ann", room="r")
+        listener = await Chatter.open(
+            stack, channels(second), user="lis", room="r", features="edits,reactions"
+        )
+        await until_connected(channels(first), "r", 2)
+        await writer.send("helo")
+        original = await writer.recv_kind(MessageReplyKind.ACK)
+        await writer.send("hello", action=MessageRequestAction.EDIT, target_id=original.id)
+        await writer.send("👍", action=MessageRequestAction.REACT, target_id=original.id)
+        edit = await listener.recv_kind(MessageReplyKind.EDIT)
+        reaction = await listener.recv_kind(MessageReplyKind.REACTION)
+    assert (edit.message, edit.target_id, edit.user) == ("hello", original.id, "ann")
+    assert (reaction.message, reaction.target_id) == ("👍", original.id)
+    page = await ChatServiceStub(channels(second)).get_history(HistoryRequest(room="r"))
+    (message,) = page.messages
+    assert (message.id, message.message, message.edited_at is not None) == (
+        original.id,
+        "hello",
+        True,
+    )
+    assert [(r.emoji, r.users) for r in message.reactions] == [("👍", ["ann"])]
