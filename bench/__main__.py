@@ -1,5 +1,6 @@
 """`python -m bench`: the chat server beside the tutorial's grpcio service; a table on stdout.
-`python -m bench --scale`: replicas behind one Redis instead (bench/scale.py)."""
+`python -m bench --scale`: replicas behind one Redis instead (bench/scale.py).
+`python -m bench --pages`: GetHistory pages in a large room on SQLite (bench/pages.py)."""
 
 import argparse
 import dataclasses
@@ -10,13 +11,17 @@ from pathlib import Path
 
 import uvloop
 
-from bench import report, runner, scale
+from bench import pages, report, runner, scale
 from bench.machine import Machine
 from bench.progress import ProgressLine
 from bench.runner import Record, Sizes
 
 SCALE_MESSAGES = 20_000
 """Messages per replica count in a --scale run (--quick: a tenth)."""
+PAGES_MESSAGES = 1_000_000
+"""Messages in the room of a --pages run (--quick: a tenth)."""
+PAGES_READ = 200
+"""Pages a --pages run reads back: 100,000 messages."""
 QUICK = Sizes(
     messages=2_000,
     unary=500,
@@ -38,8 +43,9 @@ def listener_counts(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers like 10,50") from None
 
 
-def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None, int]:
-    """The sizes, the JSON file, and the messages of a --scale run (0: no --scale)."""
+def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None, int, int]:
+    """The sizes, the JSON file, the messages of a --scale run (0: no --scale), and those of
+    a --pages run (0: no --pages)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one round")
     parser.add_argument(
@@ -47,6 +53,12 @@ def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None, int]:
         action="store_true",
         help="instead: one and two replicas behind one Redis (messages/s, deliveries/s, "
         "Redis CPU and presence round trips per message)",
+    )
+    parser.add_argument(
+        "--pages",
+        action="store_true",
+        help="instead: GetHistory pages of 500 read back from a room of a million messages "
+        "on SQLite (server CPU and wall time a page)",
     )
     parser.add_argument("--messages", type=int, help="bidi messages (and history read)")
     parser.add_argument("--rounds", type=int, help="rounds; the table shows medians")
@@ -85,7 +97,10 @@ def parse(argv: Sequence[str] | None) -> tuple[Sizes, Path | None, int]:
     scale_messages = 0
     if args.scale:
         scale_messages = args.messages or (SCALE_MESSAGES // 10 if args.quick else SCALE_MESSAGES)
-    return sizes, args.json, scale_messages
+    pages_messages = 0
+    if args.pages:
+        pages_messages = args.messages or (PAGES_MESSAGES // 10 if args.quick else PAGES_MESSAGES)
+    return sizes, args.json, scale_messages, pages_messages
 
 
 def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[str, object]:
@@ -121,8 +136,11 @@ def as_json(records: Sequence[Record], sizes: Sizes, machine: Machine) -> dict[s
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sizes, json_path, scale_messages = parse(argv)
+    sizes, json_path, scale_messages, pages_messages = parse(argv)
     machine = Machine()
+    if pages_messages:
+        print(f"{machine.line()}\n{pages.main(pages_messages, PAGES_READ)}")
+        return
     if scale_messages:
         run_scale(scale_messages, machine, json_path)
         return
