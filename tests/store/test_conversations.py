@@ -1,12 +1,14 @@
 """Every store keeps actions as log entries and the messages' state beside them: edits,
 deletes, reactions, replies and topics; pages back through a room; the rooms' summaries."""
 
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored
-from chat.store import Store
+from chat.store import Store, open_store
 from tests.store.test_store import Open, open_backend  # noqa: F401  (the fixture)
 
 
@@ -187,3 +189,39 @@ async def test_the_state_is_shared_by_every_store_on_the_same_data(
     assert now.message.text == "hello, fixed"
     assert [(r.emoji, r.users) for r in now.reactions] == [("👍", ("bob",))]
     assert [s.topic for s in await second.summaries(["r"])] == ["topic"]
+
+
+async def test_sqlite_opens_a_database_made_before_conversations_and_adds_what_it_lacks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chat.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE messages (id INTEGER PRIMARY KEY, room TEXT NOT NULL, user TEXT NOT NULL,
+                               text TEXT NOT NULL, sent_at INTEGER NOT NULL);
+        CREATE INDEX messages_by_room ON messages (room, id);
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('epoch', '0123456789abcdef');
+        INSERT INTO messages VALUES (1, 'r', 'ann', 'from before', 1700000000000000);
+        """
+    )
+    old.close()
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        assert store.epoch == "0123456789abcdef"
+        await say(store, "answer", user="bob", reply_to=1)
+        await act(store, EDIT, 1, "from before, fixed")
+        page, more = await store.page("r", limit=10)
+        assert [(now.message.id, now.message.text, now.replies) for now in page] == [
+            (1, "from before, fixed", 1),
+            (2, "answer", 0),
+        ]
+        assert not more
+        assert await entries(store.history("r", entries=True)) == [
+            (1, CHAT, "from before"),
+            (2, CHAT, "answer"),
+            (3, EDIT, "from before, fixed"),
+        ]
+    finally:
+        await store.close()
