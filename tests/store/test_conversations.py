@@ -2,14 +2,15 @@
 deletes, reactions, replies and topics; pages back through a room; the rooms' summaries."""
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored
 from chat.store import Store, open_store
-from tests.store.test_store import Open, open_backend  # noqa: F401  (the fixture)
+
+Open = Callable[..., Awaitable[Store]]
 
 
 async def say(store: Store, text: str, room: str = "r", user: str = "ann", **kw: int) -> Stored:
@@ -29,7 +30,7 @@ async def entries(history: AsyncIterator[Stored]) -> list[tuple[int, int, str]]:
 
 
 async def test_actions_are_entries_of_the_log_and_old_readers_see_messages_as_they_are_now(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     one, two, three = [await say(store, text) for text in ("one", "two", "three")]
@@ -63,7 +64,7 @@ async def test_actions_are_entries_of_the_log_and_old_readers_see_messages_as_th
 
 
 async def test_a_message_now_folds_in_its_edit_delete_reactions_and_replies(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     root, gone = await say(store, "root"), await say(store, "gone")
@@ -96,7 +97,7 @@ async def test_a_message_now_folds_in_its_edit_delete_reactions_and_replies(
 
 
 async def test_a_reaction_names_twenty_users_and_counts_them_all(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     message = await say(store, "popular")
@@ -109,7 +110,7 @@ async def test_a_reaction_names_twenty_users_and_counts_them_all(
 
 
 async def test_pages_go_back_and_forth_through_a_room_and_a_thread(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     for n in range(1, 11):
@@ -121,7 +122,7 @@ async def test_pages_go_back_and_forth_through_a_room_and_a_thread(
     room.sort()  # the messages of r, the deleted one too: 1, 3, 5, ..., 19
 
     async def ids(**kw: int) -> tuple[list[int], bool]:
-        page, more = await store.page("r", **kw)  # type: ignore[arg-type]
+        page, more = await store.page("r", **kw)
         return [now.message.id for now in page], more
 
     assert await ids(limit=3) == (room[-3:], True)
@@ -142,7 +143,7 @@ async def test_pages_go_back_and_forth_through_a_room_and_a_thread(
 
 
 async def test_paging_back_through_ten_thousand_messages_gives_each_once_in_order(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     total = 10_000
@@ -158,7 +159,7 @@ async def test_paging_back_through_ten_thousand_messages_gives_each_once_in_orde
 
 
 async def test_rooms_sum_up_with_their_topic_newest_id_and_size(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     await say(store, "hello", room="a")
@@ -174,7 +175,7 @@ async def test_rooms_sum_up_with_their_topic_newest_id_and_size(
 
 
 async def test_the_state_is_shared_by_every_store_on_the_same_data(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
     request: pytest.FixtureRequest,
 ) -> None:
     first = await open_backend()
