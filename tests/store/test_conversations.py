@@ -226,3 +226,39 @@ async def test_sqlite_opens_a_database_made_before_conversations_and_adds_what_i
         ]
     finally:
         await store.close()
+
+
+async def test_a_thread_pages_back_to_replies_far_apart_in_a_busy_room(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    root = await say(store, "root")
+    replies = []
+    for n in range(5):
+        await store.append_all([Draft("r", "u", f"busy {n}.{m}") for m in range(100)])
+        replies.append((await say(store, f"answer {n}", reply_to=root.id)).id)
+    page, more = await store.page("r", limit=2, thread=root.id)
+    assert ([now.message.id for now in page], more) == (replies[-2:], True)
+    page, more = await store.page("r", after_id=root.id, limit=2, thread=root.id)
+    assert ([now.message.id for now in page], more) == (replies[:2], True)
+    page, more = await store.page("r", before_id=replies[1], limit=5, thread=root.id)
+    assert ([now.message.id for now in page], more) == ([root.id, replies[0]], False)
+    now = await store.message(root.id)
+    assert now is not None and now.replies == 5
+
+
+async def test_an_action_posted_twice_with_one_key_is_one_entry_and_counts_once(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    message = await say(store, "hello")
+    first = await store.append(
+        Draft("r", "bob", "👍", key="k", kind=REACTION, target_id=message.id)
+    )
+    again = await store.append(
+        Draft("r", "bob", "👍", key="k", kind=REACTION, target_id=message.id)
+    )
+    assert (again.id, again.repeat, again.kind, again.target_id) == (first.id, True, REACTION, 1)
+    assert await store.count("r") == 2
+    now = await store.message(message.id)
+    assert now is not None and [(r.emoji, r.count) for r in now.reactions] == [("👍", 1)]
