@@ -4,7 +4,11 @@ in Redis, shared by replicas.
 Each message gets its id and lands in two streams in one Lua script (atomic): its room's stream
 and the stream of all rooms, both with the entry id `<id>-0`. The same script looks up and
 records the message's key (`chat:key:<user>:<key>`, expiring after the dedupe window), so every
-replica agrees on which of two posts with one key was first. The history's epoch is a key set
+replica agrees on which of two posts with one key was first. An action (edit, delete,
+reaction, topic) is an entry like a message, and the same script folds it, and a reply, into
+the state kept beside the streams: a hash of the messages acted on or answered (id -> JSON),
+a sorted set of users per message and emoji, a hash of topics. Trimming the streams
+(`--max-history`) leaves that state in place. The history's epoch is a key set
 once (`SET NX`): a Redis that comes back empty gets a new one from the first replica to look.
 Key names, and what a cluster changes, are in chat/store/redis_keys.py.
 

@@ -6,6 +6,10 @@ synchronous=NORMAL a commit appends to the log in the OS's page cache and never 
 disk, which costs less than a trip to aiosqlite's thread and back (about half of the server's CPU
 per message went to that trip). What does wait for the disk, the checkpoint that copies the log
 into the database, runs on aiosqlite's thread, as do the history reads.
+
+An action (edit, delete, reaction, topic) is a row of `messages` like a message; in the same
+transaction it, and a reply, change the state kept beside the log: `states` (a message's text
+now, its reactions summed up, its replies), `reactions` (who put which emoji on), `topics`.
 """
 
 import asyncio
