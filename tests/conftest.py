@@ -27,7 +27,7 @@ from chat.server.health import HealthChecks
 from chat.server.service import ChatService
 from chat.server.web.app import start as start_web
 from chat.server.web.cors import Origins
-from chat.store import open_store
+from chat.store import DEDUPE_WINDOW, Store, open_store
 from chat.store.memory import MemoryStore
 from harness import (
     CHROMIUM,
@@ -225,6 +225,31 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     fixture = "redis_server" if request.param == "redis" else "redis_cluster"
     url: str = request.getfixturevalue(fixture).url
     return url
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
+async def open_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Store]]]:
+    """Opens stores of one backend (all on the same data); closes them after the test. Redis:
+    a redis-server of the test's own, or the local 3-node cluster."""
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'chat.db'}"
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_server").url
+    else:
+        url = request.getfixturevalue("redis_cluster").url
+    opened: list[Store] = []
+
+    async def open_(max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW) -> Store:
+        opened.append(await open_store(url, max_history=max_history, dedupe_window=dedupe_window))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        await store.close()
 
 
 @pytest.fixture

@@ -4,7 +4,11 @@ in Redis, shared by replicas.
 Each message gets its id and lands in two streams in one Lua script (atomic): its room's stream
 and the stream of all rooms, both with the entry id `<id>-0`. The same script looks up and
 records the message's key (`chat:key:<user>:<key>`, expiring after the dedupe window), so every
-replica agrees on which of two posts with one key was first. The history's epoch is a key set
+replica agrees on which of two posts with one key was first. An action (edit, delete,
+reaction, topic) is an entry like a message, and the same script folds it, and a reply, into
+the state kept beside the streams: a hash of the messages acted on or answered (id -> JSON),
+a sorted set of users per message and emoji, a hash of topics. Trimming the streams
+(`--max-history`) leaves that state in place. The history's epoch is a key set
 once (`SET NX`): a Redis that comes back empty gets a new one from the first replica to look.
 Key names, and what a cluster changes, are in chat/store/redis_keys.py.
 
@@ -20,8 +24,10 @@ The same XREAD follows the presence stream, whose JOIN and LEAVE go to the rooms
 """
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -34,7 +40,20 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from chat.errors import ConfigError, StoreUnavailable
-from chat.model import Draft, Stored
+from chat.model import (
+    CHAT,
+    DELETE,
+    EDIT,
+    REACTION,
+    REACTION_USERS,
+    TOPIC,
+    Current,
+    Draft,
+    Reaction,
+    RoomSummary,
+    Stored,
+    stored_from,
+)
 from chat.store.base import (
     DEDUPE_WINDOW,
     FIRST_PAGE,
@@ -56,29 +75,43 @@ SOCKET_TIMEOUT = 5.0
 MAX_CONNECTIONS = 64
 RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
-# KEYS: next_id, all-rooms stream, room stream, rooms set, epoch, and the message key's record
-# if any. ARGV: room, user, text, replica, origin, max per room (0: all), key, dedupe window in
-# ms, an epoch for a Redis that has none. With a limit, the all-rooms stream keeps about
-# limit x rooms entries.
+# KEYS: next_id, all-rooms stream, room stream, rooms set, epoch, states, topics; then, for a
+# REACTION, its emoji's users on the message; last, when there is a key, the key's record.
+# ARGV: room, user, text, replica, origin, max per room (0: all), key, dedupe window in ms, an
+# epoch for a Redis that has none, kind, target id, reply_to, removed (0, 1), and for a DELETE
+# the prefix of its message's reaction keys. With a limit, the all-rooms stream keeps about
+# limit x rooms entries. An action (or a reply) changes the state of its message in the same
+# script, so every replica, and a store opened later, read the same state.
 # Returns {id, micros, epoch}, or {'id:micros', epoch} of the first message with the key.
-APPEND = """
+APPEND = (
+    f"local CHAT, EDIT, DELETE, REACTION, TOPIC = {CHAT}, {EDIT}, {DELETE}, {REACTION}, {TOPIC}\n"
+    f"local SHOWN = {REACTION_USERS}\n"
+    """
 local epoch = redis.call('GET', KEYS[5])
 if not epoch then
   redis.call('SET', KEYS[5], ARGV[9])
   epoch = ARGV[9]
 end
-if KEYS[6] then
-  local first = redis.call('GET', KEYS[6])
+local record = ARGV[7] ~= '' and KEYS[#KEYS]
+if record then
+  local first = redis.call('GET', record)
   if first then return {first, epoch} end
 end
 local id = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
 local micros = now[1] * 1000000 + now[2]
 local entry = id .. '-0'
+local kind = tonumber(ARGV[10])
 local fields = {'room', ARGV[1], 'user', ARGV[2], 'text', ARGV[3], 'at', micros,
                 'replica', ARGV[4], 'origin', ARGV[5]}
-if KEYS[6] then
-  redis.call('SET', KEYS[6], string.format('%d:%d', id, micros), 'PX', ARGV[8])
+for i, name in ipairs({'kind', 'target', 'reply', 'removed'}) do
+  if ARGV[9 + i] ~= '0' then  -- a plain message's entry stays as it was
+    table.insert(fields, name)
+    table.insert(fields, ARGV[9 + i])
+  end
+end
+if record then
+  redis.call('SET', record, string.format('%d:%d', id, micros), 'PX', ARGV[8])
   table.insert(fields, 'key')
   table.insert(fields, ARGV[7])
 end
@@ -92,8 +125,75 @@ else
   redis.call('XADD', KEYS[3], entry, unpack(fields))
   redis.call('XADD', KEYS[2], entry, unpack(fields))
 end
+
+-- The state of the message acted on (or answered), as the memory store keeps it: nothing
+-- when it is no message (CHAT) its room keeps.
+local function react(state, users)
+  local emoji, user = ARGV[3], ARGV[2]
+  local reactions = state.reactions or {}
+  local found, index
+  for i, reaction in ipairs(reactions) do
+    if reaction[1] == emoji then found, index = reaction, i end
+  end
+  if ARGV[13] == '1' then
+    if redis.call('ZREM', users, user) == 0 or not found then return false end
+    found[2] = found[2] - 1
+    if found[2] == 0 then
+      table.remove(reactions, index)
+    else
+      for _, listed in ipairs(found[3]) do
+        if listed == user then  -- the next user in line takes its place
+          found[3] = redis.call('ZRANGE', users, 0, SHOWN - 1)
+          break
+        end
+      end
+    end
+  else
+    if redis.call('ZADD', users, 'NX', id, user) == 0 then return false end
+    if not found then
+      found = {emoji, 0, {}}
+      table.insert(reactions, found)
+    end
+    found[2] = found[2] + 1
+    if #found[3] < SHOWN then table.insert(found[3], user) end
+  end
+  state.reactions = reactions
+  return true
+end
+
+local function apply()
+  local target = kind == CHAT and ARGV[12] or ARGV[11]
+  local kept = redis.call('XRANGE', KEYS[3], target .. '-0', target .. '-0')[1]
+  if not kept then return end
+  for i = 1, #kept[2], 2 do
+    if kept[2][i] == 'kind' then return end
+  end
+  local raw = redis.call('HGET', KEYS[6], target)
+  local state = raw and cjson.decode(raw) or {}
+  if kind == CHAT then
+    state.replies = (state.replies or 0) + 1
+  elseif kind == EDIT then
+    state.text, state.edited = ARGV[3], string.format('%d', micros)
+  elseif kind == DELETE then
+    state.text, state.deleted = '', true
+    for _, reaction in ipairs(state.reactions or {}) do
+      redis.call('DEL', ARGV[14] .. reaction[1])
+    end
+    state.reactions = nil
+  elseif kind == REACTION then
+    if not react(state, KEYS[8]) then return end
+  end
+  redis.call('HSET', KEYS[6], target, cjson.encode(state))
+end
+
+if kind == TOPIC then
+  redis.call('HSET', KEYS[7], ARGV[1], ARGV[3])
+elseif kind ~= CHAT or ARGV[12] ~= '0' then
+  apply()
+end
 return {id, micros, epoch}
 """
+)
 
 # KEYS: the user's bucket (a hash: tokens, at). ARGV: rate per second, burst.
 # Returns 1 when a token was taken, 0 when the bucket is empty. Redis's clock, so every
@@ -233,7 +333,11 @@ class RedisStore:
             self._keys.room(draft.room),
             self._keys.rooms,
             self._keys.epoch,
+            self._keys.states,
+            self._keys.topics,
         ]
+        if draft.kind == REACTION:
+            keys.append(self._keys.reactions(draft.target_id, draft.text))
         if draft.key:
             keys.append(self._keys.message(draft.user, draft.key))
         args: list[str | int] = [
@@ -246,6 +350,11 @@ class RedisStore:
             draft.key,
             self._dedupe_ms,
             new_epoch(),
+            draft.kind,
+            draft.target_id,
+            draft.reply_to,
+            int(draft.removed),
+            self._keys.reactions(draft.target_id, "") if draft.kind == DELETE else "",
         ]
         try:
             async with self._gate:
@@ -255,10 +364,8 @@ class RedisStore:
         repeat = len(result) == 2
         id_, micros = map(int, result[0].split(b":")) if repeat else map(int, result[:2])
         await self._delivery_of(id_, result[-1].decode())
-        sent_at = datetime.fromtimestamp(micros / 1e6, UTC)
-        return Stored(
-            id_, draft.room, draft.user, draft.text, sent_at, draft.origin, draft.key, repeat
-        )
+        stored = stored_from(draft, id_, datetime.fromtimestamp(micros / 1e6, UTC))
+        return dataclasses.replace(stored, repeat=True) if repeat else stored
 
     async def append_all(self, drafts: Sequence[Draft]) -> list[Stored]:
         """One after the other: scripts sent at once on the pool's connections could run out of
@@ -288,23 +395,23 @@ class RedisStore:
             ) from None
 
     async def history(
-        self, room: str | None, after_id: int = 0, limit: int = 0
+        self, room: str | None, after_id: int = 0, limit: int = 0, *, entries: bool = False
     ) -> AsyncIterator[Stored]:
         key = self._keys.all if room is None else self._keys.room(room)
         try:
             if limit and limit < await self._client.xlen(key):
-                after_id = max(after_id, await self._newest_id(key, limit) - 1)
+                after_id = max(after_id, await self._newest_id(key, limit, entries) - 1)
             start = f"({after_id}-0" if after_id else "-"
             size = FIRST_PAGE
             while True:
                 async with self._gate:
-                    entries = cast(Entries, await self._client.xrange(key, min=start, count=size))
-                if not entries:
+                    read = cast(Entries, await self._client.xrange(key, min=start, count=size))
+                if not read:
                     return
-                start = "(" + entries[-1][0].decode()
-                page = [self._stored(entry, fields) for entry, fields in entries]
-                del entries  # the page holds what it needs of them
-                for message in page:
+                start = "(" + read[-1][0].decode()
+                page = [self._stored(entry, fields) for entry, fields in read]
+                del read  # the page holds what it needs of them
+                for message in page if entries else await self._as_now(page):
                     yield message
                 if len(page) < size:
                     return
@@ -312,17 +419,130 @@ class RedisStore:
         except ERRORS as error:
             raise StoreUnavailable(f"Redis history read failed: {error}") from error
 
-    async def _newest_id(self, key: str, nth: int) -> int:
-        """The id of the `nth` newest entry of a stream that holds more than that, read back
-        page by page: a large `limit` holds one page in memory, not the whole history."""
+    async def _newest_id(self, key: str, nth: int, entries: bool) -> int:
+        """The id of the `nth` newest entry of a stream that holds more than that (without
+        `entries`: of the messages as `history` gives them, or the oldest entry when there are
+        fewer), read back page by page: a large `limit` holds one page in memory, not the whole
+        history."""
         end = "+"
         while True:
-            count = min(nth, PAGE_SIZE)
+            count = min(nth, PAGE_SIZE) if entries else PAGE_SIZE
             page = cast(Entries, await self._client.xrevrange(key, max=end, count=count))
-            nth -= len(page)
-            if not nth or len(page) < count:
-                return _entry_id(page[-1][0])
+            stored = [self._stored(entry, fields) for entry, fields in page]
+            kept = [m.id for m in (stored if entries else await self._as_now(stored))]
+            if len(kept) >= nth:
+                return kept[nth - 1]
+            nth -= len(kept)
+            if len(page) < count:  # no more: all of them
+                return _entry_id(page[-1][0]) if page else 1
             end = "(" + page[-1][0].decode()
+
+    async def _as_now(self, page: list[Stored]) -> list[Stored]:
+        """The messages (CHAT) of `page` with their text now, the deleted ones left out."""
+        messages = [message for message in page if message.kind == CHAT]
+        states = await self._states(messages)
+        now = []
+        for message, state in zip(messages, states, strict=True):
+            if state is None:
+                now.append(message)
+            elif not state.deleted:
+                now.append(state.message)
+        return now
+
+    async def _states(self, messages: Sequence[Stored]) -> list[Current | None]:
+        """The state of each of `messages` (None: nothing acted on it), in one HMGET."""
+        if not messages:
+            return []
+        async with self._gate:
+            raw = cast(
+                list[bytes | None],
+                await self._client.hmget(self._keys.states, [m.id for m in messages]),
+            )
+        return [
+            _current(message, state) if state is not None else None
+            for message, state in zip(messages, raw, strict=True)
+        ]
+
+    async def message(self, id: int) -> Current | None:
+        try:
+            async with self._gate:
+                found = cast(Entries, await self._client.xrange(self._keys.all, id, id, count=1))
+            if not found or (message := self._stored(*found[0])).kind != CHAT:
+                return None
+            (state,) = await self._states([message])
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+        return state or Current(message)
+
+    async def page(
+        self, room: str, *, before_id: int = 0, after_id: int = 0, limit: int, thread: int = 0
+    ) -> tuple[list[Current], bool]:
+        """Reads the room's stream in its direction until the page (and one more message) is
+        found; a thread's search back stops at its first message."""
+        key = self._keys.room(room)
+        forward = bool(after_id)
+        bound = f"({after_id}-0" if forward else f"({before_id}-0" if before_id else "+"
+        picked: list[Stored] = []
+        try:
+            while len(picked) <= limit:
+                count = max(limit + 1, FIRST_PAGE)
+                async with self._gate:
+                    if forward:
+                        reply = await self._client.xrange(key, min=bound, count=count)
+                    else:
+                        reply = await self._client.xrevrange(key, max=bound, count=count)
+                read = cast(Entries, reply)
+                for entry, fields in read:
+                    message = self._stored(entry, fields)
+                    if message.kind == CHAT and (
+                        not thread or message.id == thread or message.reply_to == thread
+                    ):
+                        picked.append(message)
+                if len(read) < count or (
+                    thread and not forward and _entry_id(read[-1][0]) <= thread
+                ):
+                    break
+                bound = "(" + read[-1][0].decode()
+            more = len(picked) > limit
+            picked = picked[:limit]
+            if not forward:
+                picked.reverse()
+            states = await self._states(picked)
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis history read failed: {error}") from error
+        return [
+            state or Current(message) for message, state in zip(picked, states, strict=True)
+        ], more
+
+    async def reacted(self, id: int, emoji: str, user: str) -> bool:
+        try:
+            return await self._client.zscore(self._keys.reactions(id, emoji), user) is not None
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+
+    async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
+        """One pipeline for all of them: each room's size, newest entry and topic."""
+        listed = list(names)
+        if not listed:
+            return []
+        keys = self._keys
+        try:
+            async with self._gate:
+                pipeline = self._client.pipeline(transaction=False)
+                for name in listed:
+                    pipeline.xlen(keys.room(name))
+                    pipeline.xrevrange(keys.room(name), count=1)
+                    pipeline.hget(keys.topics, name)
+                replies = await pipeline.execute()
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+        return [
+            RoomSummary(name, (topic or b"").decode(), _entry_id(newest[0][0]), int(size))
+            for name, size, newest, topic in zip(
+                listed, replies[0::3], replies[1::3], replies[2::3], strict=True
+            )
+            if size
+        ]
 
     async def count(self, room: str | None = None) -> int:
         key = self._keys.all if room is None else self._keys.room(room)
@@ -457,6 +677,10 @@ class RedisStore:
             sent_at=datetime.fromtimestamp(int(fields[b"at"]) / 1e6, UTC),
             origin=int(fields.get(b"origin", b"0")) if ours else 0,
             key=fields.get(b"key", b"").decode() if ours else "",
+            kind=int(fields.get(b"kind", b"0")),
+            target_id=int(fields.get(b"target", b"0")),
+            reply_to=int(fields.get(b"reply", b"0")),
+            removed=b"removed" in fields,
         )
 
 
@@ -465,6 +689,22 @@ async def _epoch_of(client: Client, keys: Keys) -> str:
     Redis); the first replica to set it wins."""
     await client.set(keys.epoch, new_epoch(), nx=True)
     return cast(bytes, await client.get(keys.epoch)).decode()
+
+
+def _current(message: Stored, raw: bytes) -> Current:
+    """`message` with the state the append script keeps of it (JSON)."""
+    state = json.loads(raw)
+    text, edited = state.get("text"), state.get("edited")
+    return Current(
+        dataclasses.replace(message, text=text) if text is not None else message,
+        datetime.fromtimestamp(int(edited) / 1e6, UTC) if edited else None,
+        bool(state.get("deleted")),
+        tuple(
+            Reaction(emoji, count, tuple(users))
+            for emoji, count, users in state.get("reactions") or ()
+        ),
+        state.get("replies", 0),
+    )
 
 
 def _entry_id(entry: Any) -> int:

@@ -50,6 +50,22 @@ class Keys:
     def room(self, room: str) -> str:
         return self.prefix + "room:" + room
 
+    @property
+    def states(self) -> str:
+        """A hash of the messages acted on or answered: id -> their state now (JSON)."""
+        return self.prefix + "states"
+
+    @property
+    def topics(self) -> str:
+        """A hash of the rooms' topics: room -> topic."""
+        return self.prefix + "topics"
+
+    def reactions(self, id: int, emoji: str) -> str:
+        """A sorted set of the users who put `emoji` on message `id`, by the id of the entry
+        that put it there. With emoji '': what the script prefixes each emoji with to find
+        them all (the same hash tag, so the same slot)."""
+        return f"{self.prefix}reactions:{id}:{emoji}"
+
     def message(self, user: str, key: str) -> str:
         """Where a user's message key is recorded (user names have no colon)."""
         return f"{self.prefix}key:{user}:{key}"

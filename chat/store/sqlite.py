@@ -6,11 +6,16 @@ synchronous=NORMAL a commit appends to the log in the OS's page cache and never 
 disk, which costs less than a trip to aiosqlite's thread and back (about half of the server's CPU
 per message went to that trip). What does wait for the disk, the checkpoint that copies the log
 into the database, runs on aiosqlite's thread, as do the history reads.
+
+An action (edit, delete, reaction, topic) is a row of `messages` like a message; in the same
+transaction it, and a reply, change the state kept beside the log: `states` (a message's text
+now, its reactions summed up, its replies), `reactions` (who put which emoji on), `topics`.
 """
 
 import asyncio
 import contextlib
 import dataclasses
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence, Set
 from datetime import UTC, datetime
@@ -19,7 +24,20 @@ from typing import Any
 import aiosqlite
 
 from chat.errors import StoreUnavailable
-from chat.model import Draft, Stored
+from chat.model import (
+    CHAT,
+    DELETE,
+    EDIT,
+    REACTION,
+    REACTION_USERS,
+    TOPIC,
+    Current,
+    Draft,
+    Reaction,
+    RoomSummary,
+    Stored,
+    stored_from,
+)
 from chat.store.base import (
     DEDUPE_WINDOW,
     FIRST_PAGE,
@@ -51,15 +69,56 @@ CREATE TABLE IF NOT EXISTS message_keys (
     sent_at INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS message_keys_by_user ON message_keys (user, key);
+CREATE TABLE IF NOT EXISTS states (
+    id        INTEGER PRIMARY KEY,  -- a message acted on or answered
+    text      TEXT,                 -- its text now, when an edit or a delete changed it
+    edited_at INTEGER,              -- microseconds, like sent_at
+    deleted   INTEGER NOT NULL DEFAULT 0,
+    replies   INTEGER NOT NULL DEFAULT 0,
+    reactions TEXT                  -- JSON: [[emoji, count, [first users]], ...]
+);
+CREATE TABLE IF NOT EXISTS reactions (
+    id    INTEGER NOT NULL,  -- the message
+    emoji TEXT    NOT NULL,
+    user  TEXT    NOT NULL,
+    seq   INTEGER NOT NULL,  -- the id of the entry that put it there: the users' order
+    PRIMARY KEY (id, emoji, user)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topics (
+    room  TEXT PRIMARY KEY,
+    topic TEXT NOT NULL
+);
 """
+ADDED_COLUMNS = {
+    "kind": "INTEGER NOT NULL DEFAULT 0",
+    "target_id": "INTEGER",
+    "reply_to": "INTEGER",
+    "removed": "INTEGER NOT NULL DEFAULT 0",
+}
+"""Columns of `messages` added after its first version: a database made before them gets
+them when it is opened (NULL: none)."""
+THREADS = """
+CREATE INDEX IF NOT EXISTS messages_by_thread ON messages (reply_to, id)
+    WHERE reply_to IS NOT NULL;
+"""
+"""Only replies are in it, so a plain message costs no more to insert."""
 
-COLUMNS = "id, room, user, text, sent_at"
+INSERTED = "id, room, user, text, sent_at, kind, target_id, reply_to, removed"
+COLUMNS = "m.id, m.room, m.user, m.text, m.sent_at, m.kind, m.target_id, m.reply_to, m.removed"
+"""An entry as logged, from `messages AS m`."""
+NOW = (
+    "m.id, m.room, m.user, COALESCE(s.text, m.text), m.sent_at, m.kind, m.target_id,"
+    " m.reply_to, m.removed"
+)
+"""A message with its text now, from `messages AS m LEFT JOIN states AS s`."""
+STATE = "s.edited_at, s.deleted, s.replies, s.reactions"
+WITH_STATE = "messages AS m LEFT JOIN states AS s ON s.id = m.id"
 
 Pending = tuple[Draft, "asyncio.Future[Stored]"]
 MAX_ID = 2**63 - 1
 """The largest SQLite INTEGER: no message has an id beyond it (ids on the wire are uint64)."""
 MAX_BATCH = 1000
-"""Messages per transaction at most: 5,000 parameters, well within SQLite's 32,766."""
+"""Messages per transaction at most: 9,000 parameters, well within SQLite's 32,766."""
 CHECKPOINT_EVERY = 200
 """Transactions between checkpoints: the log stays around a thousand pages, as SQLite's own."""
 WAL_KEPT_BYTES = 64 * 1024 * 1024
@@ -71,9 +130,62 @@ MIN_EXPIRY = 1000
 since the last one): the oldest first, so each deletion reads only what it deletes."""
 
 
-def _row_to_stored(row: aiosqlite.Row | tuple[int, str, str, str, int]) -> Stored:
-    id_, room, user, text, micros = row
-    return Stored(id_, room, user, text, datetime.fromtimestamp(micros / 1e6, UTC))
+Row = tuple[Any, ...]
+Summary = list[list[Any]]
+"""A message's reactions as `states.reactions` keeps them: [emoji, count, [first users]]."""
+
+
+def _time(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1e6, UTC)
+
+
+def _row_to_stored(row: Row) -> Stored:
+    """An entry from the columns of COLUMNS or NOW."""
+    id_, room, user, text, micros, kind, target_id, reply_to, removed = row[:9]
+    return Stored(
+        id_,
+        room,
+        user,
+        text,
+        _time(micros),
+        0,
+        "",
+        False,
+        kind,
+        target_id or 0,
+        reply_to or 0,
+        bool(removed),
+    )
+
+
+def _rows_to_current(rows: list[Row]) -> list[Current]:
+    """Messages from the columns of NOW and STATE. Entries stored together share their time,
+    made once for them."""
+    page: list[Current] = []
+    micros, sent_at = -1, _time(0)
+    for row in rows:
+        id_, room, user, text, at, kind, _, reply_to, _, edited_at, deleted, replies, reactions = (
+            row
+        )
+        if at != micros:
+            micros, sent_at = at, _time(at)
+        message = Stored(id_, room, user, text, sent_at, 0, "", False, kind, 0, reply_to or 0)
+        if replies is None:  # no state: nothing acted on it
+            page.append(Current(message))
+            continue
+        page.append(
+            Current(
+                message,
+                _time(edited_at) if edited_at is not None else None,
+                bool(deleted),
+                tuple(
+                    Reaction(emoji, count, tuple(users))
+                    for emoji, count, users in json.loads(reactions or "[]")
+                ),
+                replies,
+            )
+        )
+    return page
 
 
 class SqliteStore:
@@ -98,7 +210,9 @@ class SqliteStore:
         self._listeners: list[Listener] = []
         self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._pending: list[Pending] = []
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # entries by room
+        self._newest: dict[str, int] = {}  # the newest id by room
+        self._topics: dict[str, str] = {}
         self._total = 0  # the sum of _counts, kept as they change
         self._next_id = 1
         self._commits = 0
@@ -123,6 +237,8 @@ class SqliteStore:
             writer.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run off the loop
             writer.execute(f"PRAGMA journal_size_limit={int(wal_kept_bytes)}")
             writer.executescript(SCHEMA)
+            _add_columns(writer)
+            writer.executescript(THREADS)
             writer.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", [new_epoch()]
             )
@@ -141,8 +257,10 @@ class SqliteStore:
         ) as cursor:
             async for room, count, max_id in cursor:
                 self._counts[room] = count
+                self._newest[room] = max_id
                 self._total += count
                 self._next_id = max(self._next_id, max_id + 1)
+        self._topics.update(await self._read("SELECT room, topic FROM topics", []))
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -189,8 +307,7 @@ class SqliteStore:
             if first is not None:
                 results.append(first)
                 continue
-            id_ = self._next_id + len(stored)
-            message = Stored(id_, draft.room, draft.user, draft.text, now, draft.origin, draft.key)
+            message = stored_from(draft, self._next_id + len(stored), now)
             stored.append(message)
             results.append(message)
             if draft.key:
@@ -206,6 +323,9 @@ class SqliteStore:
         self._total += len(stored)
         for message in stored:
             self._counts[message.room] = self._counts.get(message.room, 0) + 1
+            self._newest[message.room] = message.id
+            if message.kind == TOPIC:
+                self._topics[message.room] = message.text
             for listener in self._listeners:
                 listener.stored(message)
         for result, (_, future) in zip(results, batch, strict=True):
@@ -231,38 +351,135 @@ class SqliteStore:
         ).fetchone()
         if row is None:
             return None
-        sent_at = datetime.fromtimestamp(row[1] / 1e6, UTC)
-        return Stored(
-            row[0], draft.room, draft.user, draft.text, sent_at, draft.origin, draft.key, True
-        )
+        return dataclasses.replace(stored_from(draft, row[0], _time(row[1])), repeat=True)
 
     def _insert(
         self, stored: list[Stored], keyed: dict[tuple[str, str], Stored], micros: int
     ) -> None:
-        """Writes the batch's messages, and their keys in the same transaction."""
+        """Writes the batch's entries, their keys and what they change of the messages'
+        state, in the same transaction."""
         assert self._writer is not None
         if not stored:
             return
-        rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(stored))
-        values = [v for s in stored for v in (s.id, s.room, s.user, s.text, micros)]
-        insert = f"INSERT INTO messages ({COLUMNS}) VALUES {rows}"
-        if not keyed:
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(stored))
+        values = [
+            v
+            for s in stored
+            for v in (
+                s.id,
+                s.room,
+                s.user,
+                s.text,
+                micros,
+                s.kind,
+                s.target_id or None,
+                s.reply_to or None,
+                s.removed,
+            )
+        ]
+        insert = f"INSERT INTO messages ({INSERTED}) VALUES {rows}"
+        changes = [s for s in stored if s.kind != CHAT or s.reply_to]
+        if not keyed and not changes:
             self._writer.execute(insert, values)  # one statement: its own transaction
             return
-        keys = ", ".join(["(?, ?, ?, ?)"] * len(keyed))
-        key_values = [v for (user, key), s in keyed.items() for v in (s.id, user, key, micros)]
         self._writer.execute("BEGIN")
         try:
             self._writer.execute(insert, values)
-            self._writer.execute(
-                f"INSERT INTO message_keys (id, user, key, sent_at) VALUES {keys}", key_values
-            )
+            if keyed:
+                keys = ", ".join(["(?, ?, ?, ?)"] * len(keyed))
+                key_values = [
+                    v for (user, key), s in keyed.items() for v in (s.id, user, key, micros)
+                ]
+                self._writer.execute(
+                    f"INSERT INTO message_keys (id, user, key, sent_at) VALUES {keys}", key_values
+                )
+            for change in changes:
+                self._apply(change, micros)
             self._writer.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
                 self._writer.execute("ROLLBACK")
             raise
         self._keys_added += len(keyed)
+
+    def _apply(self, entry: Stored, micros: int) -> None:
+        """Folds an action (or a reply) into the state of the message it is about, as the
+        memory store does: nothing when that is no message (CHAT) it keeps."""
+        writer = self._writer
+        assert writer is not None
+        if entry.kind == TOPIC:
+            writer.execute(
+                "INSERT INTO topics (room, topic) VALUES (?, ?)"
+                " ON CONFLICT (room) DO UPDATE SET topic = excluded.topic",
+                [entry.room, entry.text],
+            )
+            return
+        id_ = entry.reply_to if entry.kind == CHAT else entry.target_id
+        row = writer.execute(
+            f"SELECT s.id, s.reactions FROM {WITH_STATE} WHERE m.id = ? AND m.kind = {CHAT}",
+            [id_],
+        ).fetchone()
+        if row is None:
+            return
+        if row[0] is None:
+            writer.execute("INSERT INTO states (id) VALUES (?)", [id_])
+        if entry.kind == CHAT:
+            writer.execute("UPDATE states SET replies = replies + 1 WHERE id = ?", [id_])
+        elif entry.kind == EDIT:
+            writer.execute(
+                "UPDATE states SET text = ?, edited_at = ? WHERE id = ?", [entry.text, micros, id_]
+            )
+        elif entry.kind == DELETE:
+            writer.execute(
+                "UPDATE states SET text = '', deleted = 1, reactions = NULL WHERE id = ?", [id_]
+            )
+            writer.execute("DELETE FROM reactions WHERE id = ?", [id_])
+        elif entry.kind == REACTION:
+            summary = self._react(entry, id_, json.loads(row[1] or "[]"))
+            if summary is not None:
+                writer.execute(
+                    "UPDATE states SET reactions = ? WHERE id = ?",
+                    [json.dumps(summary, ensure_ascii=False) if summary else None, id_],
+                )
+
+    def _react(self, entry: Stored, id_: int, summary: Summary) -> Summary | None:
+        """The message's reactions once `entry` put its emoji on or took it off; None when
+        that changes nothing (the user's reaction was there already, or was not)."""
+        writer = self._writer
+        assert writer is not None
+        emoji, user = entry.text, entry.user
+        found = next((reaction for reaction in summary if reaction[0] == emoji), None)
+        if not entry.removed:
+            added = writer.execute(
+                "INSERT OR IGNORE INTO reactions (id, emoji, user, seq) VALUES (?, ?, ?, ?)",
+                [id_, emoji, user, entry.id],
+            )
+            if not added.rowcount:
+                return None
+            if found is None:
+                found = [emoji, 0, []]
+                summary.append(found)
+            found[1] += 1
+            if len(found[2]) < REACTION_USERS:
+                found[2].append(user)
+            return summary
+        taken = writer.execute(
+            "DELETE FROM reactions WHERE id = ? AND emoji = ? AND user = ?", [id_, emoji, user]
+        )
+        if not taken.rowcount or found is None:
+            return None
+        found[1] -= 1
+        if not found[1]:
+            summary.remove(found)
+        elif user in found[2]:  # the next user in line takes its place
+            found[2] = [
+                first
+                for (first,) in writer.execute(
+                    "SELECT user FROM reactions WHERE id = ? AND emoji = ? ORDER BY seq LIMIT ?",
+                    [id_, emoji, REACTION_USERS],
+                )
+            ]
+        return summary
 
     def _expire_keys(self) -> None:
         """Deletes the oldest keys past the dedupe window (housekeeping: errors wait)."""
@@ -293,34 +510,52 @@ class SqliteStore:
                 self._loop.call_soon(self._commit_pending)
 
     def _trim(self, rooms: set[str]) -> None:
-        """Deletes a room's oldest messages once it holds SLACK times its limit (amortised)."""
-        assert self._writer is not None
+        """Deletes a room's oldest entries once it holds SLACK times its limit (amortised),
+        and the state of the messages among them."""
+        writer = self._writer
+        assert writer is not None
         for room in rooms:
             if self._counts[room] > self._max_history * SLACK:
+                dropped = "SELECT id FROM messages WHERE room = ? AND id <= ?"
                 try:
-                    self._writer.execute(
-                        "DELETE FROM messages WHERE room = ? AND id <= (SELECT id FROM messages"
-                        " WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                        [room, room, self._max_history],
-                    )
+                    (last,) = writer.execute(
+                        "SELECT id FROM messages WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                        [room, self._max_history],
+                    ).fetchone()
+                    writer.execute("BEGIN")
+                    try:
+                        writer.execute(f"DELETE FROM states WHERE id IN ({dropped})", [room, last])
+                        writer.execute(
+                            f"DELETE FROM reactions WHERE id IN ({dropped})", [room, last]
+                        )
+                        writer.execute(
+                            "DELETE FROM messages WHERE room = ? AND id <= ?", [room, last]
+                        )
+                        writer.execute("COMMIT")
+                    except BaseException:
+                        with contextlib.suppress(sqlite3.Error):
+                            writer.execute("ROLLBACK")
+                        raise
                 except sqlite3.Error:  # retention is best effort: they stay until next time
                     continue
                 self._total -= self._counts[room] - self._max_history
                 self._counts[room] = self._max_history
 
     async def history(
-        self, room: str | None, after_id: int = 0, limit: int = 0
+        self, room: str | None, after_id: int = 0, limit: int = 0, *, entries: bool = False
     ) -> AsyncIterator[Stored]:
         after_id = min(after_id, MAX_ID)  # SQLite cannot even compare with a larger number
+        where, args = ("m.room = ? AND m.id > ?", [room]) if room is not None else ("m.id > ?", [])
+        if entries:
+            query = f"SELECT {COLUMNS} FROM messages AS m WHERE {where} ORDER BY m.id LIMIT ?"
+        else:
+            where += f" AND m.kind = {CHAT} AND s.deleted IS NOT 1"
+            query = f"SELECT {NOW} FROM {WITH_STATE} WHERE {where} ORDER BY m.id LIMIT ?"
         if limit:
-            after_id = max(after_id, await self._id_before_newest(room, limit))
-        where, args = ("room = ? AND id > ?", [room]) if room is not None else ("id > ?", [])
+            after_id = max(after_id, await self._id_before_newest(room, limit, entries))
         size = FIRST_PAGE
         while True:
-            rows = await self._read(
-                f"SELECT {COLUMNS} FROM messages WHERE {where} ORDER BY id LIMIT ?",
-                [*args, after_id, size],
-            )
+            rows = await self._read(query, [*args, after_id, size])
             page = [_row_to_stored(row) for row in rows]
             del rows  # the page holds what it needs of them
             for message in page:
@@ -330,13 +565,70 @@ class SqliteStore:
             after_id = page[-1].id
             size = next_page_size(page)
 
-    async def _id_before_newest(self, room: str | None, limit: int) -> int:
-        """The id just before the newest `limit` messages (0 when there are fewer)."""
-        where, args = ("WHERE room = ?", [room]) if room is not None else ("", [])
+    async def _id_before_newest(self, room: str | None, limit: int, entries: bool) -> int:
+        """The id just before the newest `limit` entries, or messages as `history` gives them
+        without `entries` (0 when there are fewer)."""
+        where, args = (["m.room = ?"], [room]) if room is not None else ([], [])
+        if not entries:
+            where += [f"m.kind = {CHAT}", "s.deleted IS NOT 1"]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self._read(
-            f"SELECT id FROM messages {where} ORDER BY id DESC LIMIT 1 OFFSET ?", [*args, limit]
+            f"SELECT m.id FROM {WITH_STATE if not entries else 'messages AS m'} {clause}"
+            " ORDER BY m.id DESC LIMIT 1 OFFSET ?",
+            [*args, limit],
         )
         return int(rows[0][0]) if rows else 0
+
+    async def message(self, id: int) -> Current | None:
+        rows = await self._read(
+            f"SELECT {NOW}, {STATE} FROM {WITH_STATE} WHERE m.id = ? AND m.kind = {CHAT}",
+            [min(id, MAX_ID)],
+        )
+        return _rows_to_current(rows)[0] if rows else None
+
+    async def page(
+        self, room: str, *, before_id: int = 0, after_id: int = 0, limit: int, thread: int = 0
+    ) -> tuple[list[Current], bool]:
+        """One query on the room's index (a thread's: on the replies' index), a row more than
+        the page to know whether there are more."""
+        if after_id >= MAX_ID:
+            return [], False
+        where = f"m.room = ? AND m.kind = {CHAT}"
+        args: list[object] = [room]
+        if thread:  # `+`: not the room's index, which would read the whole room
+            where = "+" + where
+            where += " AND m.id IN (SELECT ? UNION ALL SELECT id FROM messages WHERE reply_to = ?)"
+            args += [min(thread, MAX_ID)] * 2
+        if after_id:
+            where += " AND m.id > ? ORDER BY m.id"
+            args.append(after_id)
+        else:
+            where += " AND m.id < ? ORDER BY m.id DESC"
+            args.append(min(before_id, MAX_ID) if before_id else MAX_ID)
+        rows = await self._read(
+            f"SELECT {NOW}, {STATE} FROM {WITH_STATE} WHERE {where} LIMIT ?", [*args, limit + 1]
+        )
+        more = len(rows) > limit
+        page = _rows_to_current(rows[:limit])
+        if not after_id:
+            page.reverse()
+        return page, more
+
+    async def reacted(self, id: int, emoji: str, user: str) -> bool:
+        rows = await self._read(
+            "SELECT 1 FROM reactions WHERE id = ? AND emoji = ? AND user = ?",
+            [min(id, MAX_ID), emoji, user],
+        )
+        return bool(rows)
+
+    async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
+        """From what the store keeps in memory: no query."""
+        counts = self._counts
+        return [
+            RoomSummary(name, self._topics.get(name, ""), self._newest[name], counts[name])
+            for name in names
+            if name in counts
+        ]
 
     async def _read(self, sql: str, args: list[object]) -> list[Any]:
         """All rows of one query, run and finished in one trip to the reader's thread.
@@ -382,3 +674,11 @@ class SqliteStore:
         self._writer.close()  # the last connection out checkpoints the log
         self._writer = None
         await self._reader.close()
+
+
+def _add_columns(writer: sqlite3.Connection) -> None:
+    """Adds to `messages` the columns a database made by an earlier version lacks."""
+    present = {row[1] for row in writer.execute("PRAGMA table_info(messages)")}
+    for name, declaration in ADDED_COLUMNS.items():
+        if name not in present:
+            writer.execute(f"ALTER TABLE messages ADD COLUMN {name} {declaration}")

@@ -1,13 +1,16 @@
 """Every store keeps actions as log entries and the messages' state beside them: edits,
 deletes, reactions, replies and topics; pages back through a room; the rooms' summaries."""
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored
-from chat.store import Store
-from tests.store.test_store import Open, open_backend  # noqa: F401  (the fixture)
+from chat.store import Store, open_store
+
+Open = Callable[..., Awaitable[Store]]
 
 
 async def say(store: Store, text: str, room: str = "r", user: str = "ann", **kw: int) -> Stored:
@@ -27,7 +30,7 @@ async def entries(history: AsyncIterator[Stored]) -> list[tuple[int, int, str]]:
 
 
 async def test_actions_are_entries_of_the_log_and_old_readers_see_messages_as_they_are_now(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     one, two, three = [await say(store, text) for text in ("one", "two", "three")]
@@ -61,7 +64,7 @@ async def test_actions_are_entries_of_the_log_and_old_readers_see_messages_as_th
 
 
 async def test_a_message_now_folds_in_its_edit_delete_reactions_and_replies(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     root, gone = await say(store, "root"), await say(store, "gone")
@@ -94,7 +97,7 @@ async def test_a_message_now_folds_in_its_edit_delete_reactions_and_replies(
 
 
 async def test_a_reaction_names_twenty_users_and_counts_them_all(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     message = await say(store, "popular")
@@ -107,7 +110,7 @@ async def test_a_reaction_names_twenty_users_and_counts_them_all(
 
 
 async def test_pages_go_back_and_forth_through_a_room_and_a_thread(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     for n in range(1, 11):
@@ -140,7 +143,7 @@ async def test_pages_go_back_and_forth_through_a_room_and_a_thread(
 
 
 async def test_paging_back_through_ten_thousand_messages_gives_each_once_in_order(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     total = 10_000
@@ -156,7 +159,7 @@ async def test_paging_back_through_ten_thousand_messages_gives_each_once_in_orde
 
 
 async def test_rooms_sum_up_with_their_topic_newest_id_and_size(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
 ) -> None:
     store = await open_backend()
     await say(store, "hello", room="a")
@@ -172,7 +175,7 @@ async def test_rooms_sum_up_with_their_topic_newest_id_and_size(
 
 
 async def test_the_state_is_shared_by_every_store_on_the_same_data(
-    open_backend: Open,  # noqa: F811
+    open_backend: Open,
     request: pytest.FixtureRequest,
 ) -> None:
     first = await open_backend()
@@ -187,3 +190,75 @@ async def test_the_state_is_shared_by_every_store_on_the_same_data(
     assert now.message.text == "hello, fixed"
     assert [(r.emoji, r.users) for r in now.reactions] == [("👍", ("bob",))]
     assert [s.topic for s in await second.summaries(["r"])] == ["topic"]
+
+
+async def test_sqlite_opens_a_database_made_before_conversations_and_adds_what_it_lacks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chat.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE messages (id INTEGER PRIMARY KEY, room TEXT NOT NULL, user TEXT NOT NULL,
+                               text TEXT NOT NULL, sent_at INTEGER NOT NULL);
+        CREATE INDEX messages_by_room ON messages (room, id);
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('epoch', '0123456789abcdef');
+        INSERT INTO messages VALUES (1, 'r', 'ann', 'from before', 1700000000000000);
+        """
+    )
+    old.close()
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        assert store.epoch == "0123456789abcdef"
+        await say(store, "answer", user="bob", reply_to=1)
+        await act(store, EDIT, 1, "from before, fixed")
+        page, more = await store.page("r", limit=10)
+        assert [(now.message.id, now.message.text, now.replies) for now in page] == [
+            (1, "from before, fixed", 1),
+            (2, "answer", 0),
+        ]
+        assert not more
+        assert await entries(store.history("r", entries=True)) == [
+            (1, CHAT, "from before"),
+            (2, CHAT, "answer"),
+            (3, EDIT, "from before, fixed"),
+        ]
+    finally:
+        await store.close()
+
+
+async def test_a_thread_pages_back_to_replies_far_apart_in_a_busy_room(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    root = await say(store, "root")
+    replies = []
+    for n in range(5):
+        await store.append_all([Draft("r", "u", f"busy {n}.{m}") for m in range(100)])
+        replies.append((await say(store, f"answer {n}", reply_to=root.id)).id)
+    page, more = await store.page("r", limit=2, thread=root.id)
+    assert ([now.message.id for now in page], more) == (replies[-2:], True)
+    page, more = await store.page("r", after_id=root.id, limit=2, thread=root.id)
+    assert ([now.message.id for now in page], more) == (replies[:2], True)
+    page, more = await store.page("r", before_id=replies[1], limit=5, thread=root.id)
+    assert ([now.message.id for now in page], more) == ([root.id, replies[0]], False)
+    now = await store.message(root.id)
+    assert now is not None and now.replies == 5
+
+
+async def test_an_action_posted_twice_with_one_key_is_one_entry_and_counts_once(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    message = await say(store, "hello")
+    first = await store.append(
+        Draft("r", "bob", "👍", key="k", kind=REACTION, target_id=message.id)
+    )
+    again = await store.append(
+        Draft("r", "bob", "👍", key="k", kind=REACTION, target_id=message.id)
+    )
+    assert (again.id, again.repeat, again.kind, again.target_id) == (first.id, True, REACTION, 1)
+    assert await store.count("r") == 2
+    now = await store.message(message.id)
+    assert now is not None and [(r.emoji, r.count) for r in now.reactions] == [("👍", 1)]

@@ -10,7 +10,7 @@ import pytest
 
 from chat.errors import StoreUnavailable
 from chat.model import Draft, Stored
-from chat.store import DEDUPE_WINDOW, PAGE_SIZE, Store, open_store
+from chat.store import PAGE_SIZE, Store, open_store
 from chat.store.base import FIRST_PAGE, PAGE_BYTES, next_page_size
 from chat.store.memory import MemoryStore
 from chat.store.sqlite import CHECKPOINT_EVERY, SqliteStore
@@ -46,29 +46,6 @@ class Recorder:
             while not self.losses:
                 self.changed.clear()
                 await self.changed.wait()
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
-async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
-    """Opens stores of one backend (all on the same data); closes them after the test. Redis:
-    a redis-server of the test's own, or the local 3-node cluster."""
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'chat.db'}"
-    elif request.param == "redis":
-        url = request.getfixturevalue("redis_server").url
-    else:
-        url = request.getfixturevalue("redis_cluster").url
-    opened: list[Store] = []
-
-    async def open_(max_history: int = 0, dedupe_window: float = DEDUPE_WINDOW) -> Store:
-        opened.append(await open_store(url, max_history=max_history, dedupe_window=dedupe_window))
-        return opened[-1]
-
-    yield open_
-    for store in opened:
-        await store.close()
 
 
 async def texts(history: AsyncIterator[Stored]) -> list[str]:
