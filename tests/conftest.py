@@ -42,6 +42,7 @@ from harness import (
     path_flags,
     serving,
 )
+from harness.tokens import AUDIENCE, ISSUER, SECRET
 
 Spawn = Callable[..., tuple[pexpect.spawn, io.StringIO]]
 ALLOWED_ORIGIN = "http://allowed.example"
@@ -64,6 +65,14 @@ NO_RATE_LIMIT = ("--rate-limit", "0")
 def settings(path: str) -> Settings:
     encoding, http2 = PATHS[path]
     return Settings(store="memory://", encoding=encoding, http2=http2, rate_limit=0)
+
+
+@pytest.fixture
+def signed_settings(settings: Settings) -> Settings:
+    """The settings under test, asking for tokens signed as `harness.tokens.mint` signs them."""
+    return dataclasses.replace(
+        settings, jwt_secret=SECRET, jwt_audience=AUDIENCE, jwt_issuer=ISSUER
+    )
 
 
 @pytest.fixture

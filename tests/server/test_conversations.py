@@ -25,7 +25,7 @@ from gen.grpc.chat import (
     StatsRequest,
 )
 from harness import Chatter
-from tests.server.test_identity import mint, signed_settings  # noqa: F401  (a fixture)
+from harness.tokens import mint
 
 Serve = Callable[[str, Settings], Awaitable[Channel]]
 Kind, Action = MessageReplyKind, MessageRequestAction
@@ -152,7 +152,7 @@ async def test_only_the_author_edits_within_the_window_and_the_text_rules_hold(
 
 async def test_deletes_are_the_authors_or_a_moderators_and_end_every_other_action(
     service_on: Serve,
-    signed_settings: Settings,  # noqa: F811
+    signed_settings: Settings,
 ) -> None:
     channel = await service_on("memory://", signed_settings)
 

@@ -1,13 +1,11 @@
 """Signed tokens, the service served in process as serve() serves it: the user is the token's
 `sub`, its rooms are all it may use or see, and a token that fails says why."""
 
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-import jwt
 import pytest
 from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
@@ -26,34 +24,11 @@ from gen.grpc.chat import (
     StatsRequest,
 )
 from harness import Chatter
+from harness.tokens import AUDIENCE, ISSUER, SECRET, mint
 
 Serve = Callable[[str, Settings], Awaitable[Channel]]
-SECRET = "a-secret-of-the-tests-long-enough-for-every-hmac-algorithm-0123456789"
-AUDIENCE, ISSUER = "grpc.chat", "tests"
 ACK, CHAT, ERROR = MessageReplyKind.ACK, MessageReplyKind.CHAT, MessageReplyKind.ERROR
 ANN_ROOMS = ["general", "team-*"]
-
-
-def mint(
-    user: str | None = "ann",
-    rooms: Any = None,
-    secret: str = SECRET,
-    alg: str = "HS256",
-    **claims: Any,
-) -> str:
-    """A token as the server expects it (claims set to None are left out)."""
-    now = int(time.time())
-    payload = {"sub": user, "exp": now + 3600, "aud": AUDIENCE, "iss": ISSUER, "rooms": rooms}
-    payload.update(claims)
-    present = {name: value for name, value in payload.items() if value is not None}
-    return jwt.encode(present, secret, algorithm=alg)
-
-
-@pytest.fixture
-def signed_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(
-        settings, jwt_secret=SECRET, jwt_audience=AUDIENCE, jwt_issuer=ISSUER
-    )
 
 
 @pytest.fixture
