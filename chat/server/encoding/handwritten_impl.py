@@ -174,6 +174,10 @@ def encode_extended(
 def encode_current(now: Current) -> bytes:
     """A message as GetHistory gives it: fields 1-5 and 9-13."""
     message = now.message
+    if not (message.reply_to or now.edited_at or now.deleted or now.reactions or now.replies):
+        return encode_reply(
+            CHAT, message.text, message.user, message.room, message.id, message.sent_at
+        )
     reactions = (
         _message(
             b"\x62",
