@@ -351,7 +351,7 @@ class HandwrittenEncoding(Encoding):
         return encode_reply(kind, text, user, room, id, sent_at, key)
 
     def chat(self, message: Stored) -> bytes:
-        if message.kind or message.reply_to:
+        if message.kind or message.reply_to or message.target_id or message.removed:
             return encode_extended(
                 message.kind,
                 message.text,
