@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from chat import contract
 from chat.client.status import raise_status
-from chat.model import Draft
+from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft
 from chat.server import rules
 from chat.server.encoding.base import Encoding
 from chat.server.encoding.betterproto_impl import BetterprotoEncoding
@@ -173,22 +173,37 @@ def messages_expected(data: bytes) -> tuple[Status, MessagesRequest | None]:
     return (Status.OK if room_ok(request.room) else Status.INVALID_ARGUMENT), request
 
 
+ENTRIES = {0: CHAT, 1: EDIT, 2: DELETE, 3: REACTION, 4: REACTION, 7: TOPIC}
+"""The entry each action makes (another action number is refused)."""
+ANSWERED = {MessageReplyKind.ACK, MessageReplyKind.ERROR}
+
+
 def chat_expected(
     encoding: Encoding, data: bytes, after_id: str | None
-) -> tuple[Status, int | None]:
-    """The status, and the reply kind the message gets (None: no reply)."""
+) -> tuple[Status, set[MessageReplyKind]]:
+    """The status, and the reply kinds the message may get (none: no reply). An action, or a
+    reply to a message, is answered ACK or ERROR by what is stored by then."""
     if after_id and (not after_id.isdigit() or int(after_id) > UINT64_MAX):
-        return Status.INVALID_ARGUMENT, None
+        return Status.INVALID_ARGUMENT, set()
     if len(data) > MAX_MESSAGE_BYTES:
-        return Status.RESOURCE_EXHAUSTED, None
+        return Status.RESOURCE_EXHAUSTED, set()
     try:
         request = encoding.parse_request(data)
     except Exception:
-        return Status.INVALID_ARGUMENT, None
-    draft = Draft(request.room or "fuzz", request.user or "fuzzer", request.message)
+        return Status.INVALID_ARGUMENT, set()
+    kind = ENTRIES.get(request.action, -1)
+    draft = Draft(
+        request.room or "fuzz",
+        request.user or "fuzzer",
+        request.message,
+        kind=kind,
+        target_id=request.target_id if kind not in (CHAT, TOPIC) else 0,
+    )
     if rules.draft_problem(draft, MAX_TEXT_BYTES):
-        return Status.OK, MessageReplyKind.ERROR
-    return Status.OK, MessageReplyKind.ACK
+        return Status.OK, {MessageReplyKind.ERROR}
+    if kind != CHAT or request.reply_to:
+        return Status.OK, ANSWERED
+    return Status.OK, {MessageReplyKind.ACK}
 
 
 # --- the server and raw calls ------------------------------------------------------------------
@@ -355,7 +370,7 @@ def test_send_and_receive_answers_every_payload_with_its_status(target: Target) 
 
     def one(data: bytes, after_id: str | None) -> None:
         nonlocal acked
-        expected, kind = chat_expected(target.encoding, data, after_id)
+        expected, kinds = chat_expected(target.encoding, data, after_id)
         metadata = {"chat-user": "fuzzer", "chat-room": "fuzz"}
         if after_id is not None:
             metadata["chat-after-id"] = after_id
@@ -363,9 +378,10 @@ def test_send_and_receive_answers_every_payload_with_its_status(target: Target) 
             target.call("SendAndReceiveMessage", Cardinality.STREAM_STREAM, data, metadata)
         )
         assert status is expected
-        own = [reply.kind for reply in replies if reply.kind != MessageReplyKind.CHAT]
-        assert own == ([kind] if kind is not None else [])
-        acked += own == [MessageReplyKind.ACK]
+        own = [reply for reply in replies if reply.kind != MessageReplyKind.CHAT]
+        assert len(own) == (1 if kinds else 0)
+        assert {reply.kind for reply in own} <= kinds
+        acked += sum(reply.kind == MessageReplyKind.ACK and reply.id > 0 for reply in own)
 
     fuzz(one, data=payloads(chat_requests), after_id=after_ids)
     assert_still_serving(target, acked)

@@ -91,7 +91,10 @@ async def test_the_first_frame_the_server_sends_is_the_calls_metadata_with_the_e
     async with http.ws_connect(_ws_url(web_url)) as socket:
         await socket.send_str("chat-user: bob\r\n")
         first = await socket.receive(timeout=REPLY_TIMEOUT)
-        assert (first.type, first.data) == (aiohttp.WSMsgType.TEXT, f"chat-epoch: {epoch}\r\n")
+        assert (first.type, first.data) == (
+            aiohttp.WSMsgType.TEXT,
+            f"chat-epoch: {epoch}\r\nchat-features: {contract.OFFERED}\r\n",
+        )
 
 
 async def test_a_text_frame_half_closes_and_the_call_ends_with_4000_after_every_ack(
