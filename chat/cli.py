@@ -1,12 +1,63 @@
-"""Command lines that fail in one line naming what is wrong: argparse's own errors print the whole
-usage block first, and a missing command hides the flag that was misspelt."""
+"""Command lines that fail in one line naming what is wrong: click's and argparse's own errors
+print the whole usage block first, and a missing command hides the flag that was misspelt.
+
+The server's settings are click options (chat/server/config.py); the types here check a flag's
+or a variable's text, and `one_line` says what click refused, naming the flag or the variable.
+"""
 
 import argparse
+import math
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
+
+import click
+from click.core import ParameterSource
 
 USAGE_ERROR = 2
-"""The exit code of a command line that cannot be run as written (argparse's own)."""
+"""The exit code of a command line that cannot be run as written (click's and argparse's own)."""
+
+
+class Number(click.FloatRange):
+    """A number in a range, never NaN or infinite: no clock, window or rate is either, and a
+    range alone lets NaN through (every comparison with it is false)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+class Whole(click.IntRange):
+    """A whole number in a range, said as such when the text is none ("3.5", "many")."""
+
+    name = "whole number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def one_line(error: click.ClickException) -> str:
+    """What click refused, in one line: the flag, or the variable when the value came from the
+    environment, then why (`--drain-seconds: -5.0 is not in the range x>=0`)."""
+    if isinstance(error, click.NoSuchOption):
+        return f"unknown option {error.option_name}"
+    why = error.message.rstrip(".")
+    param, ctx = getattr(error, "param", None), getattr(error, "ctx", None)
+    if not isinstance(param, click.Option) or ctx is None or param.name is None:
+        return error.format_message().rstrip(".")
+    if ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
+        return f"{ctx.auto_envvar_prefix}_{param.name.upper()}: {why}"
+    return f"{param.opts[0]}: {why}"
 
 
 class Parser(argparse.ArgumentParser):
