@@ -60,6 +60,19 @@ SECONDS = Number(min=0)
 POSITIVE = Number(min=0, min_open=True)
 
 
+def _problem_of(parse: Callable[[str], object]) -> Callable[[str], str | None]:
+    """A parser as a check: the ConfigError it raises for a value is that value's problem."""
+
+    def check(value: str) -> str | None:
+        try:
+            parse(value)
+        except ConfigError as error:
+            return str(error)
+        return None
+
+    return check
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """How a field of Settings is given on the command line: the rest of its declaration."""
@@ -71,8 +84,8 @@ class Setting:
     metavar: str | None = None
     shown: str | None = None
     """The default as --help says it, where the value alone says nothing (an empty string)."""
-    check: Callable[[str], object] | None = None
-    """A subsystem's own check of the value, raising ConfigError saying why it is wrong."""
+    check: Callable[[str], str | None] | None = None
+    """A subsystem's own check of the value: why it is wrong, or None."""
 
 
 def setting(
@@ -82,7 +95,7 @@ def setting(
     type: click.ParamType[Any] = click.STRING,
     metavar: str | None = None,
     shown: str | None = None,
-    check: Callable[[str], object] | None = None,
+    check: Callable[[str], str | None] | None = None,
 ) -> T:
     """A field of Settings that is a flag and a variable, declared in this one place."""
     declared = Setting(help, heading, type, metavar, shown, check)
@@ -317,7 +330,7 @@ class Settings:
         "any (CORS)",
         metavar="ORIGINS",
         shown="none",
-        check=parse_origins,
+        check=_problem_of(parse_origins),
     )
     web_hosts: str = setting(
         "",
@@ -327,7 +340,7 @@ class Settings:
         "another Host gets 421 (DNS rebinding)",
         metavar="NAMES",
         shown="this machine's host name and fully qualified name",
-        check=parse_hosts,
+        check=_problem_of(parse_hosts),
     )
     web_header_timeout: float = setting(
         WEB_LIMITS.header_timeout,
@@ -534,16 +547,12 @@ class _Option(click.Option):
 
 
 def _checked(
-    check: Callable[[str], object],
+    check: Callable[[str], str | None],
 ) -> Callable[[click.Context, click.Parameter, str], str]:
-    """A click callback running a subsystem's check: its ConfigError becomes click's own."""
+    """A click callback running a subsystem's check: the problem it names is click's error."""
 
     def callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
-        try:
-            problem = check(value)
-        except ConfigError as error:
-            problem = str(error)
-        if isinstance(problem, str):
+        if problem := check(value):
             raise click.BadParameter(problem, ctx, param)
         return value
 
