@@ -106,7 +106,7 @@ def setting(
 class Settings:
     """Everything the server can be told; each field is a flag and a `CHAT_<NAME>` variable."""
 
-    host: str = setting("0.0.0.0", SERVING, "address to listen on")
+    host: str = setting("0.0.0.0", SERVING, "address to listen on", metavar="ADDRESS")
     port: int = setting(50051, SERVING, "TCP port", Whole(1, 65535), "PORT")
     tls_cert: str = setting(
         "",
@@ -259,6 +259,7 @@ class Settings:
         AUTH,
         "require 'authorization: Bearer TOKEN' on chat calls; health and reflection stay open "
         "(CHAT_TOKEN is better than the flag, which ps shows)",
+        metavar="TOKEN",
         shown="none, no token needed",
     )
     jwt_secret: str = setting(
