@@ -28,6 +28,7 @@ from harness import (
     Chatter,
     RedisProcess,
     ServerProcess,
+    clean_environment,
     refused_server_start,
     run_client,
 )
@@ -95,6 +96,21 @@ def test_a_token_that_cannot_be_minted_is_refused_in_one_line(
     flags: list[str], reason: str
 ) -> None:
     assert reason in refused_token(*flags)
+
+
+def test_a_token_without_a_user_is_a_usage_error_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chat.server", "token"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=clean_environment(KEY),
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "chat-server token: Missing option '--user' (see chat-server token --help)\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
 """Settings from flags and CHAT_* variables: the flags of signed tokens, flood control,
 presence, the HTTP/2 limits and the web door's."""
 
+from dataclasses import fields
+
 import pytest
 
 from chat.errors import ConfigError, SettingError
@@ -161,3 +163,8 @@ def test_a_subsystems_own_check_and_settings_that_exclude_each_other_are_setting
 ) -> None:
     with pytest.raises(SettingError, match=said):
         config.load(flags)
+
+
+def test_every_field_of_the_settings_is_a_flag_but_the_record_of_those_given() -> None:
+    unflagged = [f.name for f in fields(config.Settings) if config.SETTING not in f.metadata]
+    assert unflagged == ["given"]
