@@ -10,6 +10,11 @@ class ConfigError(Exception):
     """A setting the server cannot start with; the message says which and why."""
 
 
+class SettingError(ConfigError):
+    """A setting that cannot be right whatever the machine (a flag's or a variable's value, or
+    two that exclude each other): a usage error, exit code 2, before anything is opened."""
+
+
 class StoreUnavailable(Exception):
     """The store cannot be reached; the message says why."""
 

@@ -152,9 +152,10 @@ def run_client(
     )
 
 
-def refused_server_start(*flags: str, env: dict[str, str] | None = None) -> str:
-    """Runs `python -m chat.server FLAGS --store memory://` expecting it to refuse to start;
-    asserts it says why in one line with exit code 1, and returns that line."""
+def refused_server_start(*flags: str, env: dict[str, str] | None = None, code: int = 1) -> str:
+    """Runs `python -m chat.server --store memory:// FLAGS` expecting it to refuse to start;
+    asserts it says why in one line with exit code `code` (1: it could not start, 2: a setting
+    cannot be right), and returns that line."""
     result = subprocess.run(
         [sys.executable, "-m", "chat.server", "--store", "memory://", *flags],
         capture_output=True,
@@ -163,7 +164,7 @@ def refused_server_start(*flags: str, env: dict[str, str] | None = None) -> str:
         cwd=ROOT,
         env=clean_environment(env),
     )
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == code, result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("chat-server: "), result.stderr
     return result.stderr

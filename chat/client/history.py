@@ -2,7 +2,6 @@
 server restarts: a lost server is waited for and the reading resumes after the last id shown, in
 the same history (`chat-epoch`); a history replaced meanwhile is printed from its start."""
 
-import argparse
 import asyncio
 import contextlib
 import sys
@@ -15,6 +14,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from chat import contract
 from chat.client import output
 from chat.client.session import epoch_of
+from chat.client.values import Options
 from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest, StatsRequest
 
 RETRY_DELAY = 1.0
@@ -22,7 +22,7 @@ RETRY_DELAY = 1.0
 PROBE_TIMEOUT = 5.0
 
 
-async def print_messages(connect: Callable[[], Channel], args: argparse.Namespace) -> int:
+async def print_messages(connect: Callable[[], Channel], args: Options) -> int:
     """Prints the history as asked; with --follow, keeps printing until interrupted."""
     show = output.message_json if args.json else output.message_line
     request = MessagesRequest(

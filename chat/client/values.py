@@ -1,8 +1,9 @@
 """The client's flag values, checked as they are parsed: a bad one is a usage error that names it,
-before any connection is tried."""
+before any connection is tried (each check is a click type through chat.cli.Checked); and
+Options, what the command line asked for."""
 
-import argparse
 import getpass
+from dataclasses import dataclass
 
 import jwt
 
@@ -13,6 +14,26 @@ MAX_ID = 2**64 - 1
 """MessagesRequest.after_id is a uint64."""
 MAX_LIMIT = 2**32 - 1
 """MessagesRequest.limit is a uint32."""
+DEFAULT_SERVER = "localhost:50051"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the command line asked for: the command, how to reach the server, the command's own
+    flags (those another command does not have keep their defaults)."""
+
+    command: str
+    server: str = DEFAULT_SERVER
+    token: str = ""
+    tls: bool = False
+    ca: str = ""
+    user: str | None = None
+    """None: the user a signed token names, else the login name."""
+    room: str = ""
+    after: int = 0
+    limit: int = 0
+    follow: bool = False
+    json: bool = False
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -26,40 +47,37 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def server_address(address: str) -> str:
-    """An argparse type: `address` when it is HOST:PORT with a real port."""
-    try:
-        split_address(address)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    """`address` when it is HOST:PORT with a real port; ValueError naming what is wrong."""
+    split_address(address)
     return address
 
 
 def name(value: str) -> str:
-    """An argparse type: a user or room name the server accepts."""
+    """A user or room name the server accepts; ValueError when it is none."""
     if not NAME.fullmatch(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a name: {NAME_RULE}")
+        raise ValueError(f"{value!r} is not a name: {NAME_RULE}")
     return value
 
 
 def _whole(value: str, maximum: int) -> int:
     if len(value) > len(str(maximum)) + 1:  # int() refuses over 4,300 digits in its own words
-        raise argparse.ArgumentTypeError(f"{value[:32]}... is not between 0 and {maximum}")
+        raise ValueError(f"{value[:32]}... is not between 0 and {maximum}")
     try:
         number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        raise ValueError(f"{value!r} is not a whole number") from None
     if not 0 <= number <= maximum:
-        raise argparse.ArgumentTypeError(f"{value} is not between 0 and {maximum}")
+        raise ValueError(f"{value} is not between 0 and {maximum}")
     return number
 
 
 def message_id(value: str) -> int:
-    """An argparse type: a message id, 0 or more."""
+    """A message id, 0 or more; ValueError when it is none."""
     return _whole(value, MAX_ID)
 
 
 def limit(value: str) -> int:
-    """An argparse type: how many messages, 0 (all) or more."""
+    """How many messages, 0 (all) or more; ValueError when it is none."""
     return _whole(value, MAX_LIMIT)
 
 

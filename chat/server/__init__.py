@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from ssl import SSLContext
 
-from chat.errors import ConfigError, StoreUnavailable
+from chat.cli import fail_usage
+from chat.errors import ConfigError, SettingError, StoreUnavailable
 from chat.server import config, logs, tokens
 from chat.server.app import grpc_server
 from chat.server.config import Settings
@@ -125,7 +126,7 @@ async def _start_web(service: ChatService, settings: Settings) -> web.Serving | 
             limits=settings.web_limits,
         )
     except ConfigError as error:  # the port cannot be listened on
-        if settings.web_port_chosen:
+        if "web_port" in settings.given:
             raise
         log.warning(
             "no chat page: %s; gRPC is served all the same "
@@ -154,15 +155,17 @@ def _shown(host: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point `chat-server`: flags and CHAT_* variables, then serve; `chat-server
-    token ...` mints a signed token instead (chat/server/tokens.py)."""
+    token ...` mints a signed token instead (chat/server/tokens.py). A setting that cannot be
+    right exits with code 2, a server that cannot start with code 1; each says why in one
+    line."""
     words = sys.argv[1:] if argv is None else list(argv)
     if words[:1] == ["token"]:
         tokens.main(words[1:])
         return
     try:
         settings = config.load(words)
-    except ConfigError as error:
-        sys.exit(f"chat-server: {error}")
+    except SettingError as error:
+        fail_usage(config.PROG, str(error))
     logs.configure(settings.log_level, settings.log_format)
     try:
         import uvloop

@@ -6,16 +6,16 @@ or the private key (`--jwt-private-key`) of the server's `--jwt-public-key`. It 
 checks them.
 """
 
-import argparse
-import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import click
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from chat.cli import fail_usage, one_line
 from chat.errors import ConfigError
 from chat.server import auth, rules
 from chat.server.auth import Claims, Key
@@ -25,43 +25,53 @@ TTL = re.compile(r"(\d+)([smhd])")
 """A lifetime: a whole number and a unit, seconds to days (`90s`, `15m`, `1h`, `7d`)."""
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 """Seconds in each unit of a lifetime."""
+PROG = "chat-server token"
 
 
-def parser() -> argparse.ArgumentParser:
-    """The flags of `chat-server token`; the key's come from the server's CHAT_JWT_* variables."""
-    env = os.environ.get
-    p = argparse.ArgumentParser(
-        prog="chat-server token", description="Print a signed token (JWT) for a user."
+def command() -> click.Command:
+    """`chat-server token`; the key's flags read the server's CHAT_JWT_* variables."""
+
+    def flag(name: str, help: str, metavar: str | None = None, envvar: bool = True) -> click.Option:
+        variable = "CHAT_" + name.removeprefix("--").replace("-", "_").upper() if envvar else None
+        return click.Option([name], default="", envvar=variable, metavar=metavar, help=help)
+
+    return click.Command(
+        PROG,
+        help="Print a signed token (JWT) for a user.",
+        params=[
+            click.Option(
+                ["--user"],
+                required=True,
+                metavar="USER",
+                help="the user the token is for (its 'sub')",
+            ),
+            flag(
+                "--rooms",
+                "the rooms it allows, '*' matching any run ('general,team-*'); default: every room",
+                "PATTERN,...",
+                envvar=False,
+            ),
+            click.Option(
+                ["--ttl"],
+                default="1h",
+                metavar="TTL",
+                help="how long it is valid: 90s, 15m, 1h, 7d",
+            ),
+            flag(
+                "--jwt-secret",
+                "sign with this HS256 secret (prefer CHAT_JWT_SECRET: flags show in ps)",
+                "SECRET",
+            ),
+            flag("--jwt-private-key", "sign with this private key (PEM: RSA, EC, Ed25519)", "FILE"),
+            flag(
+                "--jwt-algorithms",
+                "sign with the first of these (default: the one the key signs with)",
+                "ALG,...",
+            ),
+            flag("--jwt-audience", "the 'aud' claim", "AUDIENCE"),
+            flag("--jwt-issuer", "the 'iss' claim", "ISSUER"),
+        ],
     )
-    p.add_argument("--user", required=True, help="the user the token is for (its 'sub')")
-    p.add_argument(
-        "--rooms",
-        default="",
-        metavar="PATTERN,...",
-        help="the rooms it allows, '*' matching any run ('general,team-*'); default: every room",
-    )
-    p.add_argument("--ttl", default="1h", help="how long it is valid: 90s, 15m, 1h, 7d")
-    p.add_argument(
-        "--jwt-secret",
-        default=env("CHAT_JWT_SECRET", ""),
-        metavar="SECRET",
-        help="sign with this HS256 secret (prefer CHAT_JWT_SECRET: flags show in ps)",
-    )
-    p.add_argument(
-        "--jwt-private-key",
-        default=env("CHAT_JWT_PRIVATE_KEY", ""),
-        metavar="FILE",
-        help="sign with this private key (PEM: RSA, EC, Ed25519)",
-    )
-    p.add_argument(
-        "--jwt-algorithms",
-        default=env("CHAT_JWT_ALGORITHMS", ""),
-        metavar="ALG,...",
-        help="sign with the first of these (default: the one the key signs with)",
-    )
-    p.add_argument("--jwt-audience", default=env("CHAT_JWT_AUDIENCE", ""), help="the 'aud' claim")
-    p.add_argument("--jwt-issuer", default=env("CHAT_JWT_ISSUER", ""), help="the 'iss' claim")
-    return p
 
 
 def seconds(ttl: str) -> int:
@@ -100,20 +110,18 @@ def mint(
     return jwt.encode(claims, key, algorithm=algorithm)
 
 
-def token(argv: Sequence[str]) -> str:
-    """The token the command line asks for; ConfigError when it cannot be made."""
-    args = parser().parse_args(argv)
-    if bool(args.jwt_secret) == bool(args.jwt_private_key):
+def token(args: Mapping[str, str]) -> str:
+    """The token the flags of `chat-server token` ask for; ConfigError when it cannot be made."""
+    if bool(args["jwt_secret"]) == bool(args["jwt_private_key"]):
         raise ConfigError("token: give one key, --jwt-secret or --jwt-private-key")
-    if args.jwt_secret:
-        key: Key = auth.check_secret(args.jwt_secret)
+    if args["jwt_secret"]:
+        key: Key = auth.check_secret(args["jwt_secret"])
     else:
-        key = read_private_key(args.jwt_private_key)
-    algorithm = auth.algorithms(args.jwt_algorithms, bool(args.jwt_secret), key)[0]
-    rooms = [room.strip() for room in args.rooms.split(",")] if args.rooms else None
-    return mint(
-        key, algorithm, args.user, rooms, seconds(args.ttl), args.jwt_audience, args.jwt_issuer
-    )
+        key = read_private_key(args["jwt_private_key"])
+    algorithm = auth.algorithms(args["jwt_algorithms"], bool(args["jwt_secret"]), key)[0]
+    rooms = [room.strip() for room in args["rooms"].split(",")] if args["rooms"] else None
+    ttl = seconds(args["ttl"])
+    return mint(key, algorithm, args["user"], rooms, ttl, args["jwt_audience"], args["jwt_issuer"])
 
 
 def read_private_key(path: str) -> Key:
@@ -124,8 +132,16 @@ def read_private_key(path: str) -> Key:
 
 
 def main(argv: Sequence[str]) -> None:
-    """`chat-server token ...`: prints the token, or says in one line why it cannot."""
+    """`chat-server token ...`: prints the token, or says in one line why it cannot (exit code 2
+    for flags that cannot be read, 1 for a token that cannot be made)."""
     try:
-        print(token(argv))
+        with command().make_context(PROG, list(argv)) as ctx:
+            args = ctx.params
+    except click.exceptions.Exit as done:  # --help
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        fail_usage(PROG, one_line(error))
+    try:
+        print(token(args))
     except ConfigError as error:
         sys.exit(f"chat-server: {error}")

@@ -10,6 +10,7 @@ from chat.store.base import (
     PRESENCE_TIMEOUT,
     Listener,
     Store,
+    presence_problem,
 )
 
 __all__ = [
@@ -20,10 +21,14 @@ __all__ = [
     "Listener",
     "Store",
     "open_store",
+    "presence_problem",
     "sqlite_path",
+    "url_problem",
 ]
 
 
+SCHEMES = ("memory", "sqlite", "redis", "redis+cluster")
+"""The schemes of a store URL, each a backend."""
 SQLITE_FORMS = (
     "sqlite:///chat.db is chat.db in the working directory; four slashes make a path absolute: "
     "sqlite:////var/lib/chat/chat.db"
@@ -49,9 +54,9 @@ async def open_store(
     With Redis, a replica beats every `presence_interval` seconds, and one silent for
     `presence_timeout` seconds is gone, its users with it.
     """
-    scheme, sep, _ = url.partition("://")
-    if not sep:
-        raise ConfigError(f"store URL {url!r} has no scheme; try sqlite:///chat.db or memory://")
+    if problem := url_problem(url):
+        raise ConfigError(f"store URL {problem}")
+    scheme = url.partition("://")[0]
     if scheme == "memory":
         from chat.store.memory import MemoryStore
 
@@ -66,10 +71,21 @@ async def open_store(
         return await RedisStore.open(
             url, max_history, dedupe_window, presence_interval, presence_timeout
         )
-    raise ConfigError(
-        f"unknown store {scheme!r} in {url!r}; use memory://, sqlite:///path, "
-        "redis://host:port/db or redis+cluster://host:port"
-    )
+    raise AssertionError(f"url_problem passed {url!r}")
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` names no store (no scheme, an unknown one), or None: checked with the other
+    settings, before anything opens."""
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        return f"{url!r} has no scheme; try sqlite:///chat.db or memory://"
+    if scheme not in SCHEMES:
+        return (
+            f"{url!r} names no store; use memory://, sqlite:///path, redis://host:port/db or "
+            "redis+cluster://host:port"
+        )
+    return None
 
 
 def sqlite_path(url: str) -> Path:

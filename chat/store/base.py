@@ -39,6 +39,17 @@ PRESENCE_TIMEOUT = 10.0
 """Seconds after its last beat that a Redis replica, and its users with it, count as gone."""
 
 
+def presence_problem(interval: float, timeout: float) -> str | None:
+    """Why a replica's beats every `interval` seconds cannot go with its being gone after
+    `timeout` seconds of silence, or None."""
+    if timeout < 2 * interval:
+        return (
+            f"a timeout of {timeout:g}s is less than twice the interval of {interval:g}s: one late "
+            "beat would take a live replica for gone"
+        )
+    return None
+
+
 def next_page_size(page: Sequence[Stored]) -> int:
     """Rows for the page after `page`: as many messages of the size of its own as PAGE_BYTES
     holds (at least FIRST_PAGE, at most PAGE_SIZE)."""

@@ -14,17 +14,18 @@ from harness import ROOT, ServerProcess, free_port, run_client
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["messages", "--after", "-1"], "argument --after: -1 is not between 0 and"),
-        (["messages", "--limit", "-1"], "argument --limit: -1 is not between 0 and"),
-        (["messages", "--limit", "many"], "argument --limit: 'many' is not a whole number"),
+        (["messages", "--after", "-1"], "--after: -1 is not between 0 and"),
+        (["messages", "--limit", "-1"], "--limit: -1 is not between 0 and"),
+        (["messages", "--limit", "many"], "--limit: 'many' is not a whole number"),
         (["--server", "localhost:99999", "stats"], "port 99999 is not between 1 and 65535"),
         (["stats", "--server", "localhost"], "'localhost' is not HOST:PORT"),
-        (["chat", "--user", ""], "argument --user: '' is not a name"),
-        (["chat", "--room", "no spaces"], "argument --room: 'no spaces' is not a name"),
+        (["chat", "--user", ""], "--user: '' is not a name"),
+        (["chat", "--room", "no spaces"], "--room: 'no spaces' is not a name"),
         (["--bogus"], "unknown option --bogus"),
         (["stats", "--bogus"], "unknown option --bogus"),
         (["--bogus", "stats"], "unknown option --bogus"),
-        (["talk"], "argument COMMAND: invalid choice: 'talk'"),
+        (["talk"], "COMMAND: 'talk' is not one of chat, stats, messages"),
+        (["stats", "--room"], "Option '--room' requires an argument"),
         ([], "a COMMAND is needed: chat, stats, messages"),
     ],
 )
@@ -77,6 +78,23 @@ def test_following_messages_goes_on_after_the_server_restarts(tmp_path: Path) ->
 def say(server: ServerProcess, text: str) -> None:
     result = run_client(["--server", server.address, "chat", "--user", "ann"], text + "\n")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_server_from_the_environment_that_is_no_address_names_the_variable() -> None:
+    result = run_client(["stats"], env={"CHAT_SERVER": "localhost"})
+    assert result.returncode == 2
+    assert result.stderr == "chat: CHAT_SERVER: 'localhost' is not HOST:PORT (see chat --help)\n"
+
+
+def test_the_connection_flags_work_before_and_after_the_command(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "server.log", "memory://").start()
+    try:
+        for args in (["--server", server.address, "stats"], ["stats", "--server", server.address]):
+            result = run_client(args, env={"CHAT_SERVER": f"127.0.0.1:{free_port()}"})
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.startswith("Server has 0 messages")
+    finally:
+        server.stop()
 
 
 def test_the_chat_help_explains_user_and_room() -> None:

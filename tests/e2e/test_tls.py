@@ -99,19 +99,20 @@ def test_a_client_that_cannot_talk_tls_to_the_server_says_why_in_one_line(
 
 
 @pytest.mark.parametrize(
-    ("flags", "reason"),
+    ("flags", "reason", "code"),
     [
-        (["--tls-cert", "server.pem"], "--tls-cert and --tls-key go together"),
-        (["--tls-cert", "ca.pem", "--tls-key", "ca.pem"], "cannot use --tls-cert"),
-        (["--tls-cert", "nothing.pem", "--tls-key", "server.key"], "No such file or directory"),
+        (["--tls-cert", "server.pem"], "--tls-cert and --tls-key go together", 2),
+        (["--tls-cert", "ca.pem", "--tls-key", "ca.pem"], "cannot use --tls-cert", 1),
+        (["--tls-cert", "nothing.pem", "--tls-key", "server.key"], "No such file or directory", 1),
     ],
     ids=["no-key", "not-a-key", "missing-cert"],
 )
-def test_a_server_with_unusable_tls_files_exits_1_saying_why(
-    certificates: Certificates, tmp_path: Path, flags: list[str], reason: str
+def test_a_server_with_unusable_tls_files_exits_saying_why(
+    certificates: Certificates, tmp_path: Path, flags: list[str], reason: str, code: int
 ) -> None:
+    """A half of TLS missing is a usage error (2); files that cannot be used stop it with 1."""
     paths = [str(tmp_path / flag) if flag.endswith((".pem", ".key")) else flag for flag in flags]
-    assert reason in refused_server_start("--port", str(free_port()), *paths)
+    assert reason in refused_server_start("--port", str(free_port()), *paths, code=code)
 
 
 async def test_the_web_door_serves_https_with_the_servers_certificate(

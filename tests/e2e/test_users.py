@@ -28,6 +28,7 @@ from harness import (
     Chatter,
     RedisProcess,
     ServerProcess,
+    clean_environment,
     refused_server_start,
     run_client,
 )
@@ -97,23 +98,39 @@ def test_a_token_that_cannot_be_minted_is_refused_in_one_line(
     assert reason in refused_token(*flags)
 
 
+def test_a_token_without_a_user_is_a_usage_error_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chat.server", "token"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=clean_environment(KEY),
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "chat-server token: Missing option '--user' (see chat-server token --help)\n"
+    )
+
+
 @pytest.mark.parametrize(
-    ("flags", "env", "reason"),
+    ("flags", "env", "reason", "code"),
     [
-        (["--token", "shared", "--jwt-secret", SECRET], {}, "two ways to authenticate"),
-        ([], {"CHAT_TOKEN": "shared", "CHAT_JWT_SECRET": SECRET}, "two ways to authenticate"),
-        (["--jwt-secret", "short"], {}, "--jwt-secret is 5 bytes; use at least 32"),
-        (["--jwt-audience", "chat"], {}, "--jwt-audience needs --jwt-secret"),
-        (["--jwt-public-key", "/no/such.pem"], {}, "cannot read --jwt-public-key"),
-        (["--jwt-secret", SECRET, "--jwt-algorithms", "RS256"], {}, "RS256 needs a public"),
-        (["--rate-limit", "-1"], {}, "--rate-limit must be 0"),
-        (["--rate-burst", "0"], {}, "--rate-burst must be at least 1"),
+        (["--token", "shared", "--jwt-secret", SECRET], {}, "two ways to authenticate", 2),
+        ([], {"CHAT_TOKEN": "shared", "CHAT_JWT_SECRET": SECRET}, "two ways to authenticate", 2),
+        (["--jwt-secret", "short"], {}, "--jwt-secret is 5 bytes; use at least 32", 1),
+        (["--jwt-audience", "chat"], {}, "--jwt-audience needs --jwt-secret", 2),
+        (["--jwt-public-key", "/no/such.pem"], {}, "cannot read --jwt-public-key", 1),
+        (["--jwt-secret", SECRET, "--jwt-algorithms", "RS256"], {}, "RS256 needs a public", 1),
+        (["--rate-limit", "-1"], {}, "--rate-limit: -1.0 is not in the range x>=0", 2),
+        (["--rate-burst", "0"], {}, "--rate-burst: 0 is not in the range x>=1", 2),
     ],
 )
 def test_a_server_with_conflicting_or_unusable_auth_settings_refuses_to_start(
-    flags: list[str], env: dict[str, str], reason: str
+    flags: list[str], env: dict[str, str], reason: str, code: int
 ) -> None:
-    assert reason in refused_server_start(*flags, env=env)
+    """Settings that cannot be right are usage errors (2); a key that cannot be used, 1."""
+    assert reason in refused_server_start(*flags, env=env, code=code)
 
 
 @pytest.mark.parametrize("kind", ["rsa", "ec"])

@@ -160,8 +160,8 @@ def test_the_dedupe_window_is_a_day_unless_the_flag_or_chat_dedupe_window_says(
     monkeypatch.setenv("CHAT_DEDUPE_WINDOW", "120")
     assert config.load([]).dedupe_window == 120
     for nonsense in ("-1", "inf", "nan"):
-        with pytest.raises(ConfigError, match="--dedupe-window must be a number of seconds"):
+        with pytest.raises(ConfigError, match="--dedupe-window: "):
             config.load(["--dedupe-window", nonsense])
     monkeypatch.setenv("CHAT_DEDUPE_WINDOW", "a day")
-    with pytest.raises(ConfigError, match="CHAT_DEDUPE_WINDOW='a day' is not a number"):
+    with pytest.raises(ConfigError, match="CHAT_DEDUPE_WINDOW: 'a day' is not a number"):
         config.load([])

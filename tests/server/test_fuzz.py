@@ -175,12 +175,12 @@ def messages_expected(data: bytes) -> tuple[Status, MessagesRequest | None]:
 
 ENTRIES = {0: CHAT, 1: EDIT, 2: DELETE, 3: REACTION, 4: REACTION, 7: TOPIC}
 """The entry each action makes (another action number is refused)."""
-ANSWERED = {MessageReplyKind.ACK, MessageReplyKind.ERROR}
+ANSWERED: set[int] = {MessageReplyKind.ACK, MessageReplyKind.ERROR}
 
 
 def chat_expected(
     encoding: Encoding, data: bytes, after_id: str | None
-) -> tuple[Status, set[MessageReplyKind]]:
+) -> tuple[Status, set[int]]:
     """The status, and the reply kinds the message may get (none: no reply). An action, or a
     reply to a message, is answered ACK or ERROR by what is stored by then."""
     if after_id and (not after_id.isdigit() or int(after_id) > UINT64_MAX):
@@ -200,10 +200,10 @@ def chat_expected(
         target_id=request.target_id if kind not in (CHAT, TOPIC) else 0,
     )
     if rules.draft_problem(draft, MAX_TEXT_BYTES):
-        return Status.OK, {MessageReplyKind.ERROR}
+        return Status.OK, {int(MessageReplyKind.ERROR)}
     if kind != CHAT or request.reply_to:
         return Status.OK, ANSWERED
-    return Status.OK, {MessageReplyKind.ACK}
+    return Status.OK, {int(MessageReplyKind.ACK)}
 
 
 # --- the server and raw calls ------------------------------------------------------------------

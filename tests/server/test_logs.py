@@ -72,11 +72,11 @@ def test_an_error_with_a_traceback_stays_one_json_line() -> None:
 @pytest.mark.parametrize(
     ("flags", "reason"),
     [
-        (["--log-format", "xml"], "--log-format 'xml' is not text or json"),
-        (["--log-level", "loud"], "--log-level 'loud' is not one of DEBUG, INFO,"),
+        (["--log-format", "xml"], "--log-format: 'xml' is not one of 'text', 'json'"),
+        (["--log-level", "loud"], "--log-level: 'loud' is not one of 'debug', 'info',"),
     ],
 )
-def test_an_unknown_log_format_or_level_is_one_line_and_exit_code_1(
+def test_an_unknown_log_format_or_level_is_one_line_and_exit_code_2(
     flags: list[str], reason: str
 ) -> None:
-    assert refused_server_start(*flags).startswith(f"chat-server: {reason}")
+    assert refused_server_start(*flags, code=2).startswith(f"chat-server: {reason}")

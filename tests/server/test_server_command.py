@@ -3,44 +3,82 @@ to start that is one line naming the value at fault, with nothing printed before
 
 import dataclasses
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pexpect
 
+from chat.server import config
 from chat.server.config import Settings
-from harness import ROOT, ServerProcess, free_port, refused_server_start, run_client
+from harness import (
+    ROOT,
+    ServerProcess,
+    clean_environment,
+    free_port,
+    refused_server_start,
+    run_client,
+)
 
 
-def server_command(*flags: str) -> subprocess.CompletedProcess[str]:
+def server_command(
+    *flags: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chat.server", *flags],
         capture_output=True,
         text=True,
         timeout=30,
         cwd=ROOT,
-        env={key: value for key, value in os.environ.items() if not key.startswith("CHAT_")},
+        env=clean_environment(env),
     )
 
 
-def test_the_help_shows_every_flags_default_and_variable() -> None:
-    shown = " ".join(server_command("--help").stdout.split())
-    flags = [field for field in dataclasses.fields(Settings) if field.metadata.get("flag", True)]
+def test_the_help_shows_every_flags_default_and_variable_under_its_heading() -> None:
+    result = server_command("--help")
+    assert result.returncode == 0, result.stderr
+    shown = " ".join(result.stdout.split())
+    flags = [field for field in dataclasses.fields(Settings) if config.SETTING in field.metadata]
     for field in flags:
         flag = "--" + field.name.replace("_", "-")
         assert f"{flag} " in shown, flag
-        assert f"env CHAT_{field.name.upper()}" in shown, field.name
-    assert shown.count("(default: ") == len(flags)
-    assert "(default: sqlite:///chat.db; env CHAT_STORE)" in shown
+        assert f"env var: CHAT_{field.name.upper()};" in shown, field.name
+    assert shown.count("; default: ") == len(flags)
+    assert "[env var: CHAT_STORE; default: sqlite:///chat.db]" in shown
     assert "sqlite:////PATH (four slashes: an absolute path" in shown
+    store = shown.index("Store (what the --store URL keeps, and how): ")
+    for flag in ("--store ", "--max-memory-bytes ", "--presence-interval ", "--presence-timeout "):
+        assert shown.index(flag) > store, flag
+    assert "--edit-window SECONDS how long after sending a message its author may edit it" in shown
 
 
 def test_an_unknown_flag_is_named_in_one_line_with_exit_code_2() -> None:
     result = server_command("--bogus")
     assert result.returncode == 2
     assert result.stderr == "chat-server: unknown option --bogus (see chat-server --help)\n"
+
+
+def test_a_drain_time_from_the_environment_that_is_no_number_is_one_line_with_exit_code_2() -> None:
+    result = server_command(env={"CHAT_DRAIN_SECONDS": "soon"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "chat-server: CHAT_DRAIN_SECONDS: 'soon' is not a number (see chat-server --help)\n"
+    )
+
+
+def test_a_negative_drain_time_from_a_flag_is_one_line_with_exit_code_2() -> None:
+    result = server_command("--drain-seconds", "-5")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "chat-server: --drain-seconds: -5.0 is not in the range x>=0 (see chat-server --help)\n"
+    )
+
+
+def test_a_store_url_with_no_backend_is_one_line_with_exit_code_2() -> None:
+    line = refused_server_start("--store", "postgres://db", code=2)
+    assert line.startswith("chat-server: --store: 'postgres://db' names no store; use memory://")
 
 
 def test_a_host_it_cannot_listen_on_is_named() -> None:

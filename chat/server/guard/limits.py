@@ -25,6 +25,9 @@ web_log = logging.getLogger("chat.server.web")
 
 KiB = 1024
 MiB = 1024 * KiB
+WINDOWS = (65535, 2**31 - 1)
+"""The flow-control windows HTTP/2 allows: its initial window, and its largest (RFC 9113,
+6.9.1); `connection_window` and `stream_window` lie between them."""
 
 
 @dataclass(frozen=True, slots=True)

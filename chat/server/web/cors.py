@@ -26,7 +26,7 @@ def parse_origins(text: str) -> frozenset[str]:
     for origin in origins - {"*"}:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ConfigError(f"--web-origins {origin!r} is not scheme://host[:port] or *")
+            raise ConfigError(f"{origin!r} is not scheme://host[:port] or *")
     return origins
 
 

@@ -34,7 +34,7 @@ def parse_hosts(text: str) -> frozenset[str]:
     for name in names - {ANY}:
         bare = name.removeprefix("*.")
         if not bare or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789-._" for c in bare):
-            raise ConfigError(f"--web-hosts {name!r} is not a host name, *.name or *")
+            raise ConfigError(f"{name!r} is not a host name, *.name or *")
     return names
 
 

@@ -107,14 +107,19 @@ def test_the_default_web_port_taken_leaves_the_page_off_said_in_one_line_and_grp
 
 
 def test_a_web_origin_that_is_not_an_origin_is_refused_at_start() -> None:
-    reason = refused_server_start("--web-origins", "https://ok.example,chat.example.com/path")
+    flags = ("--web-origins", "https://ok.example,chat.example.com/path")
+    reason = refused_server_start(*flags, code=2)
     assert reason == (
-        "chat-server: --web-origins 'chat.example.com/path' is not scheme://host[:port] or *\n"
+        "chat-server: --web-origins: 'chat.example.com/path' is not scheme://host[:port] or * "
+        "(see chat-server --help)\n"
     )
 
 
-def test_a_web_host_that_is_not_a_host_name_is_refused_at_start() -> None:
-    reason = refused_server_start("--web-hosts", "chat.example.com,https://chat.example.com")
+def test_a_web_host_that_is_not_a_host_name_is_refused_at_start_from_a_variable_too() -> None:
+    reason = refused_server_start(
+        env={"CHAT_WEB_HOSTS": "chat.example.com,https://chat.example.com"}, code=2
+    )
     assert reason == (
-        "chat-server: --web-hosts 'https://chat.example.com' is not a host name, *.name or *\n"
+        "chat-server: CHAT_WEB_HOSTS: 'https://chat.example.com' is not a host name, *.name "
+        "or * (see chat-server --help)\n"
     )
