@@ -15,7 +15,7 @@ from grpclib.exceptions import GRPCError
 
 from chat import contract
 from chat.errors import ShuttingDown, StoreUnavailable
-from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored
+from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored, stored_from
 from chat.server import auth, encoding, http2, rules
 from chat.server.calls import Call, Calls
 from chat.server.config import Settings
@@ -310,14 +310,9 @@ class ChatService:
                 draft = _draft(request, defaults)
                 # The stream's own names were checked when it opened; only overrides need a look.
                 overrides = draft.room is not defaults.room or draft.user is not defaults.user
-                problem = await self._problem(call, draft, overrides, posted)
-                if problem or (draft.kind == REACTION and await self._unchanged(draft)):
+                answer = await self._answer_now(call, draft, overrides, posted)
+                if answer is not None:
                     await self._append(subscriber, drafts)  # their ACKs come first
-                    answer = (
-                        self.encoding.error(problem, draft.room, draft.user, draft.key)
-                        if problem
-                        else self.encoding.ack(_unstored(draft))
-                    )
                     await subscriber.put(0, answer)
                 else:
                     self.rooms.join(subscriber, draft.room)
@@ -353,12 +348,8 @@ class ChatService:
             "",
         )
         draft = _draft(request, defaults)
-        problem = await self._problem(call, draft, True, set())
-        if problem:
-            answer = self.encoding.error(problem, draft.room, draft.user, draft.key)
-        elif draft.kind == REACTION and await self._unchanged(draft):
-            answer = self.encoding.ack(_unstored(draft))
-        else:
+        answer = await self._answer_now(call, draft, True, set())
+        if answer is None:
             (stored,) = await self._store([draft])
             self.messages_stored += not stored.repeat
             answer = self.encoding.ack(stored)
@@ -411,6 +402,24 @@ class ChatService:
     def _headers(self) -> dict[str, str]:
         """A unary call's response metadata: the history's epoch and what the server offers."""
         return {contract.EPOCH: self.store.epoch, **OFFERED}
+
+    async def _answer_now(
+        self, call: Call[Any], draft: Draft, overrides: bool, posted: Set[str]
+    ) -> bytes | None:
+        """The reply to a draft that is not to be stored, or None when it is: the first ACK
+        again for an action its key stored before (its rules may no longer let it through: a
+        delete resent after a broken stream finds its message deleted), an ERROR saying why
+        it is refused, or the ACK (id 0) of a reaction that changes nothing."""
+        identity = call.identity
+        if draft.kind != CHAT and draft.key and (identity is None or identity.user == draft.user):
+            first = await self.store.keyed(draft.user, draft.key)
+            if first is not None:
+                return self.encoding.ack(stored_from(draft, *first))
+        if problem := await self._problem(call, draft, overrides, posted):
+            return self.encoding.error(problem, draft.room, draft.user, draft.key)
+        if draft.kind == REACTION and await self._unchanged(draft):
+            return self.encoding.ack(_unstored(draft))
+        return None
 
     async def _problem(
         self, call: Call[Any], draft: Draft, overrides: bool, posted: Set[str]

@@ -2,6 +2,7 @@
 
 import secrets
 from collections.abc import AsyncIterator, Collection, Sequence, Set
+from datetime import datetime
 from typing import Protocol
 
 from chat.errors import StoreUnavailable
@@ -119,6 +120,12 @@ class Store(Protocol):
         first: those just older than `before_id`, or just newer than `after_id`, or (neither)
         the newest; with `thread`, only that message and those that answer it. The flag says
         whether more lie beyond the page in its direction."""
+        ...
+
+    async def keyed(self, user: str, key: str) -> tuple[int, datetime] | None:
+        """The id and time of what `user` stored with `key` within the dedupe window; None when
+        the key is new. (An action is checked against it before its rules: a resend after a
+        broken stream gets its first ACK again, though the action changed what its rules see.)"""
         ...
 
     async def reacted(self, id: int, emoji: str, user: str) -> bool:

@@ -337,6 +337,10 @@ class MemoryStore:
             for message in picked
         ], more
 
+    async def keyed(self, user: str, key: str) -> tuple[int, datetime] | None:
+        first = self._keys.get((user, key))
+        return (first.id, first.sent_at) if first is not None else None
+
     async def reacted(self, id: int, emoji: str, user: str) -> bool:
         state = self._states.get(id)
         return state is not None and user in state.reactions.get(emoji, {})

@@ -514,6 +514,17 @@ class RedisStore:
             state or Current(message) for message, state in zip(picked, states, strict=True)
         ], more
 
+    async def keyed(self, user: str, key: str) -> tuple[int, datetime] | None:
+        try:
+            async with self._gate:
+                first = await self._client.get(self._keys.message(user, key))
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+        if first is None:
+            return None
+        id_, micros = map(int, cast(bytes, first).split(b":"))
+        return id_, datetime.fromtimestamp(micros / 1e6, UTC)
+
     async def reacted(self, id: int, emoji: str, user: str) -> bool:
         try:
             return await self._client.zscore(self._keys.reactions(id, emoji), user) is not None

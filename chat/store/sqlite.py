@@ -614,6 +614,12 @@ class SqliteStore:
             page.reverse()
         return page, more
 
+    async def keyed(self, user: str, key: str) -> tuple[int, datetime] | None:
+        rows = await self._read(
+            "SELECT id, sent_at FROM message_keys WHERE user = ? AND key = ?", [user, key]
+        )
+        return (rows[0][0], _time(rows[0][1])) if rows else None
+
     async def reacted(self, id: int, emoji: str, user: str) -> bool:
         rows = await self._read(
             "SELECT 1 FROM reactions WHERE id = ? AND emoji = ? AND user = ?",

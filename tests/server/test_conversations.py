@@ -4,6 +4,7 @@ features asked for, PostMessage, GetHistory, ListRooms and direct conversations.
 import dataclasses
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -305,3 +306,24 @@ async def test_a_direct_conversation_is_closed_to_everyone_it_does_not_name(
 
 async def _read(call: Any) -> list[MessageReply]:
     return [reply async for reply in call]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_an_action_resent_with_its_key_gets_its_first_ack_though_it_changed_the_message(
+    service_on: Serve, settings: Settings, tmp_path: Path, store: str
+) -> None:
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
+    channel = await service_on(url, settings)
+    first = await say(channel, "one")
+    for action, text in ((Action.REACT, "👍"), (Action.UNREACT, "👍"), (Action.DELETE, "")):
+        key = f"k-{action}"
+        fields = {"message": text, "action": action, "target_id": first, "key": key}
+        once, again = await post(channel, **fields), await post(channel, **fields)
+        assert (again.kind, again.id, again.sent_at, again.key) == (
+            Kind.ACK,
+            once.id,
+            once.sent_at,
+            key,
+        )
+        assert once.id > first
+    assert [kind for kind, _ in await log(channel, ALL)] == [0, 7, 7, 6]

@@ -178,9 +178,7 @@ ENTRIES = {0: CHAT, 1: EDIT, 2: DELETE, 3: REACTION, 4: REACTION, 7: TOPIC}
 ANSWERED: set[int] = {MessageReplyKind.ACK, MessageReplyKind.ERROR}
 
 
-def chat_expected(
-    encoding: Encoding, data: bytes, after_id: str | None
-) -> tuple[Status, set[int]]:
+def chat_expected(encoding: Encoding, data: bytes, after_id: str | None) -> tuple[Status, set[int]]:
     """The status, and the reply kinds the message may get (none: no reply). An action, or a
     reply to a message, is answered ACK or ERROR by what is stored by then."""
     if after_id and (not after_id.isdigit() or int(after_id) > UINT64_MAX):

@@ -262,3 +262,16 @@ async def test_an_action_posted_twice_with_one_key_is_one_entry_and_counts_once(
     assert await store.count("r") == 2
     now = await store.message(message.id)
     assert now is not None and [(r.emoji, r.count) for r in now.reactions] == [("👍", 1)]
+
+
+async def test_a_key_tells_the_id_and_time_of_what_it_stored(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    message = await say(store, "one")
+    reaction = await store.append(
+        Draft("r", "bob", "👍", key="k1", kind=REACTION, target_id=message.id)
+    )
+    assert await store.keyed("bob", "k1") == (reaction.id, reaction.sent_at)
+    assert await store.keyed("ann", "k1") is None
+    assert await store.keyed("bob", "k2") is None
