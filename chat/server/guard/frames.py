@@ -240,6 +240,8 @@ class FrameReader:
                 self._data(stream & STREAM_ID, flags, data, missing, position)
             self._frame(kind & 0xFF, flags, stream & STREAM_ID, kind >> 8, start + position)
         unpack = HEADER.unpack_from
+        message_size = MESSAGE_SIZE.unpack_from
+        unfinished = self.unfinished  # (the same dict throughout)
         frames = self.frames
         self.read_from = position
         while position + HEADER_SIZE <= end:
@@ -253,9 +255,8 @@ class FrameReader:
                     flags & PADDED
                     or position > end
                     or length < PREFIX_SIZE
-                    or MESSAGE_SIZE.unpack_from(data, position - length + 1)[0]
-                    != length - PREFIX_SIZE
-                    or (self.unfinished and stream & STREAM_ID in self.unfinished)
+                    or message_size(data, position - length + 1)[0] != length - PREFIX_SIZE
+                    or (unfinished and stream & STREAM_ID in unfinished)
                 ):
                     self._data(stream & STREAM_ID, flags, data, position - length, position)
                 if flags & END_STREAM:
