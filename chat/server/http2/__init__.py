@@ -78,11 +78,6 @@ TOUCHED = (
         "grpclib.protocol.EventsProcessor",
     ),
     (
-        grpclib.protocol.Buffer,
-        ("_acked_size", "read"),
-        "grpclib.protocol.Buffer",
-    ),
-    (
         grpclib.protocol.Stream,
         ("_h2_connection", "_transport", "connection", "buffer", "send_data", "data_sent", "id"),
         "grpclib.protocol.Stream",
