@@ -29,6 +29,7 @@ from h2.settings import SettingCodes
 
 from abuse.attacker import CHAT, RawClient, grpc_message, request_headers
 from chat.server.config import Settings
+from chat.server.guard.frames import FrameType, frame
 from chat.server.guard.limits import FILES_KEPT, Guard, Limits, Refusal
 from chat.server.guard.protocol import GuardedProtocol
 from chat.server.reclaim import Reclaimer
@@ -252,14 +253,33 @@ async def test_streams_refused_past_the_limit_start_no_call_and_are_not_kept(
     await client.close()
 
 
-async def test_a_header_block_too_big_ends_in_goaway(serve: Serve) -> None:
-    """h2's own GOAWAY, for its limit of 64 KiB of headers, on grpclib's path too (grpclib
-    closes the connection without sending it)."""
+def _header_block_too_big(client: RawClient) -> None:
+    client.h2.send_headers(1, request_headers(extra=[("x-big", "a" * 16_000)] * 8))
+
+
+def _frame_inside_a_header_block(client: RawClient) -> None:
+    headers = frame(FrameType.HEADERS, 0, 1, b"\x83")  # no END_HEADERS: a CONTINUATION is due
+    client.write(headers + frame(FrameType.PING, 0, 0, b"12345678"))
+
+
+@pytest.mark.parametrize(
+    ("send", "code"),
+    [
+        (_header_block_too_big, ErrorCodes.ENHANCE_YOUR_CALM),
+        (_frame_inside_a_header_block, ErrorCodes.PROTOCOL_ERROR),
+    ],
+    ids=["header-block-over-64-KiB", "frame-inside-a-header-block"],
+)
+async def test_a_protocol_error_ends_in_h2s_goaway(
+    serve: Serve, send: Callable[[RawClient], None], code: ErrorCodes
+) -> None:
+    """h2's own GOAWAY, with its code, on grpclib's path too (grpclib closes the connection
+    without sending it)."""
     server = await serve()
     client = await server.client()
-    client.h2.send_headers(1, request_headers(extra=[("x-big", "a" * 16_000)] * 8))
+    send(client)
     await client.flush()
-    assert await client.wait_for(goaway(ErrorCodes.ENHANCE_YOUR_CALM)) is not None
+    assert await client.wait_for(goaway(code)) is not None
     await asyncio.wait_for(client.closed.wait(), 10)
     assert server.guard.refusals.counts[Refusal.PROTOCOL_ERROR] == 1
     await client.close()
