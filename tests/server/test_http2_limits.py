@@ -29,13 +29,14 @@ from h2.settings import SettingCodes
 
 from abuse.attacker import CHAT, RawClient, grpc_message, request_headers
 from chat.server.config import Settings
+from chat.server.guard.frames import FrameType, frame
 from chat.server.guard.limits import FILES_KEPT, Guard, Limits, Refusal
 from chat.server.guard.protocol import GuardedProtocol
 from chat.server.reclaim import Reclaimer
 from chat.server.service import ChatService
 from chat.store.memory import MemoryStore
-from gen.grpc.chat import ChatServiceStub, StatsRequest
-from harness import PATHS, free_port
+from gen.grpc.chat import ChatServiceStub, MessageRequest, StatsReply, StatsRequest
+from harness import free_port
 
 
 class Server:
@@ -50,13 +51,17 @@ class Server:
     async def client(self, record: bool = True) -> RawClient:
         return await RawClient.connect("127.0.0.1", self.port, record=record)
 
-    async def stats_answered(self) -> bool:
-        """Whether an honest client's GetStats is answered on a connection of its own."""
+    async def stats(self) -> StatsReply:
+        """An honest client's GetStats, on a connection of its own."""
         channel = Channel("127.0.0.1", self.port)
         try:
-            await ChatServiceStub(channel).get_stats(StatsRequest(), timeout=10)
+            return await ChatServiceStub(channel).get_stats(StatsRequest(), timeout=10)
         finally:
             channel.close()
+
+    async def stats_answered(self) -> bool:
+        """Whether an honest client's GetStats is answered on a connection of its own."""
+        await self.stats()
         return True
 
 
@@ -82,12 +87,6 @@ async def serve(settings: Settings) -> AsyncIterator[Serve]:
             return server
 
         yield start
-
-
-def direct_only(path: str, why: str) -> None:
-    """Skips the test on the reference path, saying what grpclib does instead."""
-    if PATHS[path][1] != "direct":
-        pytest.skip(f"the direct transport's: {why}")
 
 
 def goaway(code: ErrorCodes) -> Callable[[Event], bool]:
@@ -254,13 +253,34 @@ async def test_streams_refused_past_the_limit_start_no_call_and_are_not_kept(
     await client.close()
 
 
-async def test_a_header_block_too_big_ends_in_goaway(serve: Serve, path: str) -> None:
-    direct_only(path, "grpclib closes the connection without h2's GOAWAY, and says nothing")
+def _header_block_too_big(client: RawClient) -> None:
+    client.h2.send_headers(1, request_headers(extra=[("x-big", "a" * 16_000)] * 8))
+
+
+def _frame_inside_a_header_block(client: RawClient) -> None:
+    headers = frame(FrameType.HEADERS, 0, 1, b"\x83")  # no END_HEADERS: a CONTINUATION is due
+    client.write(headers + frame(FrameType.PING, 0, 0, b"12345678"))
+
+
+@pytest.mark.parametrize(
+    ("send", "code"),
+    [
+        (_header_block_too_big, ErrorCodes.ENHANCE_YOUR_CALM),
+        (_frame_inside_a_header_block, ErrorCodes.PROTOCOL_ERROR),
+    ],
+    ids=["header-block-over-64-KiB", "frame-inside-a-header-block"],
+)
+async def test_a_protocol_error_ends_in_h2s_goaway(
+    serve: Serve, send: Callable[[RawClient], None], code: ErrorCodes
+) -> None:
+    """h2's own GOAWAY, with its code, on grpclib's path too (grpclib closes the connection
+    without sending it)."""
     server = await serve()
     client = await server.client()
-    client.h2.send_headers(1, request_headers(extra=[("x-big", "a" * 16_000)] * 8))
+    send(client)
     await client.flush()
-    assert await client.wait_for(lambda event: isinstance(event, ConnectionTerminated))
+    assert await client.wait_for(goaway(code)) is not None
+    await asyncio.wait_for(client.closed.wait(), 10)
     assert server.guard.refusals.counts[Refusal.PROTOCOL_ERROR] == 1
     await client.close()
 
@@ -280,9 +300,7 @@ async def test_malformed_requests_are_answered_without_a_traceback(
     caplog: pytest.LogCaptureFixture,
     headers: list[tuple[str, str]],
     answer: int | None,
-    path: str,
 ) -> None:
-    direct_only(path, "grpclib logs a traceback and leaves such a request unanswered")
     server = await serve()
     client = await server.client()
     for _ in range(3):
@@ -436,21 +454,42 @@ async def test_a_dead_peer_is_told_from_a_quiet_one(serve: Serve) -> None:
     await quiet.close()
 
 
-async def test_a_message_body_that_never_comes_ends_its_call(serve: Serve, path: str) -> None:
-    direct_only(path, "grpclib's API reads a message whole: no clock between prefix and body")
+async def test_a_message_body_that_never_comes_ends_its_call(serve: Serve) -> None:
     server = await serve(body_timeout=0.5)
     client = await server.client()
     client.h2.send_headers(1, request_headers(CHAT, [("chat-user", "slow")]))
     client.h2.send_data(1, b"\0" + (1000).to_bytes(4, "big") + b"x" * 10)
     await client.flush()
     assert grpc_status(await client.wait_for(trailers(1))) == 4  # DEADLINE_EXCEEDED
+    assert await client.wait_for(reset(1, ErrorCodes.NO_ERROR)) is not None  # send no more
+    assert server.guard.refusals.counts == {Refusal.BODY_TIMEOUT: 1}
+    assert server.guard.reserved == 0
+    assert await get_stats(client) == 0  # the connection goes on
+    await client.close()
+
+
+async def test_a_message_cut_anywhere_is_read_whole(serve: Serve) -> None:
+    """The guard follows messages across frames, padding and reads: an honest client whose
+    messages are cut at every byte is not refused, and its messages are all stored."""
+    server = await serve(body_timeout=5)
+    client = await server.client()
+    client.h2.send_headers(1, request_headers(CHAT, [("chat-user", "cut")]))
+    messages = b"".join(grpc_message(bytes(MessageRequest(message=f"m{n}"))) for n in range(3))
+    for start in range(0, len(messages), 4):
+        client.h2.send_data(1, messages[start : start + 4], pad_length=start % 3 or None)
+        await client.flush()
+    client.h2.end_stream(1)
+    await client.flush()
+    assert grpc_status(await client.wait_for(trailers(1))) == 0
+    assert not server.guard.refusals.counts
+    assert server.guard.reserved == 0
+    assert (await server.stats()).num_messages == 3
     await client.close()
 
 
 async def test_unfinished_messages_count_against_the_unread_bytes_budget(
-    serve: Serve, path: str
+    serve: Serve,
 ) -> None:
-    direct_only(path, "grpclib's API reads a message whole: its size is not known before")
     server = await serve(max_buffered_bytes=100_000, body_timeout=2)
     client = await server.client()
     for stream_id in (1, 3):
@@ -459,7 +498,7 @@ async def test_unfinished_messages_count_against_the_unread_bytes_budget(
         await client.flush()
     assert grpc_status(await client.wait_for(trailers(3))) == 8  # RESOURCE_EXHAUSTED
     assert grpc_status(await client.wait_for(trailers(1))) == 4  # its body never came
-    assert server.guard.refusals.counts == {Refusal.BUFFERED_BYTES: 1}
+    assert server.guard.refusals.counts == {Refusal.BUFFERED_BYTES: 1, Refusal.BODY_TIMEOUT: 1}
     assert server.guard.reserved == 0
     await client.close()
 

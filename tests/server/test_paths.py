@@ -119,7 +119,7 @@ def test_without_the_hook_for_its_guard_no_server_starts_on_either_path(
 ) -> None:
     """A grpclib that renamed `Server._protocol_factory` would serve without any HTTP/2 limit."""
     renamed = (grpclib.server.Server, ("_protocol_factory_renamed",), "grpclib.server.Server")
-    monkeypatch.setattr(http2, "GUARD_HOOK", renamed)
+    monkeypatch.setattr(http2, "GUARD_HOOKS", (renamed, *http2.GUARD_HOOKS[1:]))
     for choice in http2.CHOICES:
         with pytest.raises(ConfigError, match="the HTTP/2 limits cannot be installed"):
             http2.select(choice)

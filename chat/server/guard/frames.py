@@ -58,11 +58,33 @@ SETTINGS, PING, WINDOW_UPDATE, CONTINUATION = 0x4, 0x6, 0x8, 0x9
 """The types read on the hot path, as plain ints (an enum member is looked up through a hook)."""
 END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
+PADDED = 0x8
+MESSAGE_SIZE = struct.Struct(">L")
+"""A gRPC message's length, after its compressed flag: the 5-byte prefix of every message in a
+stream's DATA."""
+PREFIX_SIZE = 5
 HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS = 0x1, 0x3
 """SETTINGS_HEADER_TABLE_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS."""
 
-CLIENT_ENDED, SERVER_ENDED = 1, 2
-"""What has ended of an open stream: the client's side, the server's."""
+CLIENT_ENDED, SERVER_ENDED, RESPONDED = 1, 2, 4
+"""What has happened to an open stream: the client's side ended, the server's ended, the
+server sent its response headers."""
+
+
+class Unfinished:
+    """A request message of one stream, part-received: its prefix, or the body it announced."""
+
+    __slots__ = ("head", "need", "reserved", "since")
+
+    def __init__(self, head: bytes, need: int) -> None:
+        self.head = head
+        """The prefix's bytes while fewer than five have come, else empty."""
+        self.need = need
+        """Body bytes still to come, once the prefix is whole."""
+        self.since: float | None = None
+        """When the guard first saw it: its body clock starts then."""
+        self.reserved = 0
+        """Bytes the guard counts for it against the server's budget of unread bytes."""
 
 
 class FrameReader:
@@ -75,6 +97,10 @@ class FrameReader:
     `max_streams` is not counted but refused: its id, with where its header block ends in the
     client's bytes, waits in `refusals` for whoever answers it; it costs the client a reset
     from its budget, as one it sent would (the stream is opened and reset all the same).
+
+    It follows the gRPC messages in each open stream's DATA too, by their 5-byte prefixes: a
+    message whose prefix came and not yet all its body is `unfinished` (a frame that holds
+    whole messages, as most do, costs one more `unpack_from`).
     """
 
     __slots__ = (
@@ -84,6 +110,8 @@ class FrameReader:
         "block",
         "block_frame",
         "credit",
+        "cut_pad",
+        "cut_stream",
         "data",
         "empty",
         "frames",
@@ -101,18 +129,34 @@ class FrameReader:
         "refusals",
         "refused",
         "refusing",
+        "released",
         "resets",
         "settings",
         "settings_acked",
         "settings_sent",
         "skip",
+        "started",
         "streams",
+        "unfinished",
     )
 
     def __init__(self, max_streams: int) -> None:
         self.max_streams = max_streams
         self.streams: dict[int, int] = {}
-        """Open streams by id: what has ended of each (CLIENT_ENDED, SERVER_ENDED)."""
+        """Open streams by id: what has happened to each (CLIENT_ENDED, SERVER_ENDED,
+        RESPONDED)."""
+        self.unfinished: dict[int, Unfinished] = {}
+        """The part-received message of each open stream that has one."""
+        self.started: list[int] = []
+        """Streams whose message became unfinished, or learnt its size, since the guard last
+        looked (it starts their clocks and counts their bodies)."""
+        self.released = 0
+        """Bytes counted for unfinished messages that have since come whole or gone, not yet
+        given back to the guard."""
+        self.cut_stream = 0
+        """The stream of the DATA frame cut at the end of the last read, or 0."""
+        self.cut_pad = 0
+        """That frame's padding, -1 while its pad length has yet to come."""
         self.highest = 0
         """The highest stream id the client opened (GOAWAY names it)."""
         self.refusals: list[tuple[int, int]] = []
@@ -176,6 +220,8 @@ class FrameReader:
         self.read_from = end  # no frame wholly in it, unless one is found below
         position = self.skip
         if position:
+            if self.cut_stream:
+                self._cut_data(data, position)
             if position >= end:
                 self.skip = position - end
                 return
@@ -190,8 +236,12 @@ class FrameReader:
             kind, flags, stream = HEADER.unpack(head + data[:missing])
             position = missing + (kind >> 8)
             self.frames += 1
+            if not kind & 0xFF and position > missing:
+                self._data(stream & STREAM_ID, flags, data, missing, position)
             self._frame(kind & 0xFF, flags, stream & STREAM_ID, kind >> 8, start + position)
         unpack = HEADER.unpack_from
+        message_size = MESSAGE_SIZE.unpack_from
+        unfinished = self.unfinished  # (the same dict throughout)
         frames = self.frames
         self.read_from = position
         while position + HEADER_SIZE <= end:
@@ -201,6 +251,14 @@ class FrameReader:
             frames += 1
             if not kind & 0xFF:  # DATA, by far the most frequent
                 self.data += length
+                if length and (  # not one whole message, as most are: followed closely
+                    flags & PADDED
+                    or position > end
+                    or length < PREFIX_SIZE
+                    or message_size(data, position - length + 1)[0] != length - PREFIX_SIZE
+                    or (unfinished and stream & STREAM_ID in unfinished)
+                ):
+                    self._data(stream & STREAM_ID, flags, data, position - length, position)
                 if flags & END_STREAM:
                     self._client_ended(stream & STREAM_ID)
                 elif not length:
@@ -248,6 +306,8 @@ class FrameReader:
         elif kind == RST_STREAM:
             self.resets += 1
             self.streams.pop(stream, None)
+            if self.unfinished:
+                self.forget(stream)
             if stream > self.read_highest:
                 self.fresh_resets += 1
         elif kind == SETTINGS:
@@ -266,7 +326,81 @@ class FrameReader:
         elif kind == PRIORITY:
             self.empty += 1
 
+    def _data(self, stream: int, flags: int, data: bytes, start: int, frame_end: int) -> None:
+        """Follows the messages of `stream` through the payload of its DATA frame, from
+        `start` in `data` to `frame_end` (past the end of `data` when the frame goes on in
+        the next read)."""
+        end = len(data)
+        pad = 0
+        if flags & PADDED:
+            if start == end:
+                pad = -1
+            else:
+                pad = data[start]
+                start += 1
+        if pad >= 0:
+            self._messages(stream, data, start, min(end, frame_end - pad))
+        if frame_end > end and not flags & END_STREAM:
+            self.cut_stream = stream
+            self.cut_pad = pad
+
+    def _cut_data(self, data: bytes, frame_end: int) -> None:
+        """Follows the messages of the DATA frame cut at the end of the last read through its
+        rest, which ends at `frame_end` in `data` (or later)."""
+        start = 0
+        pad = self.cut_pad
+        if pad < 0:
+            pad = self.cut_pad = data[0]
+            start = 1
+        self._messages(self.cut_stream, data, start, min(len(data), frame_end - pad))
+        if frame_end <= len(data):
+            self.cut_stream = 0
+
+    def _messages(self, stream: int, data: bytes, start: int, stop: int) -> None:
+        """Follows the gRPC messages of `stream` through `data[start:stop]`, the next bytes of
+        its DATA: what is left unfinished at the end is kept in `unfinished`."""
+        if start >= stop or stream not in self.streams:
+            return
+        record = self.unfinished.get(stream)
+        while start < stop:
+            if record is None:
+                if stop - start < PREFIX_SIZE:
+                    self.unfinished[stream] = Unfinished(data[start:stop], 0)
+                    self.started.append(stream)
+                    return
+                start += PREFIX_SIZE + MESSAGE_SIZE.unpack_from(data, start + 1)[0]
+                if start > stop:
+                    self.unfinished[stream] = Unfinished(b"", start - stop)
+                    self.started.append(stream)
+                    return
+            elif record.head:
+                take = min(PREFIX_SIZE - len(record.head), stop - start)
+                record.head += data[start : start + take]
+                start += take
+                if len(record.head) == PREFIX_SIZE:
+                    record.need = MESSAGE_SIZE.unpack_from(record.head, 1)[0]
+                    record.head = b""
+                    self.started.append(stream)
+                    if not record.need:
+                        self.forget(stream)
+                        record = None
+            else:
+                take = min(record.need, stop - start)
+                record.need -= take
+                start += take
+                if not record.need:
+                    self.forget(stream)
+                    record = None
+
+    def forget(self, stream: int) -> None:
+        """Leaves `stream`'s unfinished message, if it has one: it came whole, or never will."""
+        record = self.unfinished.pop(stream, None)
+        if record is not None:
+            self.released += record.reserved
+
     def _client_ended(self, stream: int) -> None:
+        if self.unfinished:
+            self.forget(stream)
         ended = self.streams.get(stream)
         if ended is not None:
             if ended & SERVER_ENDED:
@@ -298,8 +432,12 @@ class FrameReader:
             if frame_type in (DATA, HEADERS):
                 if flags & END_STREAM:
                     self._server_ended(stream & STREAM_ID)
+                elif frame_type == HEADERS and stream & STREAM_ID in self.streams:
+                    self.streams[stream & STREAM_ID] |= RESPONDED
             elif frame_type == RST_STREAM:
                 self.streams.pop(stream & STREAM_ID, None)
+                if self.unfinished:
+                    self.forget(stream & STREAM_ID)
             elif frame_type == SETTINGS and not flags & ACK:
                 self.settings_sent += 1
             elif frame_type == WINDOW_UPDATE and not stream & STREAM_ID:
@@ -317,6 +455,8 @@ class FrameReader:
         return credited
 
     def _server_ended(self, stream: int) -> None:
+        if self.unfinished:
+            self.forget(stream)
         ended = self.streams.get(stream)
         if ended is not None:
             if ended & CLIENT_ENDED:
@@ -416,6 +556,49 @@ def no_header_table_setting() -> bytes:
     """SETTINGS asking the client to compress header blocks without a dynamic table (size 0),
     so that each can be read without the ones before it."""
     return frame(FrameType.SETTINGS, 0, 0, struct.pack(">HL", HEADER_TABLE_SIZE, 0))
+
+
+STATUS_200 = b"\x88"
+"""`:status: 200`, entry 8 of HPACK's static table."""
+
+
+def call_ended(stream: int, status: int, message: str, responded: bool) -> bytes:
+    """HEADERS ending `stream` with a gRPC `status` and `message`: its trailers, or a
+    whole trailers-only answer when the server has not `responded` yet. The header block is
+    literals that are never indexed (RFC 7541, 6.2.3) and `:status: 200` from the static table:
+    neither side's header table changes, so the client and the HTTP/2 library behind the guard
+    stay in step."""
+    block = b"" if responded else STATUS_200 + _literal(b"content-type", b"application/grpc")
+    block += _literal(b"grpc-status", b"%d" % status)
+    block += _literal(b"grpc-message", _percent_encoded(message))
+    return frame(FrameType.HEADERS, END_STREAM | END_HEADERS, stream, block)
+
+
+def _percent_encoded(message: str) -> bytes:
+    """`grpc-message` as gRPC's HTTP/2 protocol writes it: printable ASCII but `%` as it is,
+    every other byte of the UTF-8 as `%XX`."""
+    return b"".join(
+        bytes((byte,)) if 0x20 <= byte <= 0x7E and byte != 0x25 else b"%%%02X" % byte
+        for byte in message.encode()
+    )
+
+
+def _literal(name: bytes, value: bytes) -> bytes:
+    """A header as a literal with a new name, never indexed."""
+    return b"\x10" + _length(len(name)) + name + _length(len(value)) + value
+
+
+def _length(value: int) -> bytes:
+    """A string's length as HPACK writes it: an integer with a 7-bit prefix, no Huffman."""
+    if value < 0x7F:
+        return bytes((value,))
+    out = [0x7F]
+    value -= 0x7F
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def window_update(stream: int, credit: int) -> bytes:

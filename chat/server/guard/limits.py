@@ -3,9 +3,9 @@
 The policy lives here, apart from how it is enforced: budgets of cheap frames (a client flooding
 RST_STREAM, PING, SETTINGS or empty frames makes the server work without asking it anything),
 how many connections a client address and all clients may hold, how long a connection may sit
-in a handshake, inside a frame or idle, and how many request bytes may wait to be read.
-`chat.server.guard.protocol` enforces it in front of either HTTP/2 implementation; a message's
-body clock and its share of the unread bytes are the direct transport's, which reads messages.
+in a handshake, inside a frame or idle, how long a request message may take to come whole,
+and how many request bytes may wait to be read. `chat.server.guard.protocol` enforces it in
+front of either HTTP/2 implementation.
 The web door's connections are counted here too, against the same totals
 (chat/server/web/guard.py).
 
@@ -190,8 +190,9 @@ class Guard:
         return None
 
     def reserve(self, size: int, address: str) -> bool:
-        """Counts a message body of `size` bytes on its way from `address`; False (logged)
-        when it would take the server past its budget of unread bytes."""
+        """Counts `size` bytes of a message body on their way from `address` (the caller takes
+        them off `reserved` once the body came or went); False (logged) when they would take
+        the server past its budget of unread bytes."""
         limit = self.limits.max_buffered_bytes
         if self.buffered + self.reserved + size > limit:
             self.refusals.refuse(

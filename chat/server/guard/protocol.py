@@ -6,7 +6,8 @@ sends and of what the server writes back (`FrameReader`), and only then hands th
 HTTP/2 protocol behind it, grpclib's or the direct transport's alike. A flood of cheap frames
 ends in GOAWAY ENHANCE_YOUR_CALM before any of it is answered; a stream past the limit is
 refused here; a connection that stalls, idles, stops answering PINGs or holds too many unread
-bytes is closed. The frames it sends (GOAWAY, RST_STREAM, PING, SETTINGS) it writes itself.
+bytes is closed; a call whose request message stops halfway ends. The frames it sends
+(GOAWAY, RST_STREAM, PING, SETTINGS, a call's status) it writes itself.
 """
 
 import asyncio
@@ -14,9 +15,15 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from grpclib.const import Status
+
 from chat.server.guard.frames import (
+    CLIENT_ENDED,
+    RESPONDED,
+    SERVER_ENDED,
     ErrorCode,
     FrameReader,
+    call_ended,
     goaway,
     max_streams_setting,
     no_header_table_setting,
@@ -39,9 +46,15 @@ is an attack."""
 
 
 class GuardedProtocol(asyncio.Protocol):
-    """One connection held to `guard`'s limits, in front of `inner`, the HTTP/2 protocol that
-    serves it. `max_streams`: the streams it lets the client have open at once (the guard's
-    limit, or less where `inner` admits fewer); `lost`: called once the connection is gone.
+    """One connection held to `guard`'s limits, in front of the HTTP/2 protocol that serves it,
+    which `inner` makes (given this guard, to refuse requests through it). `max_streams`: the
+    streams it lets the client have open at once (the guard's limit, or less where the inner
+    protocol admits fewer); `lost`: called once the connection is gone.
+
+    A request message whose 5-byte prefix came has `body_timeout` for the rest of it, and its
+    announced size counts against the server's budget of unread bytes while it comes: past
+    either, the call ends (DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) as the guard answers it, and
+    the inner protocol is handed a RST_STREAM for it, as if the client had reset it.
 
     A stream the client opens and resets in the same bytes, or one refused, is handed to
     `inner` as it came (its header block: `inner`'s header table has to read it) unless
@@ -55,13 +68,12 @@ class GuardedProtocol(asyncio.Protocol):
 
     def __init__(
         self,
-        inner: asyncio.Protocol,
+        inner: Callable[["GuardedProtocol"], asyncio.Protocol],
         guard: Guard,
         max_streams: int,
         lost: Callable[[], None],
         drops_stillborn: bool = False,
     ) -> None:
-        self.inner = inner
         self.guard = guard
         self.lost = lost
         self.drops_stillborn = drops_stillborn
@@ -74,8 +86,12 @@ class GuardedProtocol(asyncio.Protocol):
         self.address = "unknown"
         self.closed = False
         """Whether the guard ended the connection (or refused it): nothing more goes either way."""
+        self.ended: list[int] = []
+        """Streams the guard ended whose RST_STREAM the inner protocol has yet to be handed:
+        it is, once the client's bytes are between two frames."""
         self.transport: asyncio.Transport
         self._timer: asyncio.TimerHandle | None = None
+        self.inner = inner(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Admits the peer, or refuses it (the inner protocol is made and lost all the same,
@@ -114,6 +130,10 @@ class GuardedProtocol(asyncio.Protocol):
         if unread != watch.buffered and watch.hold(unread) is not None:
             self._go_away(ErrorCode.ENHANCE_YOUR_CALM)
             return
+        if reader.released:
+            self._release()
+        if reader.started:
+            self._count_bodies(now)
         if reader.refused:
             self._count_refused()
         if self.drops_stillborn and (reader.fresh_resets or reader.refusals):
@@ -131,6 +151,8 @@ class GuardedProtocol(asyncio.Protocol):
             self._refuse_streams(data)
         else:
             self.inner.data_received(data)
+        if self.ended:
+            self._reset_ended()
 
     def _spend(self, reader: FrameReader, watch: ConnectionGuard, now: float) -> bool:
         """Charges the budgeted frames read; False when one budget is overspent."""
@@ -142,6 +164,90 @@ class GuardedProtocol(asyncio.Protocol):
         )
         reader.resets = reader.pings = reader.settings = reader.empty = 0
         return all(watch.spend(reason, count, now) for reason, count in spent if count)
+
+    def _count_bodies(self, now: float) -> None:
+        """Starts the body clock of each message newly unfinished, and counts its announced
+        body against the server's budget of unread bytes: past it, its call ends."""
+        reader = self.reader
+        for stream in reader.started:
+            record = reader.unfinished.get(stream)
+            if record is None:
+                continue
+            if record.since is None:
+                record.since = now
+            if record.need and not record.reserved:
+                if self.guard.reserve(record.need, self.address):
+                    record.reserved = record.need
+                else:
+                    self._end_call(
+                        stream,
+                        Status.RESOURCE_EXHAUSTED,
+                        "the server holds too many unfinished messages; send it again later",
+                    )
+        reader.started.clear()
+
+    def _release(self) -> None:
+        """Gives back what unfinished messages that came whole or went had counted."""
+        self.guard.reserved -= self.reader.released
+        self.reader.released = 0
+
+    def _check_bodies(self, now: float) -> None:
+        """Ends the calls whose request message has been unfinished past the body timeout."""
+        timeout = self.guard.limits.body_timeout
+        late = [
+            stream
+            for stream, record in self.reader.unfinished.items()
+            if record.since is not None and now - record.since > timeout
+        ]
+        for stream in late:
+            self.guard.refusals.refuse(
+                Refusal.BODY_TIMEOUT,
+                self.address,
+                f"a request message's body did not come whole in {timeout:g}s: DEADLINE_EXCEEDED",
+            )
+            self._end_call(
+                stream, Status.DEADLINE_EXCEEDED, "the message's body did not arrive in time"
+            )
+        self._reset_ended()
+
+    def refuse(self, reason: Refusal, detail: str) -> None:
+        """Counts and logs a refusal the inner protocol made on this connection."""
+        self.guard.refusals.refuse(reason, self.address, detail)
+
+    def refuse_request(self, stream: int, reason: str, status: Status | None) -> None:
+        """Answers a request the inner protocol cannot serve (its headers cannot be read), for
+        `reason`: with a gRPC `status`, or RST_STREAM PROTOCOL_ERROR when None (HTTP/2 calls
+        it malformed)."""
+        self.guard.refusals.refuse(Refusal.MALFORMED, self.address, f"malformed request: {reason}")
+        self._end_call(stream, status, reason)
+
+    def _end_call(self, stream: int, status: Status | None, message: str) -> None:
+        """Ends `stream`'s call for the client: its gRPC `status` (then RST_STREAM NO_ERROR
+        when the client has not ended its side), or RST_STREAM PROTOCOL_ERROR when None. The
+        inner protocol is handed a RST_STREAM CANCEL for it (`ended`)."""
+        reader = self.reader
+        reader.forget(stream)
+        happened = reader.streams.pop(stream, None)
+        if happened is None or happened & SERVER_ENDED or self.closed:
+            return
+        if status is None:
+            answer = rst_stream(stream, ErrorCode.PROTOCOL_ERROR)
+        else:
+            answer = call_ended(stream, status.value, message, bool(happened & RESPONDED))
+            if not happened & CLIENT_ENDED:
+                answer += rst_stream(stream, ErrorCode.NO_ERROR)
+        self.transport.write(answer)
+        self.ended.append(stream)
+        self._release()
+
+    def _reset_ended(self) -> None:
+        """Hands the inner protocol a RST_STREAM CANCEL for each stream the guard ended, when
+        the client's bytes are between two frames (it reads them as the client's)."""
+        if not self.ended or self.closed or self.reader.stalled() is not None:
+            return
+        resets = b"".join(rst_stream(stream, ErrorCode.CANCEL) for stream in self.ended)
+        self.ended = []
+        self.inner.data_received(resets)
 
     def _count_refused(self) -> None:
         reader = self.reader
@@ -237,7 +343,10 @@ class GuardedProtocol(asyncio.Protocol):
         if reader.answered:
             watch.ping_sent = None
             reader.answered = False
-        due = watch.due(time.monotonic(), len(reader.streams), reader.stalled(), reader.handshaken)
+        now = time.monotonic()
+        if reader.unfinished:
+            self._check_bodies(now)
+        due = watch.due(now, len(reader.streams), reader.stalled(), reader.handshaken)
         if isinstance(due, Refusal):
             idle = due is Refusal.IDLE_TIMEOUT
             self._go_away(ErrorCode.NO_ERROR if idle else ErrorCode.PROTOCOL_ERROR)
@@ -255,7 +364,14 @@ class GuardedProtocol(asyncio.Protocol):
             self.watch = None
             watch.hold(0)
             self.guard.leave(self.address)
+            reader = self.reader
+            for stream in list(reader.unfinished):
+                reader.forget(stream)
+            self._release()
         self.inner.connection_lost(exc)
+        # The inner protocol holds this guard (to refuse requests through it): cut, reference
+        # counting frees the connection now, not a full collection some day.
+        del self.inner
         self.lost()
 
     def eof_received(self) -> bool | None:

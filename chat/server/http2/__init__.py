@@ -3,7 +3,8 @@
 The direct transport reads and writes private state of grpclib and h2 (see `direct_impl`), so
 it runs only with the versions it was tested with, and only when every name it touches is
 there. `auto` takes it when it may, and grpclib otherwise. Both put the guard in front of each
-connection through one private name of grpclib, `GUARD_HOOK`: without it no server starts.
+connection through one private name of grpclib's server, and serve it with a subclass of
+grpclib's protocol (`GUARD_HOOKS`): without them no server starts.
 """
 
 from typing import Any, Literal
@@ -26,8 +27,19 @@ CHOICES: tuple[Choice, ...] = ("auto", "grpclib", "direct")
 TESTED = {"grpclib": ("0.4.9", "0.4.10"), "h2": ("4.3.0", "4.5"), "hpack": ("4.1.0", "4.3")}
 """The versions the direct transport was tested with: lowest, and first one above the range."""
 
-GUARD_HOOK = (grpclib.server.Server, ("_protocol_factory",), "grpclib.server.Server")
-"""What both transports override to put the guard in front of a connection (`GuardedServer`)."""
+GUARD_HOOKS = (
+    (grpclib.server.Server, ("_protocol_factory",), "grpclib.server.Server"),
+    (
+        grpclib.protocol.H2Protocol,
+        ("handler", "config", "connection", "processor"),
+        "grpclib.protocol.H2Protocol",
+    ),
+    (grpclib.protocol.Connection, ("feed", "flush"), "grpclib.protocol.Connection"),
+    (grpclib.protocol.EventsProcessor, ("process", "close"), "grpclib.protocol.EventsProcessor"),
+    (grpclib.protocol.Stream, ("id",), "grpclib.protocol.Stream"),
+)
+"""What both transports use of grpclib beyond its documented API to put the guard in front of a
+connection and serve it (`GuardedServer`, `CheckedProtocol` in `grpclib_impl`)."""
 
 TOUCHED = (
     (
@@ -64,11 +76,6 @@ TOUCHED = (
         grpclib.protocol.EventsProcessor,
         ("streams", "process", "close"),
         "grpclib.protocol.EventsProcessor",
-    ),
-    (
-        grpclib.protocol.Buffer,
-        ("_acked_size", "read"),
-        "grpclib.protocol.Buffer",
     ),
     (
         grpclib.protocol.Stream,
@@ -180,9 +187,10 @@ def direct_unavailable() -> str | None:
 def select(choice: Choice) -> tuple[Transport[Any], str]:
     """The transport for `choice`, and why, for the startup line; ConfigError when an explicit
     `direct` cannot run here, or when the guard cannot be installed on any."""
-    problem = missing_names(*GUARD_HOOK)
-    if problem:
-        raise ConfigError(f"the HTTP/2 limits cannot be installed: {problem}")
+    for hook in GUARD_HOOKS:
+        problem = missing_names(*hook)
+        if problem:
+            raise ConfigError(f"the HTTP/2 limits cannot be installed: {problem}")
     fast, reason = fast_chosen("http2", choice, "direct", direct_unavailable, TESTED)
     if not fast:
         return GrpclibTransport(), reason

@@ -22,21 +22,18 @@ from typing import Any, cast
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from grpclib.protocol import AbstractHandler, Buffer, EventsProcessor, H2Protocol
+from grpclib.protocol import AbstractHandler, EventsProcessor
 from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Server
-from h2.config import H2Configuration
 from h2.connection import ConnectionState, H2Connection
-from h2.errors import ErrorCodes
 from h2.events import Event, RequestReceived, StreamReset
-from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
 from h2.stream import H2Stream as H2StreamState
 from h2.stream import StreamInputs, StreamState
 from hpack.hpack import encode_integer
 
 from chat.server.encoding.base import EncodingCodec
-from chat.server.guard.limits import Guard, Refusal
+from chat.server.guard.limits import Guard
 from chat.server.http2.base import (
     Sender,
     ServerStream,
@@ -47,8 +44,11 @@ from chat.server.http2.base import (
     grpc_message,
     grpc_messages,
 )
-from chat.server.http2.grpclib_impl import GuardedServer
-from chat.server.http2.malformed import Malformed, check_request
+from chat.server.http2.grpclib_impl import (
+    CheckedHandler,
+    CheckedProtocol,
+    GuardedServer,
+)
 from chat.server.http2.streams_impl import LeanBuffer, LeanConnection, shared_headers
 from chat.server.reclaim import Reclaimer
 
@@ -78,10 +78,6 @@ class DirectTransport(Transport[ServerStream]):
 
     name = "direct"
 
-    guard = Guard()
-    """The limits of the server it runs (set by `server`): a message's body has a clock and
-    a share of the unread-bytes budget."""
-
     def server(
         self,
         handlers: Collection[Any],
@@ -89,12 +85,13 @@ class DirectTransport(Transport[ServerStream]):
         guard: Guard | None = None,
         reclaimer: Reclaimer | None = None,
     ) -> Server:
-        self.guard = guard or Guard()
-        return LeanServer(handlers, codec, self.guard, reclaimer or Reclaimer())
+        return LeanServer(handlers, codec, guard or Guard(), reclaimer or Reclaimer())
 
     async def receive(self, stream: ServerStream, codec: EncodingCodec) -> Any | None:
         """Read from grpclib's stream buffer, which offers no hook between the length prefix
-        and the body: a message over the limit is refused before its body is read."""
+        and the body: a message over the limit is refused before its body is read. (The
+        guard in front gives the body a clock, and counts it against the server's budget of
+        unread bytes while it comes.)"""
         buffer = stream._stream.buffer
         try:
             prefix = await buffer.read(5)
@@ -108,7 +105,7 @@ class DirectTransport(Transport[ServerStream]):
                     Status.RESOURCE_EXHAUSTED,
                     f"a message of {size} bytes is over the server's limit of {codec.limit} bytes",
                 )
-            body = await _body(buffer, size, self.guard, stream) if size else b""
+            body = await buffer.read(size) if size else b""
         except AssertionError:  # grpclib 0.4's buffer asserts a read arrived whole
             raise cut_short() from None
         return codec.decode(body, stream._recv_type)
@@ -204,54 +201,6 @@ class _Sink:
         return True
 
 
-async def _body(buffer: Buffer, size: int, guard: Guard, stream: ServerStream) -> bytes:
-    """A message's body once its prefix has come. While it comes, its size counts against the
-    server's budget of unread request bytes (grpclib gives flow-control credit for each part
-    it gathers), and a clock runs: a client that announces a message and sends nothing more
-    holds the bytes it sent no longer than the body timeout."""
-    if buffer._acked_size >= size:  # it came with its prefix, as it mostly does: no clock
-        return await buffer.read(size)
-    address = stream.peer.addr()
-    if not guard.reserve(size, address[0] if address else "unknown"):
-        raise GRPCError(
-            Status.RESOURCE_EXHAUSTED,
-            "the server holds too many unfinished messages; send it again later",
-        )
-    try:
-        async with asyncio.timeout(guard.limits.body_timeout):
-            return await buffer.read(size)
-    except TimeoutError:
-        raise GRPCError(
-            Status.DEADLINE_EXCEEDED, "the message's body did not arrive in time"
-        ) from None
-    finally:
-        guard.reserved -= size
-
-
-class LeanServer(GuardedServer):
-    """grpclib's Server, its connections reading plain DATA frames (`LeanProtocol`) behind the
-    guard."""
-
-    def __init__(
-        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard, reclaimer: Reclaimer
-    ) -> None:
-        super().__init__(
-            handlers, codec, guard, guard.limits.max_streams, reclaimer, drops_stillborn=False
-        )
-        self.lean_h2_config = H2Configuration(
-            client_side=False,
-            header_encoding=None,  # bytes: a non-ASCII header is refused here, not by a crash
-            validate_inbound_headers=False,
-            validate_outbound_headers=False,
-            normalize_inbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-
-    def connection_protocol(self) -> "LeanProtocol":
-        protocol = cast(H2Protocol, super().connection_protocol())
-        return LeanProtocol(protocol.handler, protocol.config, self.lean_h2_config, self.guard)
-
-
 class LeanH2Connection(H2Connection):
     """h2's connection, remembering fewer closed streams, and admitting one stream more than
     the guard lets through (the guard hands it a refused stream's headers, then its reset)."""
@@ -262,33 +211,24 @@ class LeanH2Connection(H2Connection):
     one a client no longer sends."""
 
 
-class LeanProtocol(H2Protocol):
+class LeanProtocol(CheckedProtocol):
     """A connection that hands plain DATA frames straight to their grpclib streams; a stream
     the client opens and resets in the same bytes never starts a call. (The guard in front of
     it holds it to the limits.)"""
 
-    def __init__(
-        self,
-        handler: Any,
-        config: Any,
-        h2_config: H2Configuration,
-        guard: Guard,
-    ) -> None:
-        super().__init__(handler, config, h2_config)
-        self.guard = guard
-        self.address = "unknown"
+    def checked(self, handler: AbstractHandler) -> "LeanHandler":
+        return LeanHandler(handler, self)
 
     def connection_made(self, transport: BaseTransport) -> None:
         """grpclib's setup, on an h2 connection that admits the streams the guard lets in."""
-        peer = transport.get_extra_info("peername")
-        self.address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         h2 = LeanH2Connection(config=self.h2_config)
         h2.initiate_connection()
         # Unannounced: the guard tells the client its limit.
-        h2.local_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = self.guard.limits.max_streams + 1
+        max_streams = self.guarded.guard.limits.max_streams
+        h2.local_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = max_streams + 1
         h2.local_settings.acknowledge()
         initial = h2.local_settings.initial_window_size
         if self.config.http2_stream_window_size != initial:
@@ -300,7 +240,7 @@ class LeanProtocol(H2Protocol):
         self.connection = LeanConnection(h2, cast(asyncio.Transport, transport), config=self.config)
         self.connection.flush()
         self.connection.initialize()
-        self.processor = EventsProcessor(LeanHandler(self.handler, self), self.connection)
+        self.processor = EventsProcessor(self.handler, self.connection)
 
     def data_received(self, data: bytes) -> None:
         if self.connection.is_closing():
@@ -324,63 +264,39 @@ class LeanProtocol(H2Protocol):
 
     def _framed(self, data: bytes) -> None:
         """h2 reads the bytes; a stream opened and reset in them is skipped."""
-        connection = self.connection
-        try:
-            events = connection.feed(data)
-        except ProtocolError as error:
-            self.guard.refusals.refuse(
-                Refusal.PROTOCOL_ERROR, self.address, f"protocol error, GOAWAY: {error}"
-            )
-            connection.flush()  # h2 has queued its GOAWAY
-            self.processor.close("Protocol error")
+        events = self.events(data)
+        if events is None:
             return
-        connection.flush()
         skipped = stillborn(events)
         for event in events:
             if skipped and isinstance(event, RequestReceived) and event.stream_id in skipped:
                 continue
             self.processor.process(event)
-        connection.flush()
+        self.connection.flush()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
-        # The protocol holds the processor, which holds the handler, which holds the protocol:
-        # cut, reference counting frees the connection now, not a full collection some day
+        # The protocol holds the processor and the handler, which holds the protocol: cut,
+        # reference counting frees the connection now, not a full collection some day
         # (grpclib cuts its own cycles on close the same way).
         del self.processor
+        del self.handler
 
 
-class LeanHandler(AbstractHandler):
-    """grpclib's handler of one connection, with two changes: a request whose headers are
-    malformed is answered here (grpclib would raise a traceback and never answer it), and a
-    stream whose task ends is always released (grpclib releases it from inside the task, which
-    never runs when the client resets the stream first)."""
+class LeanHandler(CheckedHandler):
+    """grpclib's handler of one connection, its requests' headers checked, and a stream whose
+    task ends always released (grpclib releases it from inside the task, which never runs when
+    the client resets the stream first)."""
 
     def __init__(self, handler: Any, protocol: LeanProtocol) -> None:
-        self.handler = handler
+        super().__init__(handler, protocol.guarded)
         self.protocol = protocol
 
-    def accept(
+    def start(
         self, stream: H2Stream, headers: list[tuple[str, str]], release: Callable[[], None]
     ) -> None:
-        protocol = self.protocol
-        raw = cast(list[tuple[bytes, bytes]], headers)  # bytes: the connection decodes none
-        checked = check_request(raw)
-        if isinstance(checked, Malformed):
-            protocol.guard.refusals.refuse(
-                Refusal.MALFORMED, protocol.address, f"malformed request: {checked.reason}"
-            )
-            h2 = protocol.connection._connection
-            assert stream.id is not None
-            if checked.status is None:
-                h2.reset_stream(stream.id, ErrorCodes.PROTOCOL_ERROR)
-            else:
-                h2.send_headers(stream.id, checked.trailers(), end_stream=True)
-            release()
-            protocol.connection.flush()
-            return
-        self.handler.accept(stream, shared_headers(checked), release)
-        streams, handler = protocol.processor.streams, self.handler
+        self.handler.accept(stream, shared_headers(headers), release)
+        streams, handler = self.protocol.processor.streams, cast(Any, self.handler)
 
         def released(task: object) -> None:
             """The task is over: its stream goes, and so does the task (grpclib keeps a
@@ -389,13 +305,21 @@ class LeanHandler(AbstractHandler):
                 release()
             handler._cancelled.discard(task)  # a new set after each of grpclib's sweeps
 
-        self.handler._tasks[stream].add_done_callback(released)
+        handler._tasks[stream].add_done_callback(released)
 
-    def cancel(self, stream: H2Stream) -> None:
-        self.handler.cancel(stream)
 
-    def close(self) -> None:
-        self.handler.close()
+class LeanServer(GuardedServer):
+    """grpclib's Server, its connections reading plain DATA frames (`LeanProtocol`) behind the
+    guard."""
+
+    protocol_class = LeanProtocol
+
+    def __init__(
+        self, handlers: Collection[Any], codec: EncodingCodec, guard: Guard, reclaimer: Reclaimer
+    ) -> None:
+        super().__init__(
+            handlers, codec, guard, guard.limits.max_streams, reclaimer, drops_stillborn=False
+        )
 
 
 def stillborn(events: list[Event]) -> set[int]:

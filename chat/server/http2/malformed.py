@@ -3,8 +3,9 @@
 grpclib reads a request's headers inside the call's task and logs a traceback for headers it
 cannot read (no `:method`, a `-bin` value that is not base64, a `grpc-timeout` already spent),
 leaving the stream unanswered; h2 raises on a header byte that is not ASCII, taking the
-connection down. Here each gets an answer: RST_STREAM PROTOCOL_ERROR for a request HTTP/2 calls
-malformed, a gRPC status for one gRPC does.
+connection down. Here each is found before its call starts, on both transports
+(`CheckedHandler` in `grpclib_impl`), and the guard answers it: RST_STREAM PROTOCOL_ERROR for a
+request HTTP/2 calls malformed, a gRPC status for one gRPC does.
 """
 
 import binascii
@@ -23,16 +24,6 @@ class Malformed:
 
     reason: str
     status: Status | None = None
-
-    def trailers(self) -> list[tuple[str, str]]:
-        """A trailers-only gRPC answer with the status and the reason."""
-        assert self.status is not None
-        return [
-            (":status", "200"),
-            ("content-type", "application/grpc"),
-            ("grpc-status", str(self.status.value)),
-            ("grpc-message", self.reason),
-        ]
 
 
 def check_request(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]] | Malformed:

@@ -6,7 +6,7 @@ from h2.errors import ErrorCodes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from abuse.attacker import request_headers
+from abuse.attacker import grpc_message, request_headers
 from chat.server.guard.frames import (
     ACK,
     END_HEADERS,
@@ -40,6 +40,7 @@ def state(reader: FrameReader) -> State:
         reader.frames,
         reader.block,
         reader.stalled(),
+        {stream: (record.head, record.need) for stream, record in reader.unfinished.items()},
     )
 
 
@@ -156,6 +157,33 @@ def test_a_stream_past_the_limit_is_refused_where_its_header_block_ends() -> Non
     assert reader.refusals == [(reader.received_bytes, 3)]
     assert reader.streams == {1: 0} and reader.highest == 3
     assert reader.stalled() is None
+
+
+def test_a_message_whose_body_has_not_all_come_is_unfinished() -> None:
+    reader = FrameReader(max_streams=100)
+    h2 = client()
+    for stream in (1, 3, 5):
+        h2.send_headers(stream, request_headers())
+    h2.send_data(1, grpc_message(b"whole") + grpc_message(b"x" * 20)[:12], pad_length=3)
+    h2.send_data(3, grpc_message(b"y" * 10)[:2])  # a prefix cut short
+    h2.send_data(5, grpc_message(b"z" * 10)[:8], end_stream=True)  # it never will come
+    reader.received(h2.data_to_send())
+    unfinished = {
+        stream: (record.head, record.need) for stream, record in reader.unfinished.items()
+    }
+    assert unfinished == {1: (b"", 13), 3: (b"\0\0", 0)}
+    assert reader.started == [1, 3, 5]  # 5's went with the stream's end: the guard passes it by
+    reader.unfinished[1].reserved = 13  # as the guard counts it
+    h2.send_data(1, b"x" * 13)
+    h2.send_data(3, grpc_message(b"y" * 10)[2:4])
+    reader.received(h2.data_to_send())
+    assert set(reader.unfinished) == {3} and reader.unfinished[3].head == b"\0\0\0\0"
+    assert reader.released == 13
+    h2.send_data(3, grpc_message(b"y" * 10)[4:6])
+    reader.received(h2.data_to_send())
+    assert reader.unfinished[3].need == 9 and reader.started[-1] == 3  # its size: known now
+    reader.sent(frame(FrameType.RST_STREAM, 0, 3, b"\0\0\0\x08"))
+    assert not reader.unfinished
 
 
 def test_unread_bytes_are_the_data_received_less_the_credit_sent_back() -> None:
