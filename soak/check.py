@@ -6,18 +6,106 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from soak.ledger import Ledger
+from chat.contract import Kind
+from chat.model import REACTION_USERS
+from soak.ledger import Ledger, action_text
 
 KiB_PER_MiB = 1024
 
 
+class Entry(NamedTuple):
+    """One entry of the log, as GetMessages with the soak's features shows it: a message (CHAT)
+    or an action on one (EDIT, DELETE, REACTION, `removed` when taken off)."""
+
+    id: int
+    room: str
+    user: str
+    kind: int
+    text: str
+    target_id: int = 0
+    removed: bool = False
+
+
 class Message(NamedTuple):
-    """One stored message, as the whole history read at the end shows it."""
+    """One stored entry as the soak's records name it: a message's text, or an action as
+    `action_text` names it (`<delete u001 7>`)."""
 
     id: int
     room: str
     user: str
     text: str
+
+
+Reactions = tuple[tuple[str, int, tuple[str, ...]], ...]
+"""A message's reactions: each emoji, how many put it on, and (sorted) the first
+REACTION_USERS of them; by emoji."""
+
+
+class State(NamedTuple):
+    """A message as it is now: its text ('' once deleted), whether deleted, its reactions."""
+
+    room: str
+    user: str
+    text: str
+    deleted: bool
+    reactions: Reactions
+
+
+def messages(log: Iterable[Entry]) -> list[Message]:
+    """The log as the soak's records name its entries: an action by the original text of the
+    message it acts on (`#id` if the log has no such message before it)."""
+    originals: dict[int, str] = {}
+    named = []
+    for entry in log:
+        if entry.kind == Kind.CHAT:
+            originals[entry.id] = text = entry.text
+        else:
+            target = originals.get(entry.target_id, f"#{entry.target_id}")
+            text = action_text(_verb(entry), target, entry.text)
+        named.append(Message(entry.id, entry.room, entry.user, text))
+    return named
+
+
+def _verb(entry: Entry) -> str:
+    if entry.kind == Kind.REACTION:
+        return "unreact" if entry.removed else "react"
+    return {Kind.EDIT: "edit", Kind.DELETE: "delete"}.get(entry.kind, f"kind {entry.kind}")
+
+
+def fold(log: Iterable[Entry]) -> dict[int, State]:
+    """Every message's state now, by id, from the log: the actions applied in id order, as the
+    contract says (an edit sets the text, a delete empties it and takes the reactions off, a
+    reaction counts once per user and emoji)."""
+    texts: dict[int, tuple[str, str, str, bool]] = {}  # room, user, text, deleted
+    reactions: dict[int, dict[str, dict[str, None]]] = {}  # emoji: its users, in order
+    for entry in log:
+        if entry.kind == Kind.CHAT:
+            texts[entry.id] = (entry.room, entry.user, entry.text, False)
+            reactions[entry.id] = {}
+        elif entry.target_id not in texts:
+            continue  # the state check shows what it lacks
+        elif entry.kind == Kind.EDIT:
+            room, user, _, deleted = texts[entry.target_id]
+            texts[entry.target_id] = (room, user, entry.text, deleted)
+        elif entry.kind == Kind.DELETE:
+            room, user, _, _ = texts[entry.target_id]
+            texts[entry.target_id] = (room, user, "", True)
+            reactions[entry.target_id] = {}
+        elif entry.kind == Kind.REACTION:
+            users = reactions[entry.target_id].setdefault(entry.text, {})
+            users.pop(entry.user, None)
+            if not entry.removed:
+                users[entry.user] = None
+            elif not users:
+                del reactions[entry.target_id][entry.text]
+    return {id: State(*text, _reactions(reactions[id])) for id, text in texts.items()}
+
+
+def _reactions(on: dict[str, dict[str, None]]) -> Reactions:
+    return tuple(
+        (emoji, len(users), tuple(sorted(list(users)[:REACTION_USERS])))
+        for emoji, users in sorted(on.items())
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +213,64 @@ def _streams(ledger: Ledger) -> str:
         f"after {c.after_id}: {len(c.ids)} ids, {c.ended or 'open'}" for c in ledger.connections
     ]
     return "streams: " + "; ".join(shown[:4]) + ("; ..." if len(shown) > 4 else "")
+
+
+def states_agree(folded: dict[int, State], views: dict[str, dict[int, State]]) -> Result:
+    """Every server shows every message (GetHistory, page after page) as the log makes it: the
+    same text, deleted flag and reactions on every replica, read after every restart."""
+    wrong: dict[str, list[int]] = {}
+    example = ""
+    for name, view in views.items():
+        wrong[name] = sorted(
+            id for id in folded.keys() | view.keys() if folded.get(id) != view.get(id)
+        )
+        if wrong[name] and not example:
+            id = wrong[name][0]
+            example = f"; e.g. {name} shows {id} as {view.get(id)}, the log makes {folded.get(id)}"
+    deleted = sum(state.deleted for state in folded.values())
+    reacted = sum(bool(state.reactions) for state in folded.values())
+    return Result(
+        "every message's text, deleted flag and reactions are the log's on every server",
+        bool(folded) and bool(views) and not any(wrong.values()),
+        f"{len(folded):,} messages ({deleted} deleted, {reacted} with reactions) read on "
+        + ", ".join(f"{name} ({len(ids)} differ)" for name, ids in wrong.items())
+        + example,
+    )
+
+
+def clients_expectations_hold(ledgers: Iterable[Ledger], folded: dict[int, State]) -> Result:
+    """Each client's messages are as its ACKed edits and deletes left them, and its reactions
+    are those it put on and has not taken off (nor lost with a deleted message)."""
+    clients = messages_ = reactions = bad = 0
+    example = ""
+    for ledger in ledgers:
+        clients += 1
+        messages_ += len(ledger.own)
+        reactions += len(ledger.reactions)
+        mine = {
+            (id, emoji)
+            for id, state in folded.items()
+            for emoji, _, users in state.reactions
+            if ledger.user in users
+        }
+        wrong = [
+            f"{id} {own.text!r}{' deleted' if own.deleted else ''}: the log makes {folded.get(id)}"
+            for id, own in ledger.own.items()
+            if (state := folded.get(id)) is None
+            or (state.user, state.text, state.deleted) != (ledger.user, own.text, own.deleted)
+        ]
+        if mine != set(ledger.reactions):
+            odd = sorted(mine ^ set(ledger.reactions))
+            wrong.append(f"reactions {odd[:3]} are not where it put them")
+        if wrong:
+            bad += 1
+            example = example or f"; e.g. {ledger.user}: {wrong[0]}"
+    return Result(
+        "every client's messages and reactions are as it made them",
+        clients > 0 and messages_ > 0 and bad == 0,
+        f"{clients - bad} of {clients} clients, {messages_:,} messages and {reactions:,} "
+        f"reactions expected{example}",
+    )
 
 
 def clients_behaved(ledgers: Iterable[Ledger]) -> Result:

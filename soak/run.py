@@ -51,6 +51,7 @@ class Plan:
     messages: int = 1000
     seed: int = 1
     hang_up_rate: float = 0.004
+    action_rate: float = 0.1  # of the requests sent: edits, reactions and deletes
     kills: int = 2  # SQLite and memory: how often the server is killed and restarted
     rss_limit_mib: float = 8.0
     timeout: float = 3600.0
@@ -73,8 +74,8 @@ class Report:
     def summary(self) -> str:
         p = self.plan
         lines = [
-            f"soak: {p.store}, {p.clients} clients in {p.rooms} rooms, {p.messages:,} messages "
-            f"each, seed {p.seed}",
+            f"soak: {p.store}, {p.clients} clients in {p.rooms} rooms, {p.messages:,} requests "
+            f"each ({p.action_rate:.0%} actions), seed {p.seed}",
             *(f"  {fact}" for fact in self.facts),
             *(f"  {'PASS' if r.ok else 'FAIL'}  {r.name}: {r.detail}" for r in self.results),
             f"soak: {'passed' if self.ok else 'FAILED'}",
@@ -157,7 +158,7 @@ async def _chat(
     tally = Tally()
     rng = random.Random(plan.seed)
     addresses = [server.address for server in servers.processes.values()]
-    behaviour = Behaviour(plan.messages, plan.hang_up_rate)
+    behaviour = Behaviour(plan.messages, plan.hang_up_rate, plan.action_rate)
     go = asyncio.get_running_loop().create_future()
     clients = [
         SoakClient(
@@ -199,7 +200,9 @@ async def _chat(
             task.cancel()
     connected = await servers.wait_connected(0, SETTLE_SECONDS)
     end = servers.rss()
-    history = await servers.history()
+    log = await servers.log()
+    history, folded = check.messages(log), check.fold(log)
+    views = await servers.states(sorted({client.ledger.room for client in clients}))
     ledgers = [client.ledger for client in clients]
     report.facts += _facts(ledgers, history, tally, faults, seconds)
     report.faults, report.hang_ups = faults.done, tally.hang_ups
@@ -214,6 +217,8 @@ async def _chat(
         check.sent_are_stored_once(ledgers, history),
         check.epochs_changed_with_the_history(ledgers, histories),
         check.listeners_saw_their_rooms(ledgers, history),
+        check.states_agree(folded, views),
+        check.clients_expectations_hold(ledgers, folded),
         check.clients_behaved(ledgers),
         check.memory_is_flat({name: (warm[name], end[name]) for name in end}, plan.rss_limit_mib),
         check.streams_closed(connected),
@@ -265,11 +270,25 @@ def _facts(
         if connection.ended not in ("done", "") and not connection.ended.startswith("hung up")
     )
     return [
-        f"took {seconds:.1f}s: {tally.acked:,} messages ACKed ({tally.acked / seconds:,.0f}/s), "
+        f"took {seconds:.1f}s: {tally.acked:,} requests ACKed ({tally.acked / seconds:,.0f}/s), "
         f"{tally.deliveries:,} delivered to listeners",
-        f"{sum(ledger.resent for ledger in ledgers)} messages sent again after a broken stream, "
+        _actions(ledgers),
+        f"{sum(ledger.resent for ledger in ledgers)} requests sent again after a broken stream, "
         f"{sum(ledger.repeats for ledger in ledgers)} of them stored already (a repeat ACK)",
         f"{tally.hang_ups} random hang-ups; {tally.failures} streams broken by faults: "
         + (", ".join(f"{n} {reason}" for reason, n in reasons.most_common()) or "none"),
         "faults: " + ("; ".join(faults.done) or "none"),
     ]
+
+
+def _actions(ledgers: list[Ledger]) -> str:
+    """How many actions of each kind were ACKed, and dropped with a replaced history."""
+    acked: Counter[str] = Counter()
+    for ledger in ledgers:
+        acked.update(ledger.actions)
+    dropped = sum(ledger.dropped for ledger in ledgers)
+    return (
+        f"actions ACKed: {acked['edit']:,} edits, {acked['react']:,} reactions put on, "
+        f"{acked['unreact']:,} taken off, {acked['delete']:,} deletes; {dropped} unACKed "
+        "actions dropped with a replaced history"
+    )
