@@ -118,7 +118,8 @@ class Result:
 
 
 def acked_are_stored(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
-    """No ACK without storage: every ACKed id is stored, with its sender, room and text."""
+    """No ACK without storage: every ACKed id is stored, with its sender, room and text (an
+    action: its kind, the message it acts on and its own text)."""
     by_id = {message.id: message for message in history}
     acked = wrong = 0
     example = ""
@@ -129,16 +130,16 @@ def acked_are_stored(ledgers: Iterable[Ledger], history: list[Message]) -> Resul
                 wrong += 1
                 example = example or f"; e.g. id {id} {text!r}: stored {by_id.get(id)}"
     return Result(
-        "every ACKed message is stored with its text",
+        "every ACKed message and action is stored as sent",
         acked > 0 and wrong == 0,
         f"{acked - wrong:,} of {acked:,} found{example}",
     )
 
 
 def sent_are_stored_once(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
-    """Every message a client sent, ACKed at once or resent after a broken stream, is stored
-    exactly once; none is stored that its user did not send. Messages ACKed in a history
-    that was since replaced (a memory store restarted) went with it."""
+    """Every message and action a client sent, ACKed at once or resent after a broken stream,
+    is stored exactly once; none is stored that its user did not send. What was stored in a
+    history since replaced (a memory store restarted) went with it."""
     ledgers = list(ledgers)
     sent = {(ledger.user, text) for ledger in ledgers for text in ledger.sent}
     gone = {(ledger.user, text) for ledger in ledgers for text in ledger.forgotten}
@@ -153,7 +154,7 @@ def sent_are_stored_once(ledgers: Iterable[Ledger], history: list[Message]) -> R
     if twice or unsent or lost:
         detail += f"; e.g. {(twice or unsent or lost)[0]}"
     return Result(
-        "every message sent is stored exactly once",
+        "every message and action sent is stored exactly once",
         bool(sent) and not twice and not unsent and not lost,
         detail,
     )
@@ -172,7 +173,7 @@ def epochs_changed_with_the_history(ledgers: Iterable[Ledger], histories: int) -
 
 
 def listeners_saw_their_rooms(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
-    """Each client saw its room's stored messages up to the last it saw, all of them, each once,
+    """Each client saw its room's stored entries up to the last it saw, all of them, each once,
     in id order, across its reconnects (every client was listening before the first message)."""
     rooms: dict[str, list[int]] = defaultdict(list)
     for message in history:

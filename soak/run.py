@@ -66,6 +66,7 @@ class Report:
     facts: list[str] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     hang_ups: int = 0
+    actions: Counter[str] = field(default_factory=Counter)  # ACKed, by verb: edit, react, ...
 
     @property
     def ok(self) -> bool:
@@ -204,8 +205,10 @@ async def _chat(
     history, folded = check.messages(log), check.fold(log)
     views = await servers.states(sorted({client.ledger.room for client in clients}))
     ledgers = [client.ledger for client in clients]
-    report.facts += _facts(ledgers, history, tally, faults, seconds)
     report.faults, report.hang_ups = faults.done, tally.hang_ups
+    for ledger in ledgers:
+        report.actions.update(ledger.actions)
+    report.facts += _facts(ledgers, report.actions, tally, faults, seconds)
     histories = 1 + (len(faults.done) if plan.store == "memory" else 0)
     report.results += [
         check.Result(
@@ -258,7 +261,7 @@ async def _report_progress(
 
 def _facts(
     ledgers: list[Ledger],
-    history: list[check.Message],
+    actions: Counter[str],
     tally: Tally,
     faults: Faults,
     seconds: float,
@@ -272,7 +275,7 @@ def _facts(
     return [
         f"took {seconds:.1f}s: {tally.acked:,} requests ACKed ({tally.acked / seconds:,.0f}/s), "
         f"{tally.deliveries:,} delivered to listeners",
-        _actions(ledgers),
+        _actions(actions, sum(ledger.dropped for ledger in ledgers)),
         f"{sum(ledger.resent for ledger in ledgers)} requests sent again after a broken stream, "
         f"{sum(ledger.repeats for ledger in ledgers)} of them stored already (a repeat ACK)",
         f"{tally.hang_ups} random hang-ups; {tally.failures} streams broken by faults: "
@@ -281,12 +284,8 @@ def _facts(
     ]
 
 
-def _actions(ledgers: list[Ledger]) -> str:
+def _actions(acked: Counter[str], dropped: int) -> str:
     """How many actions of each kind were ACKed, and dropped with a replaced history."""
-    acked: Counter[str] = Counter()
-    for ledger in ledgers:
-        acked.update(ledger.actions)
-    dropped = sum(ledger.dropped for ledger in ledgers)
     return (
         f"actions ACKed: {acked['edit']:,} edits, {acked['react']:,} reactions put on, "
         f"{acked['unreact']:,} taken off, {acked['delete']:,} deletes; {dropped} unACKed "
