@@ -216,25 +216,34 @@ def _streams(ledger: Ledger) -> str:
     return "streams: " + "; ".join(shown[:4]) + ("; ..." if len(shown) > 4 else "")
 
 
-def states_agree(folded: dict[int, State], views: dict[str, dict[int, State]]) -> Result:
-    """Every server shows every message (GetHistory, page after page) as the log makes it: the
-    same text, deleted flag and reactions on every replica, read after every restart."""
-    wrong: dict[str, list[int]] = {}
+def states_agree(folded: dict[int, State], views: dict[str, list[tuple[int, State]]]) -> Result:
+    """Every server shows every message (GetHistory, page after page) once, in id order, as the
+    log makes it: the same text, deleted flag and reactions on every replica, read after every
+    restart."""
+    wrong: dict[str, int] = {}
     example = ""
     for name, view in views.items():
-        wrong[name] = sorted(
-            id for id in folded.keys() | view.keys() if folded.get(id) != view.get(id)
+        shown = dict(view)
+        differ = sorted(
+            id for id in folded.keys() | shown.keys() if folded.get(id) != shown.get(id)
         )
-        if wrong[name] and not example:
-            id = wrong[name][0]
-            example = f"; e.g. {name} shows {id} as {view.get(id)}, the log makes {folded.get(id)}"
+        twice = len(view) - len(shown)
+        disorder = sum(
+            1 for (a, x), (b, y) in itertools.pairwise(view) if x.room == y.room and b <= a
+        )
+        wrong[name] = len(differ) + twice + disorder
+        if differ and not example:
+            id = differ[0]
+            example = f"; e.g. {name} shows {id} as {shown.get(id)}, the log makes {folded.get(id)}"
+        elif (twice or disorder) and not example:
+            example = f"; e.g. {name} shows {twice} messages twice, {disorder} out of order"
     deleted = sum(state.deleted for state in folded.values())
     reacted = sum(bool(state.reactions) for state in folded.values())
     return Result(
         "every message's text, deleted flag and reactions are the log's on every server",
         bool(folded) and bool(views) and not any(wrong.values()),
         f"{len(folded):,} messages ({deleted} deleted, {reacted} with reactions) read on "
-        + ", ".join(f"{name} ({len(ids)} differ)" for name, ids in wrong.items())
+        + ", ".join(f"{name} ({n} wrong)" for name, n in wrong.items())
         + example,
     )
 

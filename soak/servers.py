@@ -10,7 +10,7 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from chat.contract import FEATURES, MAX_HISTORY_LIMIT
+from chat.contract import FEATURES
 from gen.grpc.chat import (
     ChatServiceStub,
     HistoryReply,
@@ -24,6 +24,9 @@ from soak.ledger import FEATURES_ASKED
 from soak.processes import ServerProcess
 
 T = TypeVar("T")
+PAGE = 100
+"""Messages of a GetHistory page the soak asks for: few enough that a short run's rooms take
+more than one page, so paging back is checked too."""
 
 
 class Servers:
@@ -64,19 +67,24 @@ class Servers:
             Entry(r.id, r.room, r.user, r.kind, r.message, r.target_id, r.removed) for r in replies
         ]
 
-    async def states(self, rooms: list[str]) -> dict[str, dict[int, State]]:
-        """Every message of `rooms` as each server shows it now, by id: GetHistory's newest
-        page, then each older one until no more is left."""
+    async def states(self, rooms: list[str]) -> dict[str, list[tuple[int, State]]]:
+        """Every message of `rooms` as each server shows it now, room after room, oldest first:
+        GetHistory's newest page, then each older one until no more is left (or a page does not
+        go back: what it repeats is there twice)."""
         views = {}
         for name, server in self.processes.items():
-            view: dict[int, State] = {}
+            view: list[tuple[int, State]] = []
             for room in rooms:
-                before_id, more = 0, True
-                while more:
+                shown: list[tuple[int, State]] = []
+                before_id = 0
+                while True:
                     page = await _page(server, room, before_id)
-                    view.update((r.id, _state(r)) for r in page.messages)
-                    more = bool(page.messages) and page.more
-                    before_id = page.messages[0].id if page.messages else 0
+                    shown[:0] = [(r.id, _state(r)) for r in page.messages]
+                    first = page.messages[0].id if page.messages else 0
+                    if not (page.more and first) or (before_id and first >= before_id):
+                        break
+                    before_id = first
+                view += shown
             views[name] = view
         return views
 
@@ -92,8 +100,8 @@ READ_ATTEMPTS = 20
 
 
 async def _page(server: ServerProcess, room: str, before_id: int) -> HistoryReply:
-    """The largest GetHistory page of `room` just older than `before_id` (0: the newest)."""
-    request = HistoryRequest(room=room, before_id=before_id, limit=MAX_HISTORY_LIMIT)
+    """The GetHistory page of `room` just older than `before_id` (0: the newest)."""
+    request = HistoryRequest(room=room, before_id=before_id, limit=PAGE)
     return await retrying(server, lambda stub: stub.get_history(request))
 
 
