@@ -251,12 +251,12 @@ def states_agree(folded: dict[int, State], views: dict[str, list[tuple[int, Stat
 def clients_expectations_hold(ledgers: Iterable[Ledger], folded: dict[int, State]) -> Result:
     """Each client's messages are as its ACKed edits and deletes left them, and its reactions
     are those it put on and has not taken off (nor lost with a deleted message)."""
-    clients = messages_ = reactions = bad = 0
+    clients = mine_messages = mine_reactions = bad = 0
     example = ""
     for ledger in ledgers:
         clients += 1
-        messages_ += len(ledger.own)
-        reactions += len(ledger.reactions)
+        mine_messages += len(ledger.own)
+        mine_reactions += len(ledger.reactions)
         mine = {
             (id, emoji)
             for id, state in folded.items()
@@ -277,8 +277,8 @@ def clients_expectations_hold(ledgers: Iterable[Ledger], folded: dict[int, State
             example = example or f"; e.g. {ledger.user}: {wrong[0]}"
     return Result(
         "every client's messages and reactions are as it made them",
-        clients > 0 and messages_ > 0 and bad == 0,
-        f"{clients - bad} of {clients} clients, {messages_:,} messages and {reactions:,} "
+        clients > 0 and mine_messages > 0 and bad == 0,
+        f"{clients - bad} of {clients} clients, {mine_messages:,} messages and {mine_reactions:,} "
         f"reactions expected{example}",
     )
 

@@ -2,7 +2,8 @@
 
 Every client connects before anyone sends, so each one's record must hold the whole history of
 its room. After the last fault and some more traffic the servers' memory is sampled (warm-up);
-at the end it is sampled again, once every client has left.
+at the end it is sampled again, once every client has left. Then the log is read whole, and
+every message's state from every server, after all the restarts.
 """
 
 import asyncio

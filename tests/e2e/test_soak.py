@@ -15,6 +15,7 @@ from chat.contract import Kind
 from harness import RedisProcess
 from soak import check
 from soak.check import Entry, Message, State
+from soak.ledger import Ledger, Own
 from soak.run import Plan, Report, run
 
 pytestmark = pytest.mark.slow
@@ -118,3 +119,15 @@ def test_the_state_check_fails_a_server_that_shows_a_message_otherwise_than_the_
         result = check.states_agree(folded, {"a": shown, "b": wrong})
         assert not result.ok
         assert "a (0 wrong)" in result.detail and "b (0 wrong)" not in result.detail
+
+
+def test_a_client_whose_edit_or_reaction_the_log_lacks_fails_its_expectations() -> None:
+    folded = check.fold(LOG)
+    ann = Ledger("ann", "r", own={1: Own("hi", "hi!")}, reactions={(1, "+1"): None})
+    bob = Ledger("bob", "r", own={2: Own("yo", "", deleted=True)})
+    assert check.clients_expectations_hold([ann, bob], folded).ok
+    unedited = Ledger("ann", "r", own={1: Own("hi", "hi")}, reactions={(1, "+1"): None})
+    unreacted = Ledger("ann", "r", own={1: Own("hi", "hi!")})
+    undeleted = Ledger("bob", "r", own={2: Own("yo", "yo")})
+    for wrong in (unedited, unreacted, undeleted):
+        assert not check.clients_expectations_hold([wrong], folded).ok
