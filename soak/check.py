@@ -83,7 +83,7 @@ def fold(log: Iterable[Entry]) -> dict[int, State]:
             texts[entry.id] = (entry.room, entry.user, entry.text, False)
             reactions[entry.id] = {}
         elif entry.target_id not in texts:
-            continue  # the state check shows what it lacks
+            continue  # an action on no message: `messages` names it `#id`, never sent
         elif entry.kind == Kind.EDIT:
             room, user, _, deleted = texts[entry.target_id]
             texts[entry.target_id] = (room, user, entry.text, deleted)
