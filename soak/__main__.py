@@ -20,9 +20,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", choices=["sqlite", "redis", "memory"], default=d.store)
     p.add_argument("--clients", type=int, default=d.clients)
     p.add_argument("--rooms", type=int, default=d.rooms)
-    p.add_argument("--messages", type=int, default=d.messages, help="messages each client sends")
+    p.add_argument("--messages", type=int, default=d.messages, help="requests each client sends")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--hang-up-rate", type=float, default=d.hang_up_rate, help="per message sent")
+    p.add_argument("--hang-up-rate", type=float, default=d.hang_up_rate, help="per request sent")
+    p.add_argument(
+        "--action-rate",
+        type=float,
+        default=d.action_rate,
+        help="share of requests that are edits, reactions or deletes rather than messages",
+    )
     p.add_argument("--kills", type=int, default=d.kills, help="server SIGKILLs (sqlite, memory)")
     p.add_argument("--rss-limit-mib", type=float, default=d.rss_limit_mib)
     p.add_argument("--timeout", type=float, default=d.timeout, help="seconds for the whole run")
@@ -41,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.clients < args.rooms or args.rooms < 1 or args.messages < 1:
         sys.exit("soak: --clients must be at least --rooms, and both --rooms and --messages >= 1")
+    if not 0 <= args.action_rate <= 1:
+        sys.exit("soak: --action-rate must be between 0 and 1")
     plan = Plan(
         store=args.store,
         clients=args.clients,
@@ -48,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         messages=args.messages,
         seed=args.seed,
         hang_up_rate=args.hang_up_rate,
+        action_rate=args.action_rate,
         kills=args.kills,
         rss_limit_mib=args.rss_limit_mib,
         timeout=args.timeout,

@@ -6,18 +6,106 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from soak.ledger import Ledger
+from chat.contract import Kind
+from chat.model import REACTION_USERS
+from soak.ledger import Ledger, action_text
 
 KiB_PER_MiB = 1024
 
 
+class Entry(NamedTuple):
+    """One entry of the log, as GetMessages with the soak's features shows it: a message (CHAT)
+    or an action on one (EDIT, DELETE, REACTION, `removed` when taken off)."""
+
+    id: int
+    room: str
+    user: str
+    kind: int
+    text: str
+    target_id: int = 0
+    removed: bool = False
+
+
 class Message(NamedTuple):
-    """One stored message, as the whole history read at the end shows it."""
+    """One stored entry as the soak's records name it: a message's text, or an action as
+    `action_text` names it (`<delete u001 7>`)."""
 
     id: int
     room: str
     user: str
     text: str
+
+
+Reactions = tuple[tuple[str, int, tuple[str, ...]], ...]
+"""A message's reactions: each emoji, how many put it on, and (sorted) the first
+REACTION_USERS of them; by emoji."""
+
+
+class State(NamedTuple):
+    """A message as it is now: its text ('' once deleted), whether deleted, its reactions."""
+
+    room: str
+    user: str
+    text: str
+    deleted: bool
+    reactions: Reactions
+
+
+def messages(log: Iterable[Entry]) -> list[Message]:
+    """The log as the soak's records name its entries: an action by the original text of the
+    message it acts on (`#id` if the log has no such message before it)."""
+    originals: dict[int, str] = {}
+    named = []
+    for entry in log:
+        if entry.kind == Kind.CHAT:
+            originals[entry.id] = text = entry.text
+        else:
+            target = originals.get(entry.target_id, f"#{entry.target_id}")
+            text = action_text(_verb(entry), target, entry.text)
+        named.append(Message(entry.id, entry.room, entry.user, text))
+    return named
+
+
+def _verb(entry: Entry) -> str:
+    if entry.kind == Kind.REACTION:
+        return "unreact" if entry.removed else "react"
+    return {Kind.EDIT: "edit", Kind.DELETE: "delete"}.get(entry.kind, f"kind {entry.kind}")
+
+
+def fold(log: Iterable[Entry]) -> dict[int, State]:
+    """Every message's state now, by id, from the log: the actions applied in id order, as the
+    contract says (an edit sets the text, a delete empties it and takes the reactions off, a
+    reaction counts once per user and emoji)."""
+    texts: dict[int, tuple[str, str, str, bool]] = {}  # room, user, text, deleted
+    reactions: dict[int, dict[str, dict[str, None]]] = {}  # emoji: its users, in order
+    for entry in log:
+        if entry.kind == Kind.CHAT:
+            texts[entry.id] = (entry.room, entry.user, entry.text, False)
+            reactions[entry.id] = {}
+        elif entry.target_id not in texts:
+            continue  # an action on no message: `messages` names it `#id`, never sent
+        elif entry.kind == Kind.EDIT:
+            room, user, _, deleted = texts[entry.target_id]
+            texts[entry.target_id] = (room, user, entry.text, deleted)
+        elif entry.kind == Kind.DELETE:
+            room, user, _, _ = texts[entry.target_id]
+            texts[entry.target_id] = (room, user, "", True)
+            reactions[entry.target_id] = {}
+        elif entry.kind == Kind.REACTION:
+            users = reactions[entry.target_id].setdefault(entry.text, {})
+            users.pop(entry.user, None)
+            if not entry.removed:
+                users[entry.user] = None
+            elif not users:
+                del reactions[entry.target_id][entry.text]
+    return {id: State(*text, _reactions(reactions[id])) for id, text in texts.items()}
+
+
+def _reactions(on: dict[str, dict[str, None]]) -> Reactions:
+    return tuple(
+        (emoji, len(users), tuple(sorted(list(users)[:REACTION_USERS])))
+        for emoji, users in sorted(on.items())
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +118,8 @@ class Result:
 
 
 def acked_are_stored(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
-    """No ACK without storage: every ACKed id is stored, with its sender, room and text."""
+    """No ACK without storage: every ACKed id is stored, with its sender, room and text (an
+    action: its kind, the message it acts on and its own text)."""
     by_id = {message.id: message for message in history}
     acked = wrong = 0
     example = ""
@@ -41,16 +130,16 @@ def acked_are_stored(ledgers: Iterable[Ledger], history: list[Message]) -> Resul
                 wrong += 1
                 example = example or f"; e.g. id {id} {text!r}: stored {by_id.get(id)}"
     return Result(
-        "every ACKed message is stored with its text",
+        "every ACKed message and action is stored as sent",
         acked > 0 and wrong == 0,
         f"{acked - wrong:,} of {acked:,} found{example}",
     )
 
 
 def sent_are_stored_once(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
-    """Every message a client sent, ACKed at once or resent after a broken stream, is stored
-    exactly once; none is stored that its user did not send. Messages ACKed in a history
-    that was since replaced (a memory store restarted) went with it."""
+    """Every message and action a client sent, ACKed at once or resent after a broken stream,
+    is stored exactly once; none is stored that its user did not send. What was stored in a
+    history since replaced (a memory store restarted) went with it."""
     ledgers = list(ledgers)
     sent = {(ledger.user, text) for ledger in ledgers for text in ledger.sent}
     gone = {(ledger.user, text) for ledger in ledgers for text in ledger.forgotten}
@@ -65,7 +154,7 @@ def sent_are_stored_once(ledgers: Iterable[Ledger], history: list[Message]) -> R
     if twice or unsent or lost:
         detail += f"; e.g. {(twice or unsent or lost)[0]}"
     return Result(
-        "every message sent is stored exactly once",
+        "every message and action sent is stored exactly once",
         bool(sent) and not twice and not unsent and not lost,
         detail,
     )
@@ -84,7 +173,7 @@ def epochs_changed_with_the_history(ledgers: Iterable[Ledger], histories: int) -
 
 
 def listeners_saw_their_rooms(ledgers: Iterable[Ledger], history: list[Message]) -> Result:
-    """Each client saw its room's stored messages up to the last it saw, all of them, each once,
+    """Each client saw its room's stored entries up to the last it saw, all of them, each once,
     in id order, across its reconnects (every client was listening before the first message)."""
     rooms: dict[str, list[int]] = defaultdict(list)
     for message in history:
@@ -125,6 +214,73 @@ def _streams(ledger: Ledger) -> str:
         f"after {c.after_id}: {len(c.ids)} ids, {c.ended or 'open'}" for c in ledger.connections
     ]
     return "streams: " + "; ".join(shown[:4]) + ("; ..." if len(shown) > 4 else "")
+
+
+def states_agree(folded: dict[int, State], views: dict[str, list[tuple[int, State]]]) -> Result:
+    """Every server shows every message (GetHistory, page after page) once, in id order, as the
+    log makes it: the same text, deleted flag and reactions on every replica, read after every
+    restart."""
+    wrong: dict[str, int] = {}
+    example = ""
+    for name, view in views.items():
+        shown = dict(view)
+        differ = sorted(
+            id for id in folded.keys() | shown.keys() if folded.get(id) != shown.get(id)
+        )
+        twice = len(view) - len(shown)
+        disorder = sum(
+            1 for (a, x), (b, y) in itertools.pairwise(view) if x.room == y.room and b <= a
+        )
+        wrong[name] = len(differ) + twice + disorder
+        if differ and not example:
+            id = differ[0]
+            example = f"; e.g. {name} shows {id} as {shown.get(id)}, the log makes {folded.get(id)}"
+        elif (twice or disorder) and not example:
+            example = f"; e.g. {name} shows {twice} messages twice, {disorder} out of order"
+    deleted = sum(state.deleted for state in folded.values())
+    reacted = sum(bool(state.reactions) for state in folded.values())
+    return Result(
+        "every message's text, deleted flag and reactions are the log's on every server",
+        bool(folded) and bool(views) and not any(wrong.values()),
+        f"{len(folded):,} messages ({deleted} deleted, {reacted} with reactions) read on "
+        + ", ".join(f"{name} ({n} wrong)" for name, n in wrong.items())
+        + example,
+    )
+
+
+def clients_expectations_hold(ledgers: Iterable[Ledger], folded: dict[int, State]) -> Result:
+    """Each client's messages are as its ACKed edits and deletes left them, and its reactions
+    are those it put on and has not taken off (nor lost with a deleted message)."""
+    clients = mine_messages = mine_reactions = bad = 0
+    example = ""
+    for ledger in ledgers:
+        clients += 1
+        mine_messages += len(ledger.own)
+        mine_reactions += len(ledger.reactions)
+        mine = {
+            (id, emoji)
+            for id, state in folded.items()
+            for emoji, _, users in state.reactions
+            if ledger.user in users
+        }
+        wrong = [
+            f"{id} {own.text!r}{' deleted' if own.deleted else ''}: the log makes {folded.get(id)}"
+            for id, own in ledger.own.items()
+            if (state := folded.get(id)) is None
+            or (state.user, state.text, state.deleted) != (ledger.user, own.text, own.deleted)
+        ]
+        if mine != set(ledger.reactions):
+            odd = sorted(mine ^ set(ledger.reactions))
+            wrong.append(f"reactions {odd[:3]} are not where it put them")
+        if wrong:
+            bad += 1
+            example = example or f"; e.g. {ledger.user}: {wrong[0]}"
+    return Result(
+        "every client's messages and reactions are as it made them",
+        clients > 0 and mine_messages > 0 and bad == 0,
+        f"{clients - bad} of {clients} clients, {mine_messages:,} messages and {mine_reactions:,} "
+        f"reactions expected{example}",
+    )
 
 
 def clients_behaved(ledgers: Iterable[Ledger]) -> Result:

@@ -2,7 +2,8 @@
 
 Every client connects before anyone sends, so each one's record must hold the whole history of
 its room. After the last fault and some more traffic the servers' memory is sampled (warm-up);
-at the end it is sampled again, once every client has left.
+at the end it is sampled again, once every client has left. Then the log is read whole, and
+every message's state from every server, after all the restarts.
 """
 
 import asyncio
@@ -51,6 +52,7 @@ class Plan:
     messages: int = 1000
     seed: int = 1
     hang_up_rate: float = 0.004
+    action_rate: float = 0.1  # of the requests sent: edits, reactions and deletes
     kills: int = 2  # SQLite and memory: how often the server is killed and restarted
     rss_limit_mib: float = 8.0
     timeout: float = 3600.0
@@ -65,6 +67,7 @@ class Report:
     facts: list[str] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     hang_ups: int = 0
+    actions: Counter[str] = field(default_factory=Counter)  # ACKed, by verb: edit, react, ...
 
     @property
     def ok(self) -> bool:
@@ -73,8 +76,8 @@ class Report:
     def summary(self) -> str:
         p = self.plan
         lines = [
-            f"soak: {p.store}, {p.clients} clients in {p.rooms} rooms, {p.messages:,} messages "
-            f"each, seed {p.seed}",
+            f"soak: {p.store}, {p.clients} clients in {p.rooms} rooms, {p.messages:,} requests "
+            f"each ({p.action_rate:.0%} actions), seed {p.seed}",
             *(f"  {fact}" for fact in self.facts),
             *(f"  {'PASS' if r.ok else 'FAIL'}  {r.name}: {r.detail}" for r in self.results),
             f"soak: {'passed' if self.ok else 'FAILED'}",
@@ -157,7 +160,7 @@ async def _chat(
     tally = Tally()
     rng = random.Random(plan.seed)
     addresses = [server.address for server in servers.processes.values()]
-    behaviour = Behaviour(plan.messages, plan.hang_up_rate)
+    behaviour = Behaviour(plan.messages, plan.hang_up_rate, plan.action_rate)
     go = asyncio.get_running_loop().create_future()
     clients = [
         SoakClient(
@@ -199,10 +202,14 @@ async def _chat(
             task.cancel()
     connected = await servers.wait_connected(0, SETTLE_SECONDS)
     end = servers.rss()
-    history = await servers.history()
+    log = await servers.log()
+    history, folded = check.messages(log), check.fold(log)
+    views = await servers.states(sorted({client.ledger.room for client in clients}))
     ledgers = [client.ledger for client in clients]
-    report.facts += _facts(ledgers, history, tally, faults, seconds)
     report.faults, report.hang_ups = faults.done, tally.hang_ups
+    for ledger in ledgers:
+        report.actions.update(ledger.actions)
+    report.facts += _facts(ledgers, report.actions, tally, faults, seconds)
     histories = 1 + (len(faults.done) if plan.store == "memory" else 0)
     report.results += [
         check.Result(
@@ -214,6 +221,8 @@ async def _chat(
         check.sent_are_stored_once(ledgers, history),
         check.epochs_changed_with_the_history(ledgers, histories),
         check.listeners_saw_their_rooms(ledgers, history),
+        check.states_agree(folded, views),
+        check.clients_expectations_hold(ledgers, folded),
         check.clients_behaved(ledgers),
         check.memory_is_flat({name: (warm[name], end[name]) for name in end}, plan.rss_limit_mib),
         check.streams_closed(connected),
@@ -253,7 +262,7 @@ async def _report_progress(
 
 def _facts(
     ledgers: list[Ledger],
-    history: list[check.Message],
+    actions: Counter[str],
     tally: Tally,
     faults: Faults,
     seconds: float,
@@ -265,11 +274,21 @@ def _facts(
         if connection.ended not in ("done", "") and not connection.ended.startswith("hung up")
     )
     return [
-        f"took {seconds:.1f}s: {tally.acked:,} messages ACKed ({tally.acked / seconds:,.0f}/s), "
+        f"took {seconds:.1f}s: {tally.acked:,} requests ACKed ({tally.acked / seconds:,.0f}/s), "
         f"{tally.deliveries:,} delivered to listeners",
-        f"{sum(ledger.resent for ledger in ledgers)} messages sent again after a broken stream, "
+        _actions(actions, sum(ledger.dropped for ledger in ledgers)),
+        f"{sum(ledger.resent for ledger in ledgers)} requests sent again after a broken stream, "
         f"{sum(ledger.repeats for ledger in ledgers)} of them stored already (a repeat ACK)",
         f"{tally.hang_ups} random hang-ups; {tally.failures} streams broken by faults: "
         + (", ".join(f"{n} {reason}" for reason, n in reasons.most_common()) or "none"),
         "faults: " + ("; ".join(faults.done) or "none"),
     ]
+
+
+def _actions(acked: Counter[str], dropped: int) -> str:
+    """How many actions of each kind were ACKed, and dropped with a replaced history."""
+    return (
+        f"actions ACKed: {acked['edit']:,} edits, {acked['react']:,} reactions put on, "
+        f"{acked['unreact']:,} taken off, {acked['delete']:,} deletes; {dropped} unACKed "
+        "actions dropped with a replaced history"
+    )

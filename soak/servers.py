@@ -10,15 +10,28 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from gen.grpc.chat import ChatServiceStub, MessageReply, MessagesRequest, StatsRequest
-from soak.check import Message
+from chat.contract import FEATURES
+from gen.grpc.chat import (
+    ChatServiceStub,
+    HistoryReply,
+    HistoryRequest,
+    MessageReply,
+    MessagesRequest,
+    StatsRequest,
+)
+from soak.check import Entry, State
+from soak.ledger import FEATURES_ASKED
 from soak.processes import ServerProcess
 
 T = TypeVar("T")
+PAGE = 100
+"""Messages of a GetHistory page the soak asks for: few enough that a short run's rooms take
+more than one page, so paging back is checked too."""
 
 
 class Servers:
-    """The chat servers of a run, by name, and how to ask them for stats and history."""
+    """The chat servers of a run, by name, and how to ask them for stats and history; every
+    call asks for the soak's features, so a read of the log shows its every entry."""
 
     def __init__(self, processes: dict[str, ServerProcess]) -> None:
         self.processes = processes
@@ -41,16 +54,39 @@ class Servers:
             await asyncio.sleep(0.05)  # the servers notice hang-ups in their own time
 
     async def last_id(self, room: str) -> int:
-        """The id of the room's newest stored message (0: none)."""
+        """The id of the room's newest stored entry, a message or an action (0: none)."""
         request = MessagesRequest(room=room, limit=1)
         last = await retrying(self.first, lambda stub: _all(stub.get_messages(request)))
         return last[-1].id if last else 0
 
-    async def history(self) -> list[Message]:
-        """Every stored message, oldest first."""
+    async def log(self) -> list[Entry]:
+        """Every stored entry, messages and actions, oldest first."""
         request = MessagesRequest()
         replies = await retrying(self.first, lambda stub: _all(stub.get_messages(request)))
-        return [Message(r.id, r.room, r.user, r.message) for r in replies]
+        return [
+            Entry(r.id, r.room, r.user, r.kind, r.message, r.target_id, r.removed) for r in replies
+        ]
+
+    async def states(self, rooms: list[str]) -> dict[str, list[tuple[int, State]]]:
+        """Every message of `rooms` as each server shows it now, room after room, oldest first:
+        GetHistory's newest page, then each older one until no more is left (or a page does not
+        go back: what it repeats is there twice)."""
+        views = {}
+        for name, server in self.processes.items():
+            view: list[tuple[int, State]] = []
+            for room in rooms:
+                shown: list[tuple[int, State]] = []
+                before_id = 0
+                while True:
+                    page = await _page(server, room, before_id)
+                    shown[:0] = [(r.id, _state(r)) for r in page.messages]
+                    first = page.messages[0].id if page.messages else 0
+                    if not (page.more and first) or (before_id and first >= before_id):
+                        break
+                    before_id = first
+                view += shown
+            views[name] = view
+        return views
 
     @property
     def first(self) -> ServerProcess:
@@ -61,6 +97,17 @@ class Servers:
 
 
 READ_ATTEMPTS = 20
+
+
+async def _page(server: ServerProcess, room: str, before_id: int) -> HistoryReply:
+    """The GetHistory page of `room` just older than `before_id` (0: the newest)."""
+    request = HistoryRequest(room=room, before_id=before_id, limit=PAGE)
+    return await retrying(server, lambda stub: stub.get_history(request))
+
+
+def _state(reply: MessageReply) -> State:
+    reactions = sorted((r.emoji, r.count, tuple(sorted(r.users))) for r in reply.reactions)
+    return State(reply.room, reply.user, reply.message, reply.deleted, tuple(reactions))
 
 
 async def _all(replies: AsyncIterator[MessageReply]) -> list[MessageReply]:
@@ -90,6 +137,6 @@ async def _stub(server: ServerProcess) -> AsyncIterator[ChatServiceStub]:
     """A ChatServiceStub on a fresh channel to one server, closed on leaving."""
     channel = Channel("127.0.0.1", server.port)
     try:
-        yield ChatServiceStub(channel, timeout=60)
+        yield ChatServiceStub(channel, timeout=60, metadata={FEATURES: FEATURES_ASKED})
     finally:
         channel.close()
