@@ -317,8 +317,8 @@ async def test_an_action_resent_with_its_key_gets_its_first_ack_though_it_change
     first = await say(channel, "one")
     for action, text in ((Action.REACT, "👍"), (Action.UNREACT, "👍"), (Action.DELETE, "")):
         key = f"k-{action}"
-        fields = {"message": text, "action": action, "target_id": first, "key": key}
         fields: dict[str, Any] = {"message": text, "action": action, "target_id": first, "key": key}
+        once, again = await post(channel, **fields), await post(channel, **fields)
         assert (again.kind, again.id, again.sent_at, again.key) == (
             Kind.ACK,
             once.id,
