@@ -529,8 +529,9 @@ class Terminal:
         if pending is None:
             print_formatted_text(formatted(reply))
             return
-        refused = "not sent" if pending.action == Do.SAY else "not done"
-        text = f"{refused}: {output.inert(reply.message)}: {pending.shown}"
+        said = pending.action == Do.SAY
+        what = output.inert(pending.text) if said else pending.shown
+        text = f"{'not sent' if said else 'not done'}: {output.inert(reply.message)}: {what}"
         print_formatted_text(FormattedText([(ALERT, text)]))
 
     def _took(self, reply: MessageReply) -> None:

@@ -60,7 +60,7 @@ def test_a_reply_shows_the_number_and_first_words_of_what_it_answers(
     ann.type("/join dev")
     ann.wait_for("ann@dev>")
     ann.type("/reply 1 across rooms")
-    ann.wait_for("not sent: no message 1 in dev: ann: across rooms$")
+    ann.wait_for("not sent: no message 1 in dev: across rooms$")
 
 
 def test_edits_show_the_new_text_marked_edited_for_the_author_only(

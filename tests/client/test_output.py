@@ -24,10 +24,16 @@ from grpclib.server import Server
 from chat.client import split_address
 from gen.grpc.chat import (
     ChatServiceBase,
+    HistoryReply,
+    HistoryRequest,
     MessageReply,
     MessageReplyKind,
     MessageRequest,
     MessagesRequest,
+    Reaction,
+    Room,
+    RoomsReply,
+    RoomsRequest,
     StatsReply,
     StatsRequest,
 )
@@ -65,8 +71,13 @@ ERROR_SHOWN = f"refused⏎{FORGED}\\u009b31m"
 REFUSED_ROOM = "refused"
 NEWER_ROOM = "newer"
 """A room whose history holds a reply of a kind from a newer contract."""
-UNKNOWN_KIND = 7
-"""A reply kind this client does not know (a newer server's EDIT, say)."""
+UNKNOWN_KIND = 8
+"""A reply kind this client does not know (kept free for a newer contract's TYPING)."""
+TOPIC = f"welcome\n{FORGED}\x1b]0;retopic\x07"
+TOPIC_SHOWN = f"welcome⏎{FORGED}\\u001b]0;retopic\\u0007"
+EMOJI = "\x1b[5m👍"
+EMOJI_SHOWN = "\\u001b[5m👍"
+"""A topic and a reaction that would drive a terminal, and how the client shows each."""
 """The room the hostile server refuses stats for, with ERROR as the status's message."""
 
 
@@ -105,8 +116,9 @@ async def post(server: ServerProcess, texts: list[str]) -> None:
 
 
 class HostileService(ChatServiceBase):
-    """A server that is not grpc.chat: it names a user NAME, a room ROOM, and answers every
-    message with ERROR, things a grpc.chat server never sends."""
+    """A server that is not grpc.chat: it names a user NAME, a room ROOM, has a topic TOPIC
+    and a reaction EMOJI, and answers every message with ERROR, things a grpc.chat server never
+    sends."""
 
     async def get_stats(self, stats_request: StatsRequest) -> StatsReply:
         if stats_request.room == REFUSED_ROOM:
@@ -119,6 +131,16 @@ class HostileService(ChatServiceBase):
             later = MessageReply(id=2, room=NEWER_ROOM, message="hello!", sent_at=datetime.now(UTC))
             later.kind = UNKNOWN_KIND  # type: ignore[assignment]
             yield later
+
+    async def get_history(self, history_request: HistoryRequest) -> HistoryReply:
+        hello = MessageReply(id=1, room=ROOM, user=NAME, message="hello", sent_at=datetime.now(UTC))
+        hello.reactions = [Reaction(emoji=EMOJI, count=1, users=[NAME])]
+        return HistoryReply(messages=[hello], epoch="hostile")
+
+    async def list_rooms(self, rooms_request: RoomsRequest) -> RoomsReply:
+        return RoomsReply(
+            rooms=[Room(name=ROOM, topic=TOPIC, online=1), Room(name="general", topic=TOPIC)]
+        )
 
     async def send_and_receive_message(
         self, message_request_iterator: AsyncIterator[MessageRequest]
@@ -232,7 +254,7 @@ def test_hostile_texts_in_the_interactive_chat_show_inert_on_the_screen_and_in_i
     shown = ann.text()
     assert drivers(shown) == []
     assert forged(shown) == []
-    said = [line.split(" ", 2)[2] for line in shown.splitlines() if " eve: " in line]
+    said = [line.split(" ", 3)[3] for line in shown.splitlines() if " eve: " in line]
     assert said == [f"eve: {text}" for text in HOSTILE.values()]
     assert ann.title() == title
     assert raw_drivers(seen.getvalue()) == []
@@ -277,7 +299,9 @@ def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive
 ) -> None:
     ann, seen = terminal(hostile_server, "--user", "ann")
     ann.expect("ann@general>")
-    for line, answer in [("hi", "not sent: "), ("/who", "-- online in "), ("/rooms", "-- rooms")]:
+    ann.sendline("/topic")
+    ann.expect_exact("-- the topic of general: ")
+    for line, answer in [("hi", "not sent: "), ("/who", "-- online in "), ("/rooms", "-- 2 rooms")]:
         ann.sendline(line)
         ann.expect_exact(answer)
     ann.sendline("/quit")
@@ -287,4 +311,6 @@ def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive
     assert forged(CSI.sub("", written)) == []
     assert f"not sent: {ERROR_SHOWN}: hi" in written
     assert f"-- online in general: {NAME_SHOWN}" in written
-    assert f"-- rooms with recent messages: {ROOM_SHOWN} (1 message, 1 online)" in written
+    assert f"--   {ROOM_SHOWN} (1 online): {TOPIC_SHOWN}" in written
+    assert f"-- the topic of general: {TOPIC_SHOWN}" in written
+    assert f"    {EMOJI_SHOWN} 1" in written
