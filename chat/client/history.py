@@ -33,7 +33,7 @@ async def print_messages(connect: Callable[[], Channel], args: argparse.Namespac
         room=args.room, after_id=args.after, limit=args.limit, follow=args.follow
     )
     last_id, epoch = args.after, ""
-    features = {contract.FEATURES: contract.OFFERED} if args.json else {}
+    asked = {contract.FEATURES: contract.OFFERED} if args.json else {}
     while True:
         channel = connect()
         try:
@@ -42,7 +42,7 @@ async def print_messages(connect: Callable[[], Channel], args: argparse.Namespac
                 Cardinality.UNARY_STREAM,
                 MessagesRequest,
                 MessageReply,
-                metadata={contract.EPOCH: epoch, **features} if epoch else features or None,
+                metadata={**asked, contract.EPOCH: epoch} if epoch else asked,
             )
             async with stream:
                 await stream.send_message(request, end=True)

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from chat.client.commands import action_text
-from chat.contract import ACK_PREFIX
 from gen.grpc.chat import MessageReply, MessageReplyKind, StatsReply
 
 NEWLINE = "⏎"
@@ -46,11 +45,6 @@ def inert(text: str) -> str:
 def local_time(moment: datetime) -> str:
     """A timestamp in the reader's time zone, to the second."""
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def own_text(reply: MessageReply) -> str:
-    """What the user wrote, from the ACK that echoes it in the tutorial's words."""
-    return reply.message.removeprefix(ACK_PREFIX)
 
 
 KNOWN_KINDS = frozenset(MessageReplyKind)

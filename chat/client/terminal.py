@@ -156,8 +156,10 @@ class Terminal:
         """The oldest message of the room shown: /more shows those before it."""
         self._more = False
         """Whether the room has messages older than `_oldest`."""
+        self._paging = False
+        """Whether older messages are being asked for: a second /more waits its turn."""
         keys = KeyBindings()
-        keys.add("pageup")(_more_on_page_up)
+        keys.add("pageup")(self._page_up)
         self._prompt: PromptSession[str] = PromptSession(erase_when_done=True, key_bindings=keys)
 
     async def look(self, room: str) -> Look:
@@ -359,12 +361,21 @@ class Terminal:
         if text:
             self._send(Do.SAY, text)
 
+    def _page_up(self, event: KeyPressEvent) -> None:
+        """PageUp: /more, leaving the line being typed as it is."""
+        task = asyncio.create_task(self._older())
+        self._asked.add(task)
+        task.add_done_callback(self._asked.discard)
+
     async def _older(self) -> None:
         """/more (or PageUp): the messages of the room just older than those shown."""
+        if self._paging:
+            return
         if not self._more:
             _say(f"no older messages in {self.room}")
             return
         room = self.room
+        self._paging = True
         try:
             async with self._asking() as stub:
                 request = HistoryRequest(room=room, before_id=self._oldest, limit=RECENT)
@@ -372,6 +383,8 @@ class Terminal:
         except NOT_REACHED as error:
             _say(f"cannot ask the server now: {_reason(error)}", ALERT)
             return
+        finally:
+            self._paging = False
         if room != self.room:
             return
         self._more = page.more
@@ -618,13 +631,6 @@ class Terminal:
     def _status(self, text: str) -> None:
         _say(text)
         self._prompt.app.invalidate()
-
-
-def _more_on_page_up(event: KeyPressEvent) -> None:
-    """PageUp: /more, as if typed (what was typed so far is kept in the history)."""
-    buffer = event.app.current_buffer
-    buffer.text = "/more"
-    buffer.validate_and_handle()
 
 
 def _as_done(ack: MessageReply, pending: Pending) -> MessageReply:

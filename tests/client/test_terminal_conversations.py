@@ -179,11 +179,13 @@ def test_more_and_page_up_show_older_messages_until_the_start(
     ann.type("/more")
     ann.wait_for("-- general: 20 older messages\n.* #21 [a-z]+: message 6\n")
     ann.wait_for(f"{TIME} #40 [a-z]+: message 25$")
+    ann.write("half typed")
     ann.press("PageUp")
     ann.wait_for(
         "-- general: 5 older messages\n(.* #4[1-5] [a-z]+: message [1-5]\n){5}"
-        "-- that is the start of general"
+        "-- that is the start of general\nann@general> half typed$"
     )
+    ann.press("C-u")
     ann.type("/more")
     ann.wait_for("-- no older messages in general")
 
