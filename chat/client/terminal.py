@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from grpclib.client import Channel
+from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.formatted_text import FormattedText
@@ -45,6 +46,7 @@ from gen.grpc.chat import (
     MessageReply,
     MessageReplyKind,
     MessageRequestAction,
+    MessagesRequest,
     Room,
     RoomsRequest,
     StatsRequest,
@@ -177,8 +179,13 @@ class Terminal:
         in between, the history has the change already, and the stream's resume from the
         room's newest entry then shows it again at worst (`Conversation.take` drops it)."""
         async with self._asking() as stub:
-            rooms = await stub.list_rooms(RoomsRequest())
-            page = await stub.get_history(HistoryRequest(room=room, limit=RECENT))
+            try:
+                rooms = await stub.list_rooms(RoomsRequest())
+                page = await stub.get_history(HistoryRequest(room=room, limit=RECENT))
+            except GRPCError as error:
+                if error.status is not Status.UNIMPLEMENTED:
+                    raise
+                return await _look_back(stub, room)
         listed = next((found for found in rooms.rooms if found.name == room), Room())
         newest = max((reply.id for reply in page.messages), default=0)
         return Look(page.messages, page.epoch, listed.topic, max(listed.last_id, newest), page.more)
@@ -640,6 +647,15 @@ class Terminal:
     def _status(self, text: str) -> None:
         _say(text)
         self._prompt.app.invalidate()
+
+
+async def _look_back(stub: ChatServiceStub, room: str) -> Look:
+    """A room as a server from before GetHistory and ListRooms shows it: its last messages
+    from GetMessages (the epoch asked first: should the history be replaced in between, the
+    chat shows the new one whole rather than skip any of it), no topic, no paging back."""
+    stats = await stub.get_stats(StatsRequest(room=room))
+    recent = [reply async for reply in stub.get_messages(MessagesRequest(room=room, limit=RECENT))]
+    return Look(recent, stats.epoch, "", max((reply.id for reply in recent), default=0), False)
 
 
 def _as_done(ack: MessageReply, pending: Pending) -> MessageReply:

@@ -162,14 +162,23 @@ class HostileService(ChatServiceBase):
             yield MessageReply(kind=error, key=request.key, message=ERROR)
 
 
-@pytest.fixture
-def hostile_server() -> Iterator[str]:
-    """The address of a HostileService, served from a thread of its own while the test waits
-    on processes and screens."""
+class EarlierService(HostileService):
+    """A hostile server from before GetHistory and ListRooms: they are UNIMPLEMENTED."""
+
+    async def get_history(self, history_request: HistoryRequest) -> HistoryReply:
+        raise GRPCError(Status.UNIMPLEMENTED)
+
+    async def list_rooms(self, rooms_request: RoomsRequest) -> RoomsReply:
+        raise GRPCError(Status.UNIMPLEMENTED)
+
+
+def serving_in_a_thread(service: ChatServiceBase) -> Iterator[str]:
+    """The address of `service`, served from a thread of its own while the test waits on
+    processes and screens."""
     port = free_port()
 
     async def start() -> Server:
-        server = Server([HostileService()])
+        server = Server([service])
         await server.start("127.0.0.1", port)
         return server
 
@@ -183,6 +192,18 @@ def hostile_server() -> Iterator[str]:
     server.close()
     loop.run_until_complete(server.wait_closed())
     loop.close()
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[str]:
+    """The address of a HostileService."""
+    yield from serving_in_a_thread(HostileService())
+
+
+@pytest.fixture
+def earlier_server() -> Iterator[str]:
+    """The address of an EarlierService."""
+    yield from serving_in_a_thread(EarlierService())
 
 
 def test_hostile_texts_read_with_chat_messages_are_one_inert_line_each(
@@ -327,3 +348,23 @@ def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive
     assert f" reacted {EMOJI_SHOWN} to #1 " in plain
     assert f"{ERROR_SHOWN} (edited)" in plain
     assert f": {ERROR_SHOWN}  ↳ re #1 " in plain
+
+
+def test_a_server_from_before_history_pages_and_room_lists_is_still_chatted_with(
+    earlier_server: str, terminal: Spawn
+) -> None:
+    ann, seen = terminal(earlier_server, "--user", "ann")
+    ann.expect("ann@general>")
+    for line, answer in [
+        ("/rooms", "-- cannot ask the server now: UNIMPLEMENTED"),
+        ("/more", "-- no older messages in general"),
+        ("hi", f"not sent: {ERROR_SHOWN}: hi"),
+    ]:
+        ann.sendline(line)
+        ann.expect_exact(answer)
+    ann.sendline("/quit")
+    ann.expect(pexpect.EOF)
+    plain = CSI.sub("", seen.getvalue())
+    assert raw_drivers(seen.getvalue()) == []
+    assert "-- general: the last message\r" in plain
+    assert f"#1 {NAME_SHOWN}: hello" in plain
