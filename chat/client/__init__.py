@@ -89,10 +89,10 @@ def parser() -> Parser:
     )
     chat.add_argument(
         "--room",
-        type=values.name,
+        type=values.room,
         default=os.environ.get("CHAT_ROOM") or contract.DEFAULT_ROOM,
-        help="the room to enter; a room exists once someone posts in it "
-        "(default: general; env CHAT_ROOM)",
+        help="the room to enter, or a direct conversation (@ann,bob); a room exists once someone "
+        "posts in it (default: general; env CHAT_ROOM)",
     )
     stats = commands.add_parser("stats", help="message count and who is online")
     stats.add_argument("--room", default="", help="one room's figures")

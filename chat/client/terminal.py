@@ -38,7 +38,8 @@ from chat.client import commands, output
 from chat.client.commands import Typed
 from chat.client.conversation import Conversation, Message
 from chat.client.session import ChatSession
-from chat.contract import DIRECT, DIRECT_RULE, NAME, NAME_RULE
+from chat.client.values import room_problem
+from chat.contract import NAME, NAME_RULE
 from chat.tasks import cancel_and_wait
 from gen.grpc.chat import (
     ChatServiceStub,
@@ -129,16 +130,6 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, GRPCError):
         return f"{error.status.name}: {error.message or 'no details'}"
     return str(error) or type(error).__name__
-
-
-def room_problem(room: str) -> str | None:
-    """Why `room` cannot be entered, or None: a room name, or a direct conversation."""
-    if NAME.fullmatch(room):
-        return None
-    users = contract.members(room)
-    if DIRECT.fullmatch(room) and users == sorted(set(users or ())):
-        return None
-    return f"{room!r} is not a room name: {NAME_RULE}, or {DIRECT_RULE}"
 
 
 class Terminal:
