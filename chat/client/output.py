@@ -88,10 +88,9 @@ def _line(reply: MessageReply) -> str:
     if reply.kind is MessageReplyKind.DELETE:
         return f"{when} [{reply.room}] {reply.user} deleted message {reply.target_id}"
     if reply.kind is MessageReplyKind.REACTION:
-        did = "took back" if reply.removed else "reacted"
-        return (
-            f"{when} [{reply.room}] {reply.user} {did} {reply.message} on message {reply.target_id}"
-        )
+        emoji, on = reply.message, reply.target_id
+        did = f"took back {emoji} from" if reply.removed else f"reacted {emoji} to"
+        return f"{when} [{reply.room}] {reply.user} {did} message {on}"
     if reply.kind is MessageReplyKind.TOPIC:
         return f"{when} [{reply.room}] {reply.user} set the topic: {reply.message}"
     action = action_text(reply.message)

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from typing import Any
 
 import pexpect
 import pytest
@@ -22,6 +23,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from chat.client import split_address
+from chat.client.output import message_line
 from gen.grpc.chat import (
     ChatServiceBase,
     HistoryReply,
@@ -368,3 +370,25 @@ def test_a_server_from_before_history_pages_and_room_lists_is_still_chatted_with
     assert raw_drivers(seen.getvalue()) == []
     assert "-- general: the last message\r" in plain
     assert f"#1 {NAME_SHOWN}: hello" in plain
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "line"),
+    [
+        (Kind.EDIT, {"message": "new", "target_id": 3}, "ann edited message 3: new"),
+        (Kind.DELETE, {"target_id": 3}, "ann deleted message 3"),
+        (Kind.REACTION, {"message": "👍", "target_id": 3}, "ann reacted 👍 to message 3"),
+        (
+            Kind.REACTION,
+            {"message": "👍", "target_id": 3, "removed": True},
+            "ann took back 👍 from message 3",
+        ),
+        (Kind.TOPIC, {"message": "the plan"}, "ann set the topic: the plan"),
+    ],
+)
+def test_an_action_of_the_log_is_a_line_saying_what_it_did(
+    kind: int, fields: dict[str, Any], line: str
+) -> None:
+    reply = MessageReply(room="general", user="ann", sent_at=datetime.now(UTC), **fields)
+    reply.kind = Kind(kind)
+    assert re.fullmatch(f"{DAY} {TIME} \\[general\\] {line}", message_line(reply))
