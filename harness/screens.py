@@ -49,6 +49,10 @@ class Screen:
         self._run("send-keys", "-l", line)
         self._run("send-keys", "Enter")
 
+    def write(self, text: str) -> None:
+        """Types `text` without pressing Enter."""
+        self._run("send-keys", "-l", text)
+
     def press(self, key: str) -> None:
         """Presses a key by its tmux name: C-c, C-d."""
         self._run("send-keys", key)

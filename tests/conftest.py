@@ -1,6 +1,7 @@
 """Fixtures that start real things (a service served in process as serve() serves it, its web
 door, server processes, clients in pseudo-terminals and tmux panes) and stop them."""
 
+import asyncio
 import dataclasses
 import io
 import os
@@ -12,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pexpect
@@ -21,6 +23,7 @@ from grpclib.config import Configuration
 from playwright.async_api import Browser, async_playwright
 
 from chat.client import split_address
+from chat.contract import USER
 from chat.server.app import grpc_server
 from chat.server.config import Settings
 from chat.server.health import HealthChecks
@@ -29,6 +32,7 @@ from chat.server.web.app import start as start_web
 from chat.server.web.cors import Origins
 from chat.store import DEDUPE_WINDOW, Store, open_store
 from chat.store.memory import MemoryStore
+from gen.grpc.chat import ChatServiceStub, MessageReply, MessageReplyKind, MessageRequest
 from harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -372,3 +376,26 @@ async def port_on() -> AsyncIterator[Callable[[str, Settings], Awaitable[int]]]:
             return port
 
         yield serve
+
+
+def _post(server: ServerProcess, user: str, room: str = "general", **fields: Any) -> int:
+    """Posts one request as `user` with PostMessage; the id of what it stored."""
+
+    async def posted() -> MessageReply:
+        channel = Channel(*split_address(server.address))
+        try:
+            stub = ChatServiceStub(channel, timeout=10, metadata={USER: user})
+            return await stub.post_message(MessageRequest(room=room, **fields))
+        finally:
+            channel.close()
+
+    reply = asyncio.run(posted())
+    assert reply.kind == MessageReplyKind.ACK, reply.message
+    return reply.id
+
+
+@pytest.fixture
+def post() -> Callable[..., int]:
+    """`post(server, user, room="general", message=..., action=..., target_id=...)`: one
+    request stored as `user` (the test fails on its refusal); the id it was stored under."""
+    return _post

@@ -129,12 +129,12 @@ def command() -> click.Group:
                 ),
                 click.Option(
                     ["--room"],
-                    type=Checked(values.name, "ROOM"),
+                    type=Checked(values.room, "ROOM"),
                     default=contract.DEFAULT_ROOM,
                     envvar="CHAT_ROOM",
                     metavar="ROOM",
-                    help="the room to enter; a room exists once someone posts in it "
-                    "(default: general; env CHAT_ROOM)",
+                    help="the room to enter, or a direct conversation (@ann,bob); a room exists "
+                    "once someone posts in it (default: general; env CHAT_ROOM)",
                 ),
                 *_connection_options(top=False),
             ],

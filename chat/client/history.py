@@ -1,6 +1,10 @@
 """`chat messages`: the history once, or followed live for as long as the user wants, across
 server restarts: a lost server is waited for and the reading resumes after the last id shown, in
-the same history (`chat-epoch`); a history replaced meanwhile is printed from its start."""
+the same history (`chat-epoch`); a history replaced meanwhile is printed from its start.
+
+Lines show the messages as they are now (edited text, deleted ones left out); `--json` is the log
+itself, for programs: every entry, edits, deletes, reactions and topics included, as asked for
+with `chat-features`."""
 
 import asyncio
 import contextlib
@@ -29,6 +33,7 @@ async def print_messages(connect: Callable[[], Channel], args: Options) -> int:
         room=args.room, after_id=args.after, limit=args.limit, follow=args.follow
     )
     last_id, epoch = args.after, ""
+    asked = {contract.FEATURES: contract.OFFERED} if args.json else {}
     while True:
         channel = connect()
         try:
@@ -37,7 +42,7 @@ async def print_messages(connect: Callable[[], Channel], args: Options) -> int:
                 Cardinality.UNARY_STREAM,
                 MessagesRequest,
                 MessageReply,
-                metadata={contract.EPOCH: epoch} if epoch else None,
+                metadata={**asked, contract.EPOCH: epoch} if epoch else asked,
             )
             async with stream:
                 await stream.send_message(request, end=True)

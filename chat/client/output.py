@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from chat.client.commands import action_text
-from chat.contract import ACK_PREFIX
 from gen.grpc.chat import MessageReply, MessageReplyKind, StatsReply
 
 NEWLINE = "⏎"
@@ -48,13 +47,9 @@ def local_time(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def own_text(reply: MessageReply) -> str:
-    """What the user wrote, from the ACK that echoes it in the tutorial's words."""
-    return reply.message.removeprefix(ACK_PREFIX)
-
-
 KNOWN_KINDS = frozenset(MessageReplyKind)
-"""The reply kinds this client understands; a newer server may send others."""
+"""The reply kinds this client understands (the tutorial's, and EDIT, DELETE, REACTION and TOPIC
+for a call that asks for them); a newer server may send others."""
 
 
 def kind_name(reply: MessageReply) -> str:
@@ -86,6 +81,18 @@ def _line(reply: MessageReply) -> str:
         return f"error: {reply.message}"
     if reply.kind is MessageReplyKind.ACK:
         return reply.message
+    if reply.kind is MessageReplyKind.EDIT:
+        return (
+            f"{when} [{reply.room}] {reply.user} edited message {reply.target_id}: {reply.message}"
+        )
+    if reply.kind is MessageReplyKind.DELETE:
+        return f"{when} [{reply.room}] {reply.user} deleted message {reply.target_id}"
+    if reply.kind is MessageReplyKind.REACTION:
+        emoji, on = reply.message, reply.target_id
+        did = f"took back {emoji} from" if reply.removed else f"reacted {emoji} to"
+        return f"{when} [{reply.room}] {reply.user} {did} message {on}"
+    if reply.kind is MessageReplyKind.TOPIC:
+        return f"{when} [{reply.room}] {reply.user} set the topic: {reply.message}"
     action = action_text(reply.message)
     if action is not None:
         return f"{when} [{reply.room}] * {reply.user} {action}"
@@ -93,7 +100,9 @@ def _line(reply: MessageReply) -> str:
 
 
 def message_json(reply: MessageReply) -> str:
-    """The reply as one JSON object: id, kind, room, user, text, sent_at (ISO 8601, UTC)."""
+    """The reply as one JSON object: id, kind, room, user, text, sent_at (ISO 8601, UTC); and,
+    when set, target_id (the message an EDIT, DELETE or REACTION is on), reply_to (the message a
+    CHAT answers) and removed (a REACTION taken back)."""
     record: dict[str, Any] = {
         "id": reply.id,
         "kind": kind_name(reply),
@@ -102,6 +111,12 @@ def message_json(reply: MessageReply) -> str:
         "text": reply.message,
         "sent_at": reply.sent_at.isoformat(),
     }
+    if reply.target_id:
+        record["target_id"] = reply.target_id
+    if reply.reply_to:
+        record["reply_to"] = reply.reply_to
+    if reply.removed:
+        record["removed"] = True
     return _json_line(record)
 
 

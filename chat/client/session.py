@@ -26,6 +26,7 @@ from gen.grpc.chat import (
     MessageReply,
     MessageReplyKind,
     MessageRequest,
+    MessageRequestAction,
     StatsRequest,
 )
 
@@ -45,6 +46,17 @@ FINAL = {
 """Statuses that reconnecting cannot change."""
 
 ChatStream = Stream[MessageRequest, MessageReply]
+LOGGED = frozenset(
+    (
+        MessageReplyKind.CHAT,
+        MessageReplyKind.ACK,
+        MessageReplyKind.EDIT,
+        MessageReplyKind.DELETE,
+        MessageReplyKind.REACTION,
+        MessageReplyKind.TOPIC,
+    )
+)
+"""The kinds of replies that are entries of the room's log: a resume goes on after the last."""
 
 
 class ChatSession:
@@ -58,6 +70,7 @@ class ChatSession:
         show: Callable[[MessageReply], None],
         status: Callable[[str], None],
         in_room: Callable[[], None] | None = None,
+        features: str = "",
     ) -> None:
         self.user = user
         self.room = room
@@ -72,9 +85,11 @@ class ChatSession:
         self._in_room = in_room
         """Told each time a stream is in the room (the server's headers came), before any of
         its replies is shown: who is online, asked from then on, misses nobody's JOIN."""
+        self._features = features
+        """What the stream asks for (`chat-features`): '' gets the tutorial's kinds only."""
         self._prefix = uuid.uuid4().hex
         self._count = 0
-        self._pending: dict[str, str] = {}  # key -> text, in the order they were sent
+        self._pending: dict[str, MessageRequest] = {}  # by key, in the order they were sent
         self._written: list[str] = []  # keys written on the current stream, not yet answered
         self._changed = asyncio.Event()
         self._stream: ChatStream | None = None
@@ -89,14 +104,26 @@ class ChatSession:
     def pending(self) -> list[str]:
         """The texts sent and not acknowledged yet, oldest first: they go (again) as soon as
         there is a stream."""
-        return list(self._pending.values())
+        return [request.message for request in self._pending.values()]
 
-    def send(self, text: str) -> str:
-        """Posts `text` now, or as soon as the stream is back; returns its key. It stays
-        pending until the server acknowledges or refuses it."""
+    def send(
+        self,
+        text: str,
+        action: int = MessageRequestAction.SAY,
+        target_id: int = 0,
+        reply_to: int = 0,
+    ) -> str:
+        """Posts `text` (or the action on message `target_id`) now, or as soon as the stream is
+        back; returns its key. It stays pending until the server acknowledges or refuses it."""
         self._count += 1
         key = f"{self._prefix}-{self._count}"
-        self._pending[key] = text
+        self._pending[key] = MessageRequest(
+            message=text,
+            key=key,
+            action=MessageRequestAction(action),
+            target_id=target_id,
+            reply_to=reply_to,
+        )
         self._changed.set()
         return key
 
@@ -162,6 +189,8 @@ class ChatSession:
     async def _connect_once(self, attempt: int) -> None:
         """One stream, until it ends with OK after `close` with nothing pending."""
         metadata = {contract.USER: self.user, contract.ROOM: self.room}
+        if self._features:
+            metadata[contract.FEATURES] = self._features
         if self.last_id:
             metadata[contract.AFTER_ID] = str(self.last_id)
             if self.epoch:
@@ -209,10 +238,10 @@ class ChatSession:
         try:
             while True:
                 self._changed.clear()
-                for key, text in list(self._pending.items()):
+                for key, request in list(self._pending.items()):
                     if key not in self._written:
                         self._written.append(key)
-                        await stream.send_message(MessageRequest(message=text, key=key))
+                        await stream.send_message(request)
                 if self._closing.is_set() and all(key in self._written for key in self._pending):
                     await stream.end()
                     return
@@ -251,7 +280,7 @@ class ChatSession:
     def _take(self, reply: MessageReply) -> None:
         if reply.kind in (MessageReplyKind.ACK, MessageReplyKind.ERROR):
             self._answered(reply)
-        if reply.kind in (MessageReplyKind.CHAT, MessageReplyKind.ACK) and reply.room == self.room:
+        if reply.kind in LOGGED and reply.room == self.room and reply.id:  # (no id: unchanged)
             if reply.id <= self.last_id:
                 return  # already shown before a reconnect
             self.last_id = reply.id

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from chat.contract import DEFAULT_USER, NAME, NAME_RULE
+from chat.contract import DEFAULT_USER, DIRECT, DIRECT_RULE, NAME, NAME_RULE, members
 
 MAX_PORT = 65535
 MAX_ID = 2**64 - 1
@@ -56,6 +56,23 @@ def name(value: str) -> str:
     """A user or room name the server accepts; ValueError when it is none."""
     if not NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a name: {NAME_RULE}")
+    return value
+
+
+def room_problem(room: str) -> str | None:
+    """Why `room` cannot be entered, or None: a room name, or a direct conversation."""
+    if NAME.fullmatch(room):
+        return None
+    users = members(room)
+    if DIRECT.fullmatch(room) and users == sorted(set(users or ())):
+        return None
+    return f"{room!r} is not a room name: {NAME_RULE}, or {DIRECT_RULE}"
+
+
+def room(value: str) -> str:
+    """A room name, or a direct conversation (`@ann,bob`); ValueError saying why not."""
+    if problem := room_problem(value):
+        raise ValueError(problem)
     return value
 
 

