@@ -14,7 +14,7 @@ const DIRECT = /^@[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){1,7}$/;
 const TOKEN_KEY = "grpc.chat.token";
 const TOPIC_COMMAND = "/topic ";
 /** How often the list of rooms is asked for again (a direct conversation may have begun). */
-const ROOMS_EVERY_MS = 15_000;
+const ROOMS_EVERY_MS = 5_000;
 const MESSAGE_LINES = 5;
 const login = document.getElementById("login") as HTMLFormElement;
 const chatPane = document.getElementById("chat") as HTMLElement;
@@ -143,17 +143,35 @@ function roomProblem(problem: string): void {
   field(otherRoom, "room").setAttribute("aria-invalid", problem ? "true" : "false");
 }
 
-/** The rooms this user may see, with their topics (the one shown and "general" among them). */
+/** The newest entry of each room listed, as last seen by this user: a room whose newest is
+ * past it (or a direct conversation that was not there before) has something new. */
+const seen = new Map<string, bigint>();
+let listedBefore = false;
+
+/** The rooms this user may see, with their topics (the one shown and "general" among them),
+ * marked when they have something new. */
 async function listRooms(current: string): Promise<void> {
   const topics = new Map<string, string>([[current, ""], ["general", ""]]);
+  const lastIds = new Map<string, bigint>();
   try {
     const listed = await chat.listRooms({}, { headers: { ...auth(token), "chat-user": user } });
-    for (const shown of listed.rooms) topics.set(shown.name, shown.topic);
+    for (const shown of listed.rooms) {
+      topics.set(shown.name, shown.topic);
+      lastIds.set(shown.name, shown.lastId);
+    }
   } catch {
     // the room shown and "general" are still there
   }
   if (current !== room?.name) return;
-  const rooms: Listed[] = [...topics].sort().map(([name, topic]) => ({ name, topic }));
+  const unread = (name: string): boolean => {
+    const last = lastIds.get(name) ?? 0n;
+    const before = seen.get(name);
+    if (name === current || (before === undefined && !listedBefore)) seen.set(name, last);
+    const known = seen.get(name);
+    return known === undefined ? last > 0n : last > known;
+  };
+  const rooms: Listed[] = [...topics].sort().map(([name, topic]) => ({ name, topic, unread: unread(name) }));
+  listedBefore = true;
   view.rooms(rooms, current, (name) => void switchTo(name));
   view.topic(topics.get(current) ?? "");
 }
@@ -206,6 +224,8 @@ messageBox.addEventListener("keydown", (event) => {
     event.preventDefault();
     if (mode.kind === "edit") messageBox.value = "";
     setMode({ kind: "say" });
+  } else if (event.key === "Escape") {
+    view.closeThread();
   } else if (event.key === "ArrowUp" && !messageBox.value) {
     const last = view.lastOwn();
     if (last) {

@@ -233,7 +233,7 @@ export class Room {
       { headers, onHeader: (received) => (this.epoch = received.get("chat-epoch") ?? this.epoch) },
     );
     for await (const entry of newest) newestEntry = entry.id;
-    const page = await chat.getHistory({ room: this.name, limit: HISTORY }, { headers });
+    const page = await this.newestPage(headers);
     if (this.left) return;
     for (const message of page.messages) this.view.message(shownOf(message), false);
     const newestMessage = page.messages.at(-1)?.id ?? 0n;
@@ -245,6 +245,22 @@ export class Room {
     this.view.olderLeft(this.more);
     this.view.loaded();
     await this.refreshOnline();
+  }
+
+  /** The newest page of messages; from a server older than GetHistory, the newest messages
+   * of its log (in their current text: it sends no edits to a call that asks for none). */
+  private async newestPage(headers: Metadata): Promise<{ messages: MessageReply[]; more: boolean; epoch: string }> {
+    try {
+      return await chat.getHistory({ room: this.name, limit: HISTORY }, { headers });
+    } catch (error) {
+      if (statusOf(error).code !== Code.Unimplemented) throw error;
+    }
+    const messages: MessageReply[] = [];
+    const { "chat-features": _, ...plain } = headers;
+    for await (const reply of chat.getMessages({ room: this.name, limit: HISTORY }, { headers: plain })) {
+      messages.push(reply);
+    }
+    return { messages, more: false, epoch: this.epoch };
   }
 
   private async catchUp(): Promise<void> {

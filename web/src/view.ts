@@ -67,6 +67,8 @@ export interface Actions {
 export interface Listed {
   name: string;
   topic: string;
+  /** Whether it has messages this reader has not seen. */
+  unread: boolean;
 }
 
 /** A message of a history page or a live reply, as the page keeps it. */
@@ -427,6 +429,10 @@ export class View {
         enter(room.name),
       );
       if (here) open.setAttribute("aria-current", "true");
+      if (room.unread) {
+        open.classList.add("unread");
+        open.setAttribute("aria-description", "new messages");
+      }
       node.append(open);
       if (!room.name.startsWith("@")) node.append(element("span", "topic", room.topic));
       return node;
