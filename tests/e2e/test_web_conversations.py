@@ -3,14 +3,18 @@ replies and threads, deletes, topics, older messages on scrolling up, and direct
 between pages and a terminal client (a grpclib stream, as `chat` opens one)."""
 
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import jwt
 from grpclib.client import Channel
 from playwright.async_api import Browser, Locator, Page, expect
 
-from gen.grpc.chat import MessageReplyKind
+from chat.server.auth import check_secret
+from chat.server.tokens import mint
+from gen.grpc.chat import MessageReplyKind, MessageRequestAction
 from harness import REPLY_TIMEOUT, Chatter, ServerProcess, run_client
 
 Start = Callable[..., ServerProcess]
@@ -376,3 +380,65 @@ async def test_each_action_works_by_keyboard_alone_at_phone_width(
         await expect(line(ann, "then fixed").locator(".edited")).to_be_visible(timeout=WAIT_MS)
         await expect(line(ann, "then fixed").locator(".chip")).to_have_text("👍 1")
         assert await ann.evaluate("document.scrollingElement.scrollWidth") <= 390
+
+
+async def signed_in(page: Page, user: str, token: str) -> None:
+    """Signs in on the page's form with a name and a token, and waits until live."""
+    await page.get_by_label("Name").fill(user)
+    await page.get_by_label("Token").fill(token)
+    await page.get_by_label("Token").press("Enter")
+    await live(page)
+
+
+async def test_a_moderator_is_offered_delete_on_everyones_messages_and_the_server_agrees(
+    server_process: Start, browser: Browser
+) -> None:
+    secret = "0123456789abcdef0123456789abcdef-the-page-secret"
+    server = server_process("memory://", "--jwt-secret", secret, web=True)
+    key = check_secret(secret)
+    now = int(time.time())
+    mia_token = jwt.encode(
+        {"sub": "mia", "iat": now, "exp": now + 3600, "mod": ["gen*"]}, key, algorithm="HS256"
+    )
+    async with (
+        opened(browser, f"{server.web_url}/") as ann,
+        opened(browser, f"{server.web_url}/") as mia,
+    ):
+        await signed_in(ann, "ann", mint(key, "HS256", "ann"))
+        await signed_in(mia, "mia", mia_token)
+        await post(mia, "house rules: be kind")
+        await post(ann, "something unkind")
+        await expect(line(mia, "something unkind")).to_be_visible(timeout=WAIT_MS)
+        await line(ann, "house rules").hover()
+        tools = line(ann, "house rules").get_by_role("group", name="Message actions")
+        assert await tools.get_by_role("button").all_inner_texts() == ["Reply", "React"]
+        await act(mia, "something unkind", "Delete")
+        for page in (ann, mia):
+            await expect(page.locator("#messages li.deleted")).to_have_count(1, timeout=WAIT_MS)
+        assert await texts(ann) == ["house rules: be kind", "message deleted"]
+
+
+async def test_hostile_text_in_quotes_reactions_and_topics_is_shown_as_text_and_runs_none(
+    server_process: Start, browser: Browser, channel_to: Callable[..., Channel]
+) -> None:
+    server = server_process(web=True)
+    hostile = '<img src=x onerror="window.ran = 1">'
+    emoji = "<img/src=x/onerror=window.ran=3>"
+    topic = "<script>window.ran = 4</script>"
+    async with AsyncExitStack() as stack:
+        eve = await Chatter.open(stack, channel_to(server), user="eve", features=FEATURES)
+        async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
+            await live(ann)
+            root = await eve.say(hostile)
+            await eve.say("a reply", reply_to=root.id)  # type: ignore[arg-type]
+            react = MessageRequestAction.REACT
+            await eve.say(emoji, action=react, target_id=root.id)  # type: ignore[arg-type]
+            await eve.say(topic, action=MessageRequestAction.TOPIC)  # type: ignore[arg-type]
+            await expect(ann.locator("#topic")).to_have_text(topic, timeout=WAIT_MS)
+            await expect(line(ann, "a reply").locator(".quote")).to_have_text(f"↪ eve: {hostile}")
+            await expect(line(ann, "<img src=x").locator(".chip")).to_have_text(f"{emoji} 1")
+            await line(ann, "<img src=x").get_by_role("button", name="1 reply").click()
+            thread = ann.get_by_role("region", name="Thread")
+            await expect(thread.locator("li .text")).to_have_text([hostile, "a reply"])
+            assert await ann.locator("body img, body script").count() == 0
+            assert await ann.evaluate("window.ran") is None

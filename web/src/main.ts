@@ -75,6 +75,25 @@ function nameRule(what: "name" | "room"): string {
   return `A ${what} is 1-64 characters of A-Z a-z 0-9 _ . - (no spaces).`;
 }
 
+/** Whether the token's `mod` claim names a room pattern (`*` matching any run) that `name`
+ * matches: the page then offers Delete on everyone's messages. The server decides. */
+function moderates(name: string): boolean {
+  let patterns: unknown;
+  try {
+    const payload = token.split(".")[1] ?? "";
+    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/"));
+    patterns = (JSON.parse(json) as Record<string, unknown>).mod;
+  } catch {
+    return false; // not a signed token: nobody moderates
+  }
+  if (!Array.isArray(patterns)) return false;
+  return patterns.some((pattern) => {
+    if (typeof pattern !== "string") return false;
+    const escaped = pattern.split("*").map((part) => part.replace(/[.\\^$+?()[\]{}|-]/g, "\\$&"));
+    return new RegExp(`^${escaped.join(".*")}$`).test(name);
+  });
+}
+
 /** Why the server refused a session, in words for someone at the page. */
 function refusal(end: CallEnd): string {
   if (end.code === Code.Unauthenticated) {
@@ -108,7 +127,7 @@ function enter(name: string, roomName: string, step: "push" | "replace"): void {
   roomProblem("");
   if (mode.kind !== "say") setMode({ kind: "say" });
   const refused = (end: CallEnd): void => showLogin(user, roomName, refusal(end));
-  room = new Room(roomName, { user, metadata: auth(token), refused }, view);
+  room = new Room(roomName, { user, metadata: auth(token), refused, moderates }, view);
   const url = `?${new URLSearchParams({ user, room: roomName }).toString()}`;
   if (step === "push") history.pushState(null, "", url);
   else history.replaceState(null, "", url);

@@ -31,6 +31,8 @@ export interface Session {
    * (UNAUTHENTICATED), or one that is not this user's or does not allow the room
    * (PERMISSION_DENIED). */
   refused: (end: CallEnd) => void;
+  /** Whether the session's token names the user a moderator of the room (the server checks). */
+  moderates: (room: string) => boolean;
 }
 
 /** What the page calls each refused action, for the line that says why. */
@@ -74,7 +76,7 @@ export class Room {
 
   /** Shows the newest messages, then goes live. */
   async enter(): Promise<void> {
-    this.view.clear(this.name, this.session.user);
+    this.view.clear(this.name, this.session.user, this.session.moderates(this.name));
     this.view.status("connecting", "connecting…");
     await this.connect();
   }
@@ -272,7 +274,7 @@ export class Room {
         onHeader: (received) => {
           const epoch = received.get("chat-epoch") ?? "";
           if (epoch && this.epoch && epoch !== this.epoch) {
-            this.view.clear(this.name, this.session.user);
+            this.view.clear(this.name, this.session.user, this.session.moderates(this.name));
             this.view.notice("leave", "the server's history was replaced; showing it from the start");
             this.lastId = 0n;
             this.oldest = 0n;

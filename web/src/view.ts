@@ -197,6 +197,8 @@ export class View {
   private top = 0;
   /** Who reads: their lines may be edited and deleted, their reactions taken off. */
   private me = "";
+  /** Whether the reader's token says they moderate the room: anyone's lines may be deleted. */
+  private moderator = false;
   /** Every message the page knows, by id: in the log, in a thread, or quoted by a reply. */
   private readonly messages = new Map<bigint, Shown>();
   /** The message each line is drawn from (our own on their way have no id yet). */
@@ -229,8 +231,9 @@ export class View {
     });
   }
 
-  clear(room: string, me: string): void {
+  clear(room: string, me: string, moderator = false): void {
     this.me = me;
+    this.moderator = moderator;
     this.log.replaceChildren();
     this.messages.clear();
     this.closeThread();
@@ -548,11 +551,9 @@ export class View {
       button("tool", "Reply", "reply", () => this.actions.reply(message)),
       button("tool", "React", "react", () => this.picker(node, message)),
     );
-    if (mine) {
-      tools.append(
-        button("tool", "Edit", "edit", () => this.actions.edit(message)),
-        button("tool", "Delete", "delete", () => this.actions.remove(message)),
-      );
+    if (mine) tools.append(button("tool", "Edit", "edit", () => this.actions.edit(message)));
+    if (mine || this.moderator) {
+      tools.append(button("tool", "Delete", "delete", () => this.actions.remove(message)));
     }
     return tools;
   }
