@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 from grpclib.client import Channel
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 
 from chat.server.auth import check_secret
 from chat.server.tokens import mint
@@ -442,3 +442,42 @@ async def test_hostile_text_in_quotes_reactions_and_topics_is_shown_as_text_and_
             await expect(thread.locator("li .text")).to_have_text([hostile, "a reply"])
             assert await ann.locator("body img, body script").count() == 0
             assert await ann.evaluate("window.ran") is None
+
+
+async def test_what_happened_to_messages_while_a_page_was_away_shows_once_it_is_back(
+    server_process: Start, browser: Browser, channel_to: Callable[..., Channel]
+) -> None:
+    """The page's socket is cut and its catch-up held off while dan edits, reacts, deletes and
+    sets the topic; back, the page shows each once, from the entries after the newest it saw."""
+    server = server_process(web=True)
+    sockets: list[WebSocketRoute] = []
+
+    def through(socket: WebSocketRoute) -> None:
+        socket.connect_to_server()
+        sockets.append(socket)
+
+    async with AsyncExitStack() as stack:
+        dan = await Chatter.open(stack, channel_to(server), user="dan", features=FEATURES)
+        draft = await dan.say("first draft")
+        gone = await dan.say("soon gone")
+        context = await browser.new_context()
+        stack.push_async_callback(context.close)
+        ann = await context.new_page()
+        await ann.route_web_socket(re.compile("SendAndReceiveMessage"), through)
+        await ann.goto(f"{server.web_url}/?user=ann&room=general")
+        await live(ann)
+        await ann.route("**/GetMessages", lambda route: route.abort())
+        await sockets[-1].close()
+        await expect(ann.get_by_role("status")).to_have_text("reconnecting…", timeout=WAIT_MS)
+        await dan.say("final text", action=MessageRequestAction.EDIT, target_id=draft.id)  # type: ignore[arg-type]
+        await dan.say("👍", action=MessageRequestAction.REACT, target_id=draft.id)  # type: ignore[arg-type]
+        await dan.say("", action=MessageRequestAction.DELETE, target_id=gone.id)  # type: ignore[arg-type]
+        await dan.say("said while ann was away")
+        await dan.say("back soon", action=MessageRequestAction.TOPIC)  # type: ignore[arg-type]
+        await ann.unroute("**/GetMessages")
+        await live(ann)
+        await expect(line(ann, "said while ann was away")).to_be_visible(timeout=WAIT_MS)
+        assert await texts(ann) == ["final text", "message deleted", "said while ann was away"]
+        await expect(line(ann, "final text").locator(".edited")).to_be_visible()
+        await expect(line(ann, "final text").locator(".chip")).to_have_text("👍 1")
+        await expect(ann.locator("#topic")).to_have_text("back soon")
