@@ -483,6 +483,7 @@ export class View {
       const message = node.dataset.id === id.toString() ? this.messages.get(id) : this.drawn.get(node);
       if (message) this.fill(node, message);
     }
+    this.follow(); // a line that grew (a first reaction) keeps the newest line in sight
   }
 
   /** A message line: `ann: hello` (or `* ann waves`), what it answers above it, its
