@@ -29,6 +29,11 @@ const context = document.getElementById("context") as HTMLElement;
 let user = "";
 let token = sessionStorage.getItem(TOKEN_KEY) ?? "";
 let room: Room | undefined;
+/** The newest entry of each room listed, as last seen by this user: a room whose newest is
+ * past it (or a direct conversation that was not there before) has something new. */
+const seen = new Map<string, bigint>();
+let listedBefore = false;
+
 /** What the message box does with its text: send it, answer a message, or edit one. */
 let mode: { kind: "say" } | { kind: "reply"; to: Shown } | { kind: "edit"; message: Shown } = {
   kind: "say",
@@ -121,6 +126,10 @@ function showLogin(name: string, roomName: string, problem: string): void {
 /** Goes into a room; `step` says whether the browser's history gains a step for it. */
 function enter(name: string, roomName: string, step: "push" | "replace"): void {
   user = name;
+  if (room) {
+    const before = seen.get(room.name) ?? 0n;
+    seen.set(room.name, room.newest > before ? room.newest : before);
+  }
   room?.leave();
   login.hidden = true;
   chatPane.hidden = false;
@@ -161,11 +170,6 @@ function roomProblem(problem: string): void {
   document.getElementById("room-problem")!.textContent = problem;
   field(otherRoom, "room").setAttribute("aria-invalid", problem ? "true" : "false");
 }
-
-/** The newest entry of each room listed, as last seen by this user: a room whose newest is
- * past it (or a direct conversation that was not there before) has something new. */
-const seen = new Map<string, bigint>();
-let listedBefore = false;
 
 /** The rooms this user may see, with their topics (the one shown and "general" among them),
  * marked when they have something new. */

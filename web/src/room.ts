@@ -74,6 +74,11 @@ export class Room {
     private readonly view: View,
   ) {}
 
+  /** The newest entry of the room's log the page has seen. */
+  get newest(): bigint {
+    return this.lastId;
+  }
+
   /** Shows the newest messages, then goes live. */
   async enter(): Promise<void> {
     this.view.clear(this.name, this.session.user, this.session.moderates(this.name));
