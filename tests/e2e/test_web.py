@@ -320,7 +320,7 @@ async def test_the_page_works_at_phone_width_by_keyboard_alone(
         assert width <= 360
 
 
-async def test_the_rooms_of_recent_messages_are_listed_and_a_click_enters_one(
+async def test_the_rooms_are_listed_and_a_click_enters_one(
     server_process: Start, browser: Browser
 ) -> None:
     server = server_process(web=True)

@@ -72,14 +72,9 @@ export class ChatSocket {
   }
 }
 
-/** A message to send, with a fresh idempotency key where the contract has the field. */
-export function request(message: string, key: string): MessageRequest {
-  const built = create(MessageRequestSchema, { message });
-  const keyField = MessageRequestSchema.fields.find((field) => field.name === "key");
-  if (keyField !== undefined) {
-    (built as unknown as Record<string, unknown>)[keyField.localName] = key;
-  }
-  return built;
+/** A message to send, with a fresh idempotency key; `replyTo` names the message it answers. */
+export function request(message: string, key: string, replyTo = 0n): MessageRequest {
+  return create(MessageRequestSchema, { message, key, replyTo });
 }
 
 function headerLines(metadata: Metadata): string {

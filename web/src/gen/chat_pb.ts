@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEglncnBjLmNoYXQiSgoOTWVzc2FnZVJlcXVlc3QSDwoHbWVzc2FnZRgBIAEoCRIMCgR1c2VyGAIgASgJEgwKBHJvb20YAyABKAkSCwoDa2V5GAQgASgJIugBCgxNZXNzYWdlUmVwbHkSDwoHbWVzc2FnZRgBIAEoCRIMCgR1c2VyGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAQSKwoHc2VudF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoEa2luZBgGIAEoDjIcLmdycGMuY2hhdC5NZXNzYWdlUmVwbHkuS2luZBILCgNrZXkYByABKAkiOQoES2luZBIICgRDSEFUEAASBwoDQUNLEAESCAoESk9JThACEgkKBUxFQVZFEAMSCQoFRVJST1IQBCIcCgxTdGF0c1JlcXVlc3QSDAoEcm9vbRgBIAEoCSKDAQoKU3RhdHNSZXBseRIUCgxudW1fbWVzc2FnZXMYASABKAUSEQoJbnVtX3Jvb21zGAIgASgFEhUKDW51bV9jb25uZWN0ZWQYAyABKAUSDgoGb25saW5lGAQgAygJEhYKDnVwdGltZV9zZWNvbmRzGAUgASgBEg0KBWVwb2NoGAYgASgJIlAKD01lc3NhZ2VzUmVxdWVzdBIMCgRyb29tGAEgASgJEhAKCGFmdGVyX2lkGAIgASgEEg0KBWxpbWl0GAMgASgNEg4KBmZvbGxvdxgEIAEoCDLgAQoLQ2hhdFNlcnZpY2USOgoIR2V0U3RhdHMSFy5ncnBjLmNoYXQuU3RhdHNSZXF1ZXN0GhUuZ3JwYy5jaGF0LlN0YXRzUmVwbHkSRAoLR2V0TWVzc2FnZXMSGi5ncnBjLmNoYXQuTWVzc2FnZXNSZXF1ZXN0GhcuZ3JwYy5jaGF0Lk1lc3NhZ2VSZXBseTABEk8KFVNlbmRBbmRSZWNlaXZlTWVzc2FnZRIZLmdycGMuY2hhdC5NZXNzYWdlUmVxdWVzdBoXLmdycGMuY2hhdC5NZXNzYWdlUmVwbHkoATABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEglncnBjLmNoYXQi7QEKDk1lc3NhZ2VSZXF1ZXN0Eg8KB21lc3NhZ2UYASABKAkSDAoEdXNlchgCIAEoCRIMCgRyb29tGAMgASgJEgsKA2tleRgEIAEoCRIwCgZhY3Rpb24YBSABKA4yIC5ncnBjLmNoYXQuTWVzc2FnZVJlcXVlc3QuQWN0aW9uEhEKCXRhcmdldF9pZBgGIAEoBBIQCghyZXBseV90bxgHIAEoBCJKCgZBY3Rpb24SBwoDU0FZEAASCAoERURJVBABEgoKBkRFTEVURRACEgkKBVJFQUNUEAMSCwoHVU5SRUFDVBAEEgkKBVRPUElDEAcixgMKDE1lc3NhZ2VSZXBseRIPCgdtZXNzYWdlGAEgASgJEgwKBHVzZXIYAiABKAkSDAoEcm9vbRgDIAEoCRIKCgJpZBgEIAEoBBIrCgdzZW50X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgRraW5kGAYgASgOMhwuZ3JwYy5jaGF0Lk1lc3NhZ2VSZXBseS5LaW5kEgsKA2tleRgHIAEoCRIRCgl0YXJnZXRfaWQYCCABKAQSEAoIcmVwbHlfdG8YCSABKAQSLQoJZWRpdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGAsgASgIEiYKCXJlYWN0aW9ucxgMIAMoCzITLmdycGMuY2hhdC5SZWFjdGlvbhIPCgdyZXBsaWVzGA0gASgNEg8KB3JlbW92ZWQYDiABKAgiaAoES2luZBIICgRDSEFUEAASBwoDQUNLEAESCAoESk9JThACEgkKBUxFQVZFEAMSCQoFRVJST1IQBBIICgRFRElUEAUSCgoGREVMRVRFEAYSDAoIUkVBQ1RJT04QBxIJCgVUT1BJQxAKIjcKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBWNvdW50GAIgASgNEg0KBXVzZXJzGAMgAygJIhwKDFN0YXRzUmVxdWVzdBIMCgRyb29tGAEgASgJIoMBCgpTdGF0c1JlcGx5EhQKDG51bV9tZXNzYWdlcxgBIAEoBRIRCgludW1fcm9vbXMYAiABKAUSFQoNbnVtX2Nvbm5lY3RlZBgDIAEoBRIOCgZvbmxpbmUYBCADKAkSFgoOdXB0aW1lX3NlY29uZHMYBSABKAESDQoFZXBvY2gYBiABKAkiUAoPTWVzc2FnZXNSZXF1ZXN0EgwKBHJvb20YASABKAkSEAoIYWZ0ZXJfaWQYAiABKAQSDQoFbGltaXQYAyABKA0SDgoGZm9sbG93GAQgASgIImIKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSEQoJYmVmb3JlX2lkGAIgASgEEhAKCGFmdGVyX2lkGAMgASgEEg0KBWxpbWl0GAQgASgNEg4KBnRocmVhZBgFIAEoBCJWCgxIaXN0b3J5UmVwbHkSKQoIbWVzc2FnZXMYASADKAsyFy5ncnBjLmNoYXQuTWVzc2FnZVJlcGx5EgwKBG1vcmUYAiABKAgSDQoFZXBvY2gYAyABKAkiDgoMUm9vbXNSZXF1ZXN0IloKBFJvb20SDAoEbmFtZRgBIAEoCRINCgV0b3BpYxgCIAEoCRIPCgdsYXN0X2lkGAMgASgEEg4KBm9ubGluZRgEIAEoDRIUCgxudW1fbWVzc2FnZXMYBSABKAUiLAoKUm9vbXNSZXBseRIeCgVyb29tcxgBIAMoCzIPLmdycGMuY2hhdC5Sb29tMqIDCgtDaGF0U2VydmljZRI6CghHZXRTdGF0cxIXLmdycGMuY2hhdC5TdGF0c1JlcXVlc3QaFS5ncnBjLmNoYXQuU3RhdHNSZXBseRJECgtHZXRNZXNzYWdlcxIaLmdycGMuY2hhdC5NZXNzYWdlc1JlcXVlc3QaFy5ncnBjLmNoYXQuTWVzc2FnZVJlcGx5MAESTwoVU2VuZEFuZFJlY2VpdmVNZXNzYWdlEhkuZ3JwYy5jaGF0Lk1lc3NhZ2VSZXF1ZXN0GhcuZ3JwYy5jaGF0Lk1lc3NhZ2VSZXBseSgBMAESQQoLUG9zdE1lc3NhZ2USGS5ncnBjLmNoYXQuTWVzc2FnZVJlcXVlc3QaFy5ncnBjLmNoYXQuTWVzc2FnZVJlcGx5EkAKCkdldEhpc3RvcnkSGS5ncnBjLmNoYXQuSGlzdG9yeVJlcXVlc3QaFy5ncnBjLmNoYXQuSGlzdG9yeVJlcGx5EjsKCUxpc3RSb29tcxIXLmdycGMuY2hhdC5Sb29tc1JlcXVlc3QaFS5ncnBjLmNoYXQuUm9vbXNSZXBseWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message grpc.chat.MessageRequest
@@ -49,6 +49,25 @@ export type MessageRequest = Message<"grpc.chat.MessageRequest"> & {
    * @generated from field: string key = 4;
    */
   key: string;
+
+  /**
+   * @generated from field: grpc.chat.MessageRequest.Action action = 5;
+   */
+  action: MessageRequest_Action;
+
+  /**
+   * EDIT, DELETE, REACT, UNREACT: the message acted on
+   *
+   * @generated from field: uint64 target_id = 6;
+   */
+  targetId: bigint;
+
+  /**
+   * SAY: the message this one answers, in the same room
+   *
+   * @generated from field: uint64 reply_to = 7;
+   */
+  replyTo: bigint;
 };
 
 /**
@@ -57,6 +76,59 @@ export type MessageRequest = Message<"grpc.chat.MessageRequest"> & {
  */
 export const MessageRequestSchema: GenMessage<MessageRequest> = /*@__PURE__*/
   messageDesc(file_chat, 0);
+
+/**
+ * @generated from enum grpc.chat.MessageRequest.Action
+ */
+export enum MessageRequest_Action {
+  /**
+   * a message (the tutorial's)
+   *
+   * @generated from enum value: SAY = 0;
+   */
+  SAY = 0,
+
+  /**
+   * message is the new text of target_id (its author only)
+   *
+   * @generated from enum value: EDIT = 1;
+   */
+  EDIT = 1,
+
+  /**
+   * takes target_id back (its author, or a moderator)
+   *
+   * @generated from enum value: DELETE = 2;
+   */
+  DELETE = 2,
+
+  /**
+   * message is an emoji put on target_id
+   *
+   * @generated from enum value: REACT = 3;
+   */
+  REACT = 3,
+
+  /**
+   * message is an emoji taken off target_id
+   *
+   * @generated from enum value: UNREACT = 4;
+   */
+  UNREACT = 4,
+
+  /**
+   * message is the room's new topic
+   *
+   * @generated from enum value: TOPIC = 7;
+   */
+  TOPIC = 7,
+}
+
+/**
+ * Describes the enum grpc.chat.MessageRequest.Action.
+ */
+export const MessageRequest_ActionSchema: GenEnum<MessageRequest_Action> = /*@__PURE__*/
+  enumDesc(file_chat, 0, 0);
 
 /**
  * @generated from message grpc.chat.MessageReply
@@ -98,6 +170,55 @@ export type MessageReply = Message<"grpc.chat.MessageReply"> & {
    * @generated from field: string key = 7;
    */
   key: string;
+
+  /**
+   * EDIT, DELETE, REACTION: the message acted on
+   *
+   * @generated from field: uint64 target_id = 8;
+   */
+  targetId: bigint;
+
+  /**
+   * CHAT: the message it answers
+   *
+   * @generated from field: uint64 reply_to = 9;
+   */
+  replyTo: bigint;
+
+  /**
+   * in GetHistory: when its text last changed
+   *
+   * @generated from field: google.protobuf.Timestamp edited_at = 10;
+   */
+  editedAt?: Timestamp | undefined;
+
+  /**
+   * in GetHistory: taken back (text empty)
+   *
+   * @generated from field: bool deleted = 11;
+   */
+  deleted: boolean;
+
+  /**
+   * in GetHistory: its reactions now
+   *
+   * @generated from field: repeated grpc.chat.Reaction reactions = 12;
+   */
+  reactions: Reaction[];
+
+  /**
+   * in GetHistory: how many messages answer it
+   *
+   * @generated from field: uint32 replies = 13;
+   */
+  replies: number;
+
+  /**
+   * on a REACTION: the reaction was taken back
+   *
+   * @generated from field: bool removed = 14;
+   */
+  removed: boolean;
 };
 
 /**
@@ -145,6 +266,34 @@ export enum MessageReply_Kind {
    * @generated from enum value: ERROR = 4;
    */
   ERROR = 4,
+
+  /**
+   * target_id's text is now message (chat-features: edits)
+   *
+   * @generated from enum value: EDIT = 5;
+   */
+  EDIT = 5,
+
+  /**
+   * target_id was taken back (chat-features: edits)
+   *
+   * @generated from enum value: DELETE = 6;
+   */
+  DELETE = 6,
+
+  /**
+   * message is an emoji put on target_id, or taken off (removed) (reactions)
+   *
+   * @generated from enum value: REACTION = 7;
+   */
+  REACTION = 7,
+
+  /**
+   * the room's topic is now message (chat-features: topics)
+   *
+   * @generated from enum value: TOPIC = 10;
+   */
+  TOPIC = 10,
 }
 
 /**
@@ -152,6 +301,35 @@ export enum MessageReply_Kind {
  */
 export const MessageReply_KindSchema: GenEnum<MessageReply_Kind> = /*@__PURE__*/
   enumDesc(file_chat, 1, 0);
+
+/**
+ * @generated from message grpc.chat.Reaction
+ */
+export type Reaction = Message<"grpc.chat.Reaction"> & {
+  /**
+   * @generated from field: string emoji = 1;
+   */
+  emoji: string;
+
+  /**
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+
+  /**
+   * at most 20 of them
+   *
+   * @generated from field: repeated string users = 3;
+   */
+  users: string[];
+};
+
+/**
+ * Describes the message grpc.chat.Reaction.
+ * Use `create(ReactionSchema)` to create a new message.
+ */
+export const ReactionSchema: GenMessage<Reaction> = /*@__PURE__*/
+  messageDesc(file_chat, 2);
 
 /**
  * @generated from message grpc.chat.StatsRequest
@@ -170,7 +348,7 @@ export type StatsRequest = Message<"grpc.chat.StatsRequest"> & {
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 2);
+  messageDesc(file_chat, 3);
 
 /**
  * @generated from message grpc.chat.StatsReply
@@ -214,7 +392,7 @@ export type StatsReply = Message<"grpc.chat.StatsReply"> & {
  * Use `create(StatsReplySchema)` to create a new message.
  */
 export const StatsReplySchema: GenMessage<StatsReply> = /*@__PURE__*/
-  messageDesc(file_chat, 3);
+  messageDesc(file_chat, 4);
 
 /**
  * @generated from message grpc.chat.MessagesRequest
@@ -254,7 +432,150 @@ export type MessagesRequest = Message<"grpc.chat.MessagesRequest"> & {
  * Use `create(MessagesRequestSchema)` to create a new message.
  */
 export const MessagesRequestSchema: GenMessage<MessagesRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 4);
+  messageDesc(file_chat, 5);
+
+/**
+ * @generated from message grpc.chat.HistoryRequest
+ */
+export type HistoryRequest = Message<"grpc.chat.HistoryRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * the page just older than this id (0, with after_id 0: the newest)
+   *
+   * @generated from field: uint64 before_id = 2;
+   */
+  beforeId: bigint;
+
+  /**
+   * or the page just newer than this id
+   *
+   * @generated from field: uint64 after_id = 3;
+   */
+  afterId: bigint;
+
+  /**
+   * 0: 50; at most 500
+   *
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+
+  /**
+   * only this message and the messages that answer it
+   *
+   * @generated from field: uint64 thread = 5;
+   */
+  thread: bigint;
+};
+
+/**
+ * Describes the message grpc.chat.HistoryRequest.
+ * Use `create(HistoryRequestSchema)` to create a new message.
+ */
+export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 6);
+
+/**
+ * @generated from message grpc.chat.HistoryReply
+ */
+export type HistoryReply = Message<"grpc.chat.HistoryReply"> & {
+  /**
+   * oldest first
+   *
+   * @generated from field: repeated grpc.chat.MessageReply messages = 1;
+   */
+  messages: MessageReply[];
+
+  /**
+   * the page did not reach the end in its direction
+   *
+   * @generated from field: bool more = 2;
+   */
+  more: boolean;
+
+  /**
+   * @generated from field: string epoch = 3;
+   */
+  epoch: string;
+};
+
+/**
+ * Describes the message grpc.chat.HistoryReply.
+ * Use `create(HistoryReplySchema)` to create a new message.
+ */
+export const HistoryReplySchema: GenMessage<HistoryReply> = /*@__PURE__*/
+  messageDesc(file_chat, 7);
+
+/**
+ * @generated from message grpc.chat.RoomsRequest
+ */
+export type RoomsRequest = Message<"grpc.chat.RoomsRequest"> & {
+};
+
+/**
+ * Describes the message grpc.chat.RoomsRequest.
+ * Use `create(RoomsRequestSchema)` to create a new message.
+ */
+export const RoomsRequestSchema: GenMessage<RoomsRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 8);
+
+/**
+ * @generated from message grpc.chat.Room
+ */
+export type Room = Message<"grpc.chat.Room"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string topic = 2;
+   */
+  topic: string;
+
+  /**
+   * @generated from field: uint64 last_id = 3;
+   */
+  lastId: bigint;
+
+  /**
+   * @generated from field: uint32 online = 4;
+   */
+  online: number;
+
+  /**
+   * @generated from field: int32 num_messages = 5;
+   */
+  numMessages: number;
+};
+
+/**
+ * Describes the message grpc.chat.Room.
+ * Use `create(RoomSchema)` to create a new message.
+ */
+export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
+  messageDesc(file_chat, 9);
+
+/**
+ * @generated from message grpc.chat.RoomsReply
+ */
+export type RoomsReply = Message<"grpc.chat.RoomsReply"> & {
+  /**
+   * @generated from field: repeated grpc.chat.Room rooms = 1;
+   */
+  rooms: Room[];
+};
+
+/**
+ * Describes the message grpc.chat.RoomsReply.
+ * Use `create(RoomsReplySchema)` to create a new message.
+ */
+export const RoomsReplySchema: GenMessage<RoomsReply> = /*@__PURE__*/
+  messageDesc(file_chat, 10);
 
 /**
  * @generated from service grpc.chat.ChatService
@@ -289,6 +610,36 @@ export const ChatService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof MessageRequestSchema;
     output: typeof MessageReplySchema;
+  },
+  /**
+   * One request: its ACK or ERROR, by the stream's rules.
+   *
+   * @generated from rpc grpc.chat.ChatService.PostMessage
+   */
+  postMessage: {
+    methodKind: "unary";
+    input: typeof MessageRequestSchema;
+    output: typeof MessageReplySchema;
+  },
+  /**
+   * A page of one room's messages in their current state (edits, deletes, reactions folded in).
+   *
+   * @generated from rpc grpc.chat.ChatService.GetHistory
+   */
+  getHistory: {
+    methodKind: "unary";
+    input: typeof HistoryRequestSchema;
+    output: typeof HistoryReplySchema;
+  },
+  /**
+   * The rooms the caller may see, with their topics.
+   *
+   * @generated from rpc grpc.chat.ChatService.ListRooms
+   */
+  listRooms: {
+    methodKind: "unary";
+    input: typeof RoomsRequestSchema;
+    output: typeof RoomsReplySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);
