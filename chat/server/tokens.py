@@ -2,8 +2,8 @@
 
 The token is signed with the key the server verifies with: the HS256 secret (`--jwt-secret`),
 or the private key (`--jwt-private-key`) of the server's `--jwt-public-key`. It carries `sub`
-(the user), `exp`, `iat`, the `rooms` patterns when given, and `aud`/`iss` when the server
-checks them.
+(the user), `exp`, `iat`, the `rooms` patterns and the `mod` patterns (where its user moderates)
+when given, and `aud`/`iss` when the server checks them.
 """
 
 import re
@@ -51,6 +51,13 @@ def command() -> click.Command:
                 "PATTERN,...",
                 envvar=False,
             ),
+            flag(
+                "--mod",
+                "the rooms its user moderates (deletes others' messages, sets the topic), '*' "
+                "matching any run; default: none",
+                "PATTERN,...",
+                envvar=False,
+            ),
             click.Option(
                 ["--ttl"],
                 default="1h",
@@ -90,19 +97,22 @@ def mint(
     ttl: int = 3600,
     audience: str = "",
     issuer: str = "",
+    mod: Sequence[str] = (),
 ) -> str:
-    """A token for `user`, valid `ttl` seconds from now; `rooms` None allows every room."""
+    """A token for `user`, valid `ttl` seconds from now; `rooms` None allows every room, `mod`
+    lists the rooms its user moderates."""
     if problem := rules.name_problem("user", user):
         raise ConfigError(f"--user: {problem}")
     now = int(time.time())
     claims: Claims = {"sub": user, "iat": now, "exp": now + ttl}
-    if rooms is not None:
-        for pattern in rooms:
+    for flag, patterns in (("--rooms", rooms or ()), ("--mod", mod)):
+        for pattern in patterns:
             if not ROOM_PATTERN.fullmatch(pattern):
-                raise ConfigError(
-                    f"--rooms: {pattern!r} is not a room name ('*' may match any run)"
-                )
+                raise ConfigError(f"{flag}: {pattern!r} is not a room name ('*' may match any run)")
+    if rooms is not None:
         claims["rooms"] = list(rooms)
+    if mod:
+        claims["mod"] = list(mod)
     if audience:
         claims["aud"] = audience
     if issuer:
@@ -120,8 +130,11 @@ def token(args: Mapping[str, str]) -> str:
         key = read_private_key(args["jwt_private_key"])
     algorithm = auth.algorithms(args["jwt_algorithms"], bool(args["jwt_secret"]), key)[0]
     rooms = [room.strip() for room in args["rooms"].split(",")] if args["rooms"] else None
+    mod = [room.strip() for room in args["mod"].split(",")] if args["mod"] else []
     ttl = seconds(args["ttl"])
-    return mint(key, algorithm, args["user"], rooms, ttl, args["jwt_audience"], args["jwt_issuer"])
+    return mint(
+        key, algorithm, args["user"], rooms, ttl, args["jwt_audience"], args["jwt_issuer"], mod
+    )
 
 
 def read_private_key(path: str) -> Key:

@@ -77,7 +77,10 @@ def test_a_minted_token_names_the_user_its_rooms_and_lasts_its_ttl() -> None:
         ["general", "team-*"],
         90 * 60,
     )
-    assert "rooms" not in jwt.decode(token("--user", "bob"), SECRET, algorithms=["HS256"])
+    plain = jwt.decode(token("--user", "bob"), SECRET, algorithms=["HS256"])
+    assert "rooms" not in plain and "mod" not in plain
+    moderator = token("--user", "mo", "--mod", "general, team-*")
+    assert jwt.decode(moderator, SECRET, algorithms=["HS256"])["mod"] == ["general", "team-*"]
     checked = token("--user", "cid", "--jwt-audience", "chat", "--jwt-issuer", "us")
     claims = jwt.decode(checked, SECRET, algorithms=["HS256"], audience="chat", issuer="us")
     assert claims["sub"] == "cid"
@@ -89,6 +92,7 @@ def test_a_minted_token_names_the_user_its_rooms_and_lasts_its_ttl() -> None:
         (["--user", "ann smith"], "user name 'ann smith' must be"),
         (["--user", "ann", "--ttl", "forever"], "--ttl 'forever' is not a lifetime"),
         (["--user", "ann", "--rooms", "general,no way"], "--rooms: 'no way' is not a room"),
+        (["--user", "ann", "--mod", "@ann,bob"], "--mod: '@ann' is not a room"),
         (["--user", "ann", "--jwt-private-key", "/no/such.pem"], "give one key"),
     ],
 )
