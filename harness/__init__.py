@@ -4,6 +4,7 @@ in-process servers as `serve()` builds them, calls, screens. Not part of the ins
 from harness.calls import (
     REPLY_TIMEOUT,
     Chatter,
+    PipedClient,
     RawRequests,
     grpc_web_body,
     grpc_web_reply,
@@ -38,6 +39,7 @@ __all__ = [
     "ROOT",
     "SCREEN_WAIT",
     "Chatter",
+    "PipedClient",
     "RawRequests",
     "RedisClusterProcesses",
     "RedisProcess",

@@ -3,6 +3,9 @@
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -24,7 +27,8 @@ from gen.grpc.chat import (
     MessageRequest,
     StatsRequest,
 )
-from harness.processes import free_port
+from harness.paths import ROOT
+from harness.processes import ServerProcess, free_port
 
 REPLY_TIMEOUT = 10.0
 """Seconds a test waits for a reply before it fails instead of hanging."""
@@ -183,3 +187,42 @@ async def http_exchange(url: str, request: bytes, seconds: float = REPLY_TIMEOUT
             return await reader.read()
     finally:
         writer.close()
+
+
+class PipedClient:
+    """`python -m chat.client chat` reading lines from a pipe and printing every reply."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, server: ServerProcess, user: str, room: str) -> "PipedClient":
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "chat.client", "--server", server.address, "chat"),
+            *("--user", user, "--room", room),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        return cls(proc)
+
+    async def say(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{text}\n".encode())
+        await self.proc.stdin.drain()
+
+    async def printed(self, wanted: str) -> str:
+        """The next printed line that ends with `wanted`."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            while True:
+                printed = (await self.proc.stdout.readline()).decode()
+                assert printed, f"the client ended before printing {wanted!r}"
+                if printed.rstrip("\n").endswith(wanted):
+                    return printed
+
+    async def finish(self) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        return await asyncio.wait_for(self.proc.wait(), REPLY_TIMEOUT)

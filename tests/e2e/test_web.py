@@ -3,13 +3,11 @@ clients: every door of one server, one room."""
 
 import asyncio
 import json
-import os
 import queue
 import re
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, closing
 from datetime import UTC, datetime, timedelta
@@ -24,7 +22,7 @@ from bench.tutorial import generate
 from chat.server.auth import check_secret
 from chat.server.tokens import mint
 from gen.grpc.chat import MessageReplyKind
-from harness import REPLY_TIMEOUT, ROOT, Chatter, ServerProcess, run_client
+from harness import REPLY_TIMEOUT, ROOT, Chatter, PipedClient, ServerProcess, run_client
 
 Start = Callable[..., ServerProcess]
 WAIT_MS = REPLY_TIMEOUT * 1000
@@ -69,45 +67,6 @@ async def ids(page: Page) -> list[int]:
     return [int(value) for value in values]
 
 
-class Terminal:
-    """`python -m chat.client chat` reading lines from a pipe and printing every reply."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    @classmethod
-    async def start(cls, server: ServerProcess, user: str, room: str) -> "Terminal":
-        proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "chat.client", "--server", server.address, "chat"),
-            *("--user", user, "--room", room),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        return cls(proc)
-
-    async def say(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{text}\n".encode())
-        await self.proc.stdin.drain()
-
-    async def printed(self, wanted: str) -> str:
-        """The next printed line that ends with `wanted`."""
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(REPLY_TIMEOUT):
-            while True:
-                printed = (await self.proc.stdout.readline()).decode()
-                assert printed, f"the client ended before printing {wanted!r}"
-                if printed.rstrip("\n").endswith(wanted):
-                    return printed
-
-    async def finish(self) -> int:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        return await asyncio.wait_for(self.proc.wait(), REPLY_TIMEOUT)
-
-
 async def test_two_pages_and_a_terminal_client_chat_in_one_room_both_ways(
     server_process: Start, browser: Browser
 ) -> None:
@@ -116,7 +75,7 @@ async def test_two_pages_and_a_terminal_client_chat_in_one_room_both_ways(
     async with opened(browser, room + "ann") as ann, opened(browser, room + "bob") as bob:
         await live(ann)
         await live(bob)
-        cat = await Terminal.start(server, "cat", "lobby")
+        cat = await PipedClient.start(server, "cat", "lobby")
         for page in (ann, bob):
             await expect(page.locator("#online li", has_text="cat")).to_be_visible(timeout=WAIT_MS)
         await post(ann, "hello from ann")
@@ -500,7 +459,7 @@ async def test_an_action_shows_as_the_terminal_shows_it(
     server = server_process(web=True)
     async with opened(browser, f"{server.web_url}/?user=ann&room=general") as ann:
         await live(ann)
-        cat = await Terminal.start(server, "cat", "general")
+        cat = await PipedClient.start(server, "cat", "general")
         await expect(ann.locator("#online li", has_text="cat")).to_be_visible(timeout=WAIT_MS)
         box = ann.get_by_role("textbox", name="Message")
         await box.fill("/me waves")

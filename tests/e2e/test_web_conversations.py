@@ -15,7 +15,7 @@ from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 from chat.server.auth import check_secret
 from chat.server.tokens import mint
 from gen.grpc.chat import MessageReplyKind, MessageRequestAction
-from harness import REPLY_TIMEOUT, Chatter, ServerProcess, run_client
+from harness import REPLY_TIMEOUT, Chatter, PipedClient, ServerProcess, run_client
 
 Start = Callable[..., ServerProcess]
 WAIT_MS = REPLY_TIMEOUT * 1000
@@ -316,20 +316,21 @@ async def test_a_direct_conversation_between_two_pages_and_a_terminal_is_theirs_
             directs = ann.get_by_role("list", name="Direct")
             await expect(directs.get_by_role("button")).to_have_text(["@bob"], timeout=WAIT_MS)
 
-            # ann and the terminal client cat: bob may not read it, nor see it listed
-            terminal = await Chatter.open(
-                stack, channel_to(server), user="cat", room="@ann,cat", features=FEATURES
-            )
+            # ann and cat's terminal client: bob may not read it, nor see it listed
             rooms = ann.get_by_role("navigation", name="Rooms")
             await rooms.get_by_role("button", name="#general").click()
             await live(ann)
             await ann.get_by_role("complementary").get_by_role("button", name="cat").click()
             await expect(ann.get_by_role("heading", level=1)).to_have_text("@cat")
             await live(ann)
+            terminal = await PipedClient.start(server, "cat", "@ann,cat")
+            stack.push_async_callback(terminal.finish)
+            online = ann.get_by_role("complementary").get_by_role("button", name="cat")
+            await expect(online).to_be_visible(timeout=WAIT_MS)  # in the conversation now
             await post(ann, "hello cat")
-            heard = await terminal.recv_kind(MessageReplyKind.CHAT)
-            assert (heard.user, heard.message, heard.room) == ("ann", "hello cat", "@ann,cat")
+            await terminal.printed("[@ann,cat] ann: hello cat")
             await terminal.say("hello ann, from the terminal")
+            await terminal.printed("Server Responding to hello ann, from the terminal")
             await expect(line(ann, "hello ann, from the terminal")).to_contain_text(
                 "cat", timeout=WAIT_MS
             )
