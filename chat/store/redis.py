@@ -241,7 +241,8 @@ COUNT_ALL = (
     + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local total = 0
-for _, room in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+local rooms = redis.call('SCARD', KEYS[1]) > 0 and redis.call('SMEMBERS', KEYS[1]) or {}
+for _, room in ipairs(rooms) do  -- a new Redis: no room, and no read of the names
   local messages, start = 0, '-'
   while start do
     local page = redis.call('XRANGE', ARGV[1] .. room, start, '+', 'COUNT', PAGE)
