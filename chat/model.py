@@ -82,7 +82,8 @@ class Current:
 
 @dataclass(frozen=True, slots=True)
 class RoomSummary:
-    """A stored room as a list of rooms shows it."""
+    """A stored room as a list of rooms shows it; `messages` counts what a client that knows no
+    actions reads of it (its messages, not the deleted ones), as `Store.count` does."""
 
     name: str
     topic: str

@@ -197,8 +197,9 @@ class ChatService:
             active = await presence.active_rooms()
             stored = await self.store.stored_rooms(active)
             rooms = await self.store.room_count() + len(active) - len(stored)
-        else:
-            rooms = 1 if messages or room in await presence.active_rooms() else 0
+        else:  # a room of actions alone, or of deleted messages, is a room all the same
+            kept = messages or await self.store.stored_rooms([room])
+            rooms = 1 if kept or room in await presence.active_rooms() else 0
         stats = Stats(
             messages=min(messages, INT32_MAX),
             rooms=min(rooms, INT32_MAX),
@@ -500,13 +501,17 @@ class ChatService:
             if problem := problem or _access_problem(identity, draft.user, draft.room):
                 return problem
         # Flood control first: a flood of messages for new rooms is slowed before it costs a
-        # look-up. A room this stream has posted to costs nothing; another with messages is let
-        # through on a count that costs one look-up on every store (a Redis XLEN, so once per
-        # stream and room, not per message); a new room's message costs one more, the count of
-        # rooms (a Redis SCARD), never a read of their names.
+        # look-up. A room this stream has posted to costs nothing; another with entries is let
+        # through on one look-up on every store (a Redis SMISMEMBER, so once per stream and
+        # room, not per message); a new room's message costs one more, the count of rooms (a
+        # Redis SCARD), never a read of their names.
         if (slow_down := await self.flood.refusal(call, draft.user)) is not None:
             return slow_down
-        if self._max_rooms and draft.room not in posted and not await self.store.count(draft.room):
+        if (
+            self._max_rooms
+            and draft.room not in posted
+            and not await self.store.stored_rooms([draft.room])
+        ):
             kept = await self.store.room_count()
             if kept >= self._max_rooms:
                 self.refusals.refuse(

@@ -133,11 +133,15 @@ class Store(Protocol):
         ...
 
     async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
-        """Of `names`, the rooms with stored entries: their topic, newest id and size."""
+        """Of `names`, the rooms with stored entries: their topic, newest id and messages as
+        `count` counts them (0 for a room that holds only actions, or only deleted messages)."""
         ...
 
     async def count(self, room: str | None = None) -> int:
-        """How many messages are stored, in one room or in all of them."""
+        """How many messages are kept, in one room or in all of them: the messages (CHAT)
+        `history` gives without `entries`, as a client that knows no actions reads them; an
+        action is no message, and a deleted message counts no more. Kept as entries come and
+        go (no read of the history), so GetStats' `num_messages` is the tutorial's."""
         ...
 
     async def rooms(self) -> Set[str]:

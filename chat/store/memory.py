@@ -97,7 +97,8 @@ class MemoryStore:
         self._dropped: set[int] = set()  # ids in _all that their room no longer keeps
         self._by_room: dict[str, list[Stored]] = {}
         self._room_bytes: dict[str, int] = {}  # what each room's messages cost
-        self._count = 0
+        self._messages: dict[str, int] = {}  # by room: the kept messages (CHAT) not deleted
+        self._count = 0  # the sum of _messages
         self.bytes = 0
         """What the kept messages cost, about (`message_bytes`)."""
         self._listeners: list[Listener] = []
@@ -131,7 +132,8 @@ class MemoryStore:
         room = self._by_room.setdefault(draft.room, [])
         room.append(stored)
         size = message_bytes(stored)
-        self._count += 1
+        if draft.kind == CHAT:
+            self._counted(draft.room, 1)
         self.bytes += size
         self._room_bytes[draft.room] = self._room_bytes.get(draft.room, 0) + size
         if self._max_history and len(room) > self._max_history * SLACK:
@@ -158,6 +160,8 @@ class MemoryStore:
         elif entry.kind == EDIT:
             state.text, state.edited_at = entry.text, entry.sent_at
         elif entry.kind == DELETE:
+            if not state.deleted:
+                self._counted(target.room, -1)
             state.text, state.deleted = "", True
             state.reactions.clear()
         elif entry.kind == REACTION and entry.removed:
@@ -167,6 +171,11 @@ class MemoryStore:
                 state.reactions.pop(entry.text, None)
         elif entry.kind == REACTION:
             state.reactions.setdefault(entry.text, {})[entry.user] = None
+
+    def _counted(self, room: str, change: int) -> None:
+        """Adds `change` to the messages `room` has (and the store)."""
+        self._messages[room] = self._messages.get(room, 0) + change
+        self._count += change
 
     def _find(self, id: int) -> Stored | None:
         """Message `id` (CHAT) while it is kept."""
@@ -194,6 +203,7 @@ class MemoryStore:
         else:
             del self._by_room[name]
             del self._room_bytes[name]
+            self._messages.pop(name, None)
 
     def _compact(self) -> None:
         """Takes the dropped messages out of the whole list, which frees them."""
@@ -230,7 +240,10 @@ class MemoryStore:
 
     def _forget(self, message: Stored) -> None:
         size = message_bytes(message)
-        self._count -= 1
+        if message.kind == CHAT and not (
+            (state := self._states.get(message.id)) is not None and state.deleted
+        ):
+            self._counted(message.room, -1)
         self.bytes -= size
         self._room_bytes[message.room] -= size
         if message.key and self._keys.get((message.user, message.key)) is message:
@@ -348,7 +361,9 @@ class MemoryStore:
     async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
         rooms = self._by_room
         return [
-            RoomSummary(name, self._topics.get(name, ""), rooms[name][-1].id, len(rooms[name]))
+            RoomSummary(
+                name, self._topics.get(name, ""), rooms[name][-1].id, self._messages.get(name, 0)
+            )
             for name in names
             if name in rooms
         ]
@@ -357,7 +372,7 @@ class MemoryStore:
         return None
 
     async def count(self, room: str | None = None) -> int:
-        return self._count if room is None else len(self._by_room.get(room, ()))
+        return self._count if room is None else self._messages.get(room, 0)
 
     async def rooms(self) -> Set[str]:
         return self._by_room.keys()

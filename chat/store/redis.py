@@ -7,8 +7,10 @@ records the message's key (`chat:key:<user>:<key>`, expiring after the dedupe wi
 replica agrees on which of two posts with one key was first. An action (edit, delete,
 reaction, topic) is an entry like a message, and the same script folds it, and a reply, into
 the state kept beside the streams: a hash of the messages acted on or answered (id -> JSON),
-a sorted set of users per message and emoji, a hash of topics. Trimming the streams
-(`--max-history`) leaves that state in place. The history's epoch is a key set
+a sorted set of users per message and emoji, a hash of topics, and the rooms' counts of
+messages (CHAT, not deleted). With `--max-history` the script trims a room's stream itself,
+back to the limit once it holds SLACK times it, so that it knows which messages the count
+loses; the state of the messages trimmed stays in place. The history's epoch is a key set
 once (`SET NX`): a Redis that comes back empty gets a new one from the first replica to look.
 Key names, and what a cluster changes, are in chat/store/redis_keys.py.
 
@@ -60,6 +62,7 @@ from chat.store.base import (
     PAGE_SIZE,
     PRESENCE_INTERVAL,
     PRESENCE_TIMEOUT,
+    SLACK,
     Listener,
     new_epoch,
     next_page_size,
@@ -75,18 +78,33 @@ SOCKET_TIMEOUT = 5.0
 MAX_CONNECTIONS = 64
 RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
-# KEYS: next_id, all-rooms stream, room stream, rooms set, epoch, states, topics; then, for a
-# REACTION, its emoji's users on the message; last, when there is a key, the key's record.
+IS_MESSAGE = """
+-- Whether a stream entry {id, fields} is a message (CHAT) that `states` has not deleted.
+local function is_message(entry, states)
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'kind' then return false end
+  end
+  local raw = redis.call('HGET', states, string.match(entry[1], '^%d+'))
+  return not (raw and cjson.decode(raw).deleted)
+end
+"""
+
+# KEYS: next_id, all-rooms stream, room stream, rooms set, epoch, states, topics, counts, total;
+# then, for a REACTION, its emoji's users on the message; last, when there is a key, the key's
+# record.
 # ARGV: room, user, text, replica, origin, max per room (0: all), key, dedupe window in ms, an
 # epoch for a Redis that has none, kind, target id, reply_to, removed (0, 1), and for a DELETE
 # the prefix of its message's reaction keys. With a limit, the all-rooms stream keeps about
 # limit x rooms entries. An action (or a reply) changes the state of its message in the same
-# script, so every replica, and a store opened later, read the same state.
+# script, so every replica, and a store opened later, read the same state. The counts change
+# only once they are made (the total exists): until then, COUNT_ALL makes them from the streams.
 # Returns {id, micros, epoch}, or {'id:micros', epoch} of the first message with the key.
 APPEND = (
     f"local CHAT, EDIT, DELETE, REACTION, TOPIC = {CHAT}, {EDIT}, {DELETE}, {REACTION}, {TOPIC}\n"
-    f"local SHOWN = {REACTION_USERS}\n"
-    """
+    f"local SHOWN, SLACK = {REACTION_USERS}, {SLACK}\n"
+    + IS_MESSAGE
+    + """
 local epoch = redis.call('GET', KEYS[5])
 if not epoch then
   redis.call('SET', KEYS[5], ARGV[9])
@@ -115,16 +133,33 @@ if record then
   table.insert(fields, 'key')
   table.insert(fields, ARGV[7])
 end
+local counting = redis.call('EXISTS', KEYS[9]) == 1
+local function count(change)
+  if counting and change ~= 0 then
+    redis.call('HINCRBY', KEYS[8], ARGV[1], change)
+    redis.call('INCRBY', KEYS[9], change)
+  end
+end
 local limit = tonumber(ARGV[6])
 redis.call('SADD', KEYS[4], ARGV[1])
 if limit > 0 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', limit, entry, unpack(fields))
+  redis.call('XADD', KEYS[3], entry, unpack(fields))
+  local over = redis.call('XLEN', KEYS[3]) - limit
+  if limit + over > limit * SLACK then  -- back to the limit, the messages trimmed counted out
+    local taken = 0
+    for _, old in ipairs(redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', over)) do
+      if is_message(old, KEYS[6]) then taken = taken + 1 end
+    end
+    redis.call('XTRIM', KEYS[3], 'MAXLEN', limit)
+    count(-taken)
+  end
   local total = limit * redis.call('SCARD', KEYS[4])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', total, entry, unpack(fields))
 else
   redis.call('XADD', KEYS[3], entry, unpack(fields))
   redis.call('XADD', KEYS[2], entry, unpack(fields))
 end
+if kind == CHAT then count(1) end
 
 -- The state of the message acted on (or answered), as the memory store keeps it: nothing
 -- when it is no message (CHAT) its room keeps.
@@ -175,13 +210,14 @@ local function apply()
   elseif kind == EDIT then
     state.text, state.edited = ARGV[3], string.format('%d', micros)
   elseif kind == DELETE then
+    if not state.deleted then count(-1) end
     state.text, state.deleted = '', true
     for _, reaction in ipairs(state.reactions or {}) do
       redis.call('DEL', ARGV[14] .. reaction[1])
     end
     state.reactions = nil
   elseif kind == REACTION then
-    if not react(state, KEYS[8]) then return end
+    if not react(state, KEYS[10]) then return end
   end
   redis.call('HSET', KEYS[6], target, cjson.encode(state))
 end
@@ -192,6 +228,34 @@ elseif kind ~= CHAT or ARGV[12] ~= '0' then
   apply()
 end
 return {id, micros, epoch}
+"""
+)
+
+# KEYS: rooms set, states, counts, total. ARGV: the room streams' prefix.
+# Makes the counts from every room's stream, once: nothing when the total exists. One script,
+# so no append runs meanwhile; it reads every entry kept, once for a Redis written before the
+# counts (the streams are not in KEYS: on a cluster, they share the hash tag of those that are).
+COUNT_ALL = (
+    IS_MESSAGE
+    + f"local PAGE = {PAGE_SIZE}\n"
+    + """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local total = 0
+local rooms = redis.call('SCARD', KEYS[1]) > 0 and redis.call('SMEMBERS', KEYS[1]) or {}
+for _, room in ipairs(rooms) do  -- a new Redis: no room, and no read of the names
+  local messages, start = 0, '-'
+  while start do
+    local page = redis.call('XRANGE', ARGV[1] .. room, start, '+', 'COUNT', PAGE)
+    for _, entry in ipairs(page) do
+      if is_message(entry, KEYS[2]) then messages = messages + 1 end
+    end
+    start = #page == PAGE and '(' .. page[#page][1]
+  end
+  if messages > 0 then redis.call('HSET', KEYS[3], room, messages) end
+  total = total + messages
+end
+redis.call('SET', KEYS[4], total)
+return 1
 """
 )
 
@@ -273,6 +337,7 @@ class RedisStore:
             retry=no_retry,
         )
         self._append = self._client.register_script(APPEND)
+        self._count_all = self._client.register_script(COUNT_ALL)
         self._take_token = self._client.register_script(TAKE_TOKEN)
         self.presence = RedisPresence(
             self._client, self._keys, self._replica, presence_interval, presence_timeout
@@ -295,7 +360,9 @@ class RedisStore:
         presence_interval: float = PRESENCE_INTERVAL,
         presence_timeout: float = PRESENCE_TIMEOUT,
     ) -> "RedisStore":
-        """Connects and starts following the all-rooms stream from its current end."""
+        """Connects and starts following the all-rooms stream from its current end. The first
+        store opened on a Redis written before the counts makes them: one script that reads
+        every entry kept, which holds up Redis meanwhile."""
         try:
             store = cls(url, max_history, dedupe_window, presence_interval, presence_timeout)
         except (ValueError, *ERRORS) as error:
@@ -303,6 +370,7 @@ class RedisStore:
         keys = store._keys
         try:
             store.epoch = await _epoch_of(store._client, keys)
+            await store._make_counts()  # from here on, the appends keep them
             newest = cast(Entries, await store._client.xrevrange(keys.all, count=1))
             moved = cast(Entries, await store._client.xrevrange(keys.moves, count=1))
             await store.presence.start()
@@ -335,6 +403,8 @@ class RedisStore:
             self._keys.epoch,
             self._keys.states,
             self._keys.topics,
+            self._keys.counts,
+            self._keys.total,
         ]
         if draft.kind == REACTION:
             keys.append(self._keys.reactions(draft.target_id, draft.text))
@@ -532,7 +602,8 @@ class RedisStore:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
 
     async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
-        """One pipeline for all of them: each room's size, newest entry and topic."""
+        """One pipeline for all of them: whether the counts are made, and each room's size,
+        newest entry, topic and messages."""
         listed = list(names)
         if not listed:
             return []
@@ -540,27 +611,51 @@ class RedisStore:
         try:
             async with self._gate:
                 pipeline = self._client.pipeline(transaction=False)
+                pipeline.exists(keys.total)
                 for name in listed:
                     pipeline.xlen(keys.room(name))
                     pipeline.xrevrange(keys.room(name), count=1)
                     pipeline.hget(keys.topics, name)
-                replies = await pipeline.execute()
+                    pipeline.hget(keys.counts, name)
+                counted, *replies = await pipeline.execute()
+            if not counted:
+                await self._make_counts()
+                return await self.summaries(listed)
         except ERRORS as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
         return [
-            RoomSummary(name, (topic or b"").decode(), _entry_id(newest[0][0]), int(size))
-            for name, size, newest, topic in zip(
-                listed, replies[0::3], replies[1::3], replies[2::3], strict=True
+            RoomSummary(name, (topic or b"").decode(), _entry_id(newest[0][0]), int(count or 0))
+            for name, size, newest, topic, count in zip(
+                listed, *(replies[n::4] for n in range(4)), strict=True
             )
             if size
         ]
 
     async def count(self, room: str | None = None) -> int:
-        key = self._keys.all if room is None else self._keys.room(room)
+        """One read of the counts the append script keeps (the first, where they are not
+        made yet, makes them)."""
+        keys = self._keys
         try:
-            return int(await self._client.xlen(key))
+            async with self._gate:
+                pipeline = self._client.pipeline(transaction=False)
+                pipeline.get(keys.total)
+                if room is not None:
+                    pipeline.hget(keys.counts, room)
+                total, *in_room = await pipeline.execute()
+            if total is None:
+                await self._make_counts()
+                return await self.count(room)
         except ERRORS as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
+        return int(in_room[0] or 0) if in_room else int(total)
+
+    async def _make_counts(self) -> None:
+        """Makes the rooms' counts from their streams, unless a replica has made them."""
+        keys = self._keys
+        async with self._gate:
+            await self._count_all(
+                keys=[keys.rooms, keys.states, keys.counts, keys.total], args=[keys.room("")]
+            )
 
     async def rooms(self) -> set[str]:
         try:

@@ -56,6 +56,18 @@ class Keys:
         return self.prefix + "states"
 
     @property
+    def counts(self) -> str:
+        """A hash of the rooms' messages: room -> how many messages (CHAT) not deleted its
+        stream keeps, as the append script keeps them."""
+        return self.prefix + "counts"
+
+    @property
+    def total(self) -> str:
+        """The sum of `counts`. Absent: the counts are still to be made from the streams (a
+        Redis written before them, or emptied since), which the first count does."""
+        return self.prefix + "count"
+
+    @property
     def topics(self) -> str:
         """A hash of the rooms' topics: room -> topic."""
         return self.prefix + "topics"

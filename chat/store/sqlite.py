@@ -102,6 +102,10 @@ CREATE INDEX IF NOT EXISTS messages_by_thread ON messages (reply_to, id)
     WHERE reply_to IS NOT NULL;
 """
 """Only replies are in it, so a plain message costs no more to insert."""
+ACTIONS_BY_ROOM = f"""
+CREATE INDEX IF NOT EXISTS actions_by_room ON messages (room) WHERE kind != {CHAT};
+"""
+"""Only actions are in it: the count of a room's messages, made at open, reads them alone."""
 
 INSERTED = "id, room, user, text, sent_at, kind, target_id, reply_to, removed"
 COLUMNS = "m.id, m.room, m.user, m.text, m.sent_at, m.kind, m.target_id, m.reply_to, m.removed"
@@ -210,10 +214,11 @@ class SqliteStore:
         self._listeners: list[Listener] = []
         self._buckets = TokenBuckets()  # flood control: one process, so kept here
         self._pending: list[Pending] = []
-        self._counts: dict[str, int] = {}  # entries by room
+        self._counts: dict[str, int] = {}  # entries by room, actions too: what trimming counts
+        self._messages: dict[str, int] = {}  # by room: its messages (CHAT) not deleted
         self._newest: dict[str, int] = {}  # the newest id by room
         self._topics: dict[str, str] = {}
-        self._total = 0  # the sum of _counts, kept as they change
+        self._total = 0  # the sum of _messages, kept as they change
         self._next_id = 1
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
@@ -239,6 +244,7 @@ class SqliteStore:
             writer.executescript(SCHEMA)
             _add_columns(writer)
             writer.executescript(THREADS)
+            writer.executescript(ACTIONS_BY_ROOM)
             writer.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", [new_epoch()]
             )
@@ -252,14 +258,27 @@ class SqliteStore:
         return store
 
     async def _load_counts(self) -> None:
+        """The rooms' entries and messages (entries less actions less deleted messages), read
+        once at open and kept by `_commit` and `_trim` since: the actions from their own index,
+        the deleted messages from the states (none in a database made before actions)."""
         async with self._reader.execute(
             "SELECT room, COUNT(*), MAX(id) FROM messages GROUP BY room"
         ) as cursor:
             async for room, count, max_id in cursor:
-                self._counts[room] = count
+                self._counts[room] = self._messages[room] = count
                 self._newest[room] = max_id
-                self._total += count
                 self._next_id = max(self._next_id, max_id + 1)
+        not_messages = await self._read(
+            f"SELECT room, COUNT(*) FROM messages WHERE kind != {CHAT} GROUP BY room", []
+        ) + await self._read(
+            # CROSS JOIN: from the states, as SQLite would rather read every message
+            f"SELECT m.room, COUNT(*) FROM states AS s CROSS JOIN messages AS m ON m.id = s.id"
+            f" WHERE s.deleted = 1 AND m.kind = {CHAT} GROUP BY m.room",
+            [],
+        )
+        for room, count in not_messages:
+            self._messages[room] -= count
+        self._total = sum(self._messages.values())
         self._topics.update(await self._read("SELECT room, topic FROM topics", []))
 
     def listen(self, listener: Listener) -> None:
@@ -313,16 +332,19 @@ class SqliteStore:
             if draft.key:
                 keyed[draft.user, draft.key] = message
         try:
-            self._insert(stored, keyed, micros)
+            taken = self._insert(stored, keyed, micros)
         except Exception as error:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(StoreUnavailable(f"SQLite write failed: {error}"))
             return
         self._next_id += len(stored)
-        self._total += len(stored)
+        for room in taken:
+            self._counted(room, -1)
         for message in stored:
             self._counts[message.room] = self._counts.get(message.room, 0) + 1
+            if message.kind == CHAT:
+                self._counted(message.room, 1)
             self._newest[message.room] = message.id
             if message.kind == TOPIC:
                 self._topics[message.room] = message.text
@@ -337,6 +359,11 @@ class SqliteStore:
         if self._commits % CHECKPOINT_EVERY == 0 and self._checkpoint is None:
             self._expire_keys()
             self._checkpoint = self._loop.create_task(self._checkpoint_log())
+
+    def _counted(self, room: str, change: int) -> None:
+        """Adds `change` to the messages `room` has (and the store)."""
+        self._messages[room] = self._messages.get(room, 0) + change
+        self._total += change
 
     def _first_with_key(self, draft: Draft, keyed: dict[tuple[str, str], Stored]) -> Stored | None:
         """The message stored first with the draft's (user, key), in this batch or before it,
@@ -355,12 +382,12 @@ class SqliteStore:
 
     def _insert(
         self, stored: list[Stored], keyed: dict[tuple[str, str], Stored], micros: int
-    ) -> None:
+    ) -> list[str]:
         """Writes the batch's entries, their keys and what they change of the messages'
-        state, in the same transaction."""
+        state, in the same transaction; returns the room of each message a DELETE took."""
         assert self._writer is not None
         if not stored:
-            return
+            return []
         rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(stored))
         values = [
             v
@@ -381,7 +408,8 @@ class SqliteStore:
         changes = [s for s in stored if s.kind != CHAT or s.reply_to]
         if not keyed and not changes:
             self._writer.execute(insert, values)  # one statement: its own transaction
-            return
+            return []
+        taken: list[str] = []
         self._writer.execute("BEGIN")
         try:
             self._writer.execute(insert, values)
@@ -394,17 +422,20 @@ class SqliteStore:
                     f"INSERT INTO message_keys (id, user, key, sent_at) VALUES {keys}", key_values
                 )
             for change in changes:
-                self._apply(change, micros)
+                if (room := self._apply(change, micros)) is not None:
+                    taken.append(room)
             self._writer.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
                 self._writer.execute("ROLLBACK")
             raise
         self._keys_added += len(keyed)
+        return taken
 
-    def _apply(self, entry: Stored, micros: int) -> None:
+    def _apply(self, entry: Stored, micros: int) -> str | None:
         """Folds an action (or a reply) into the state of the message it is about, as the
-        memory store does: nothing when that is no message (CHAT) it keeps."""
+        memory store does: nothing when that is no message (CHAT) it keeps. The room of the
+        message when a DELETE took it (it was not deleted yet), else None."""
         writer = self._writer
         assert writer is not None
         if entry.kind == TOPIC:
@@ -413,14 +444,15 @@ class SqliteStore:
                 " ON CONFLICT (room) DO UPDATE SET topic = excluded.topic",
                 [entry.room, entry.text],
             )
-            return
+            return None
         id_ = entry.reply_to if entry.kind == CHAT else entry.target_id
         row = writer.execute(
-            f"SELECT s.id, s.reactions FROM {WITH_STATE} WHERE m.id = ? AND m.kind = {CHAT}",
+            f"SELECT s.id, s.reactions, s.deleted, m.room FROM {WITH_STATE}"
+            f" WHERE m.id = ? AND m.kind = {CHAT}",
             [id_],
         ).fetchone()
         if row is None:
-            return
+            return None
         if row[0] is None:
             writer.execute("INSERT INTO states (id) VALUES (?)", [id_])
         if entry.kind == CHAT:
@@ -434,6 +466,7 @@ class SqliteStore:
                 "UPDATE states SET text = '', deleted = 1, reactions = NULL WHERE id = ?", [id_]
             )
             writer.execute("DELETE FROM reactions WHERE id = ?", [id_])
+            return None if row[2] else str(row[3])
         elif entry.kind == REACTION:
             summary = self._react(entry, id_, json.loads(row[1] or "[]"))
             if summary is not None:
@@ -441,6 +474,7 @@ class SqliteStore:
                     "UPDATE states SET reactions = ? WHERE id = ?",
                     [json.dumps(summary, ensure_ascii=False) if summary else None, id_],
                 )
+        return None
 
     def _react(self, entry: Stored, id_: int, summary: Summary) -> Summary | None:
         """The message's reactions once `entry` put its emoji on or took it off; None when
@@ -511,7 +545,7 @@ class SqliteStore:
 
     def _trim(self, rooms: set[str]) -> None:
         """Deletes a room's oldest entries once it holds SLACK times its limit (amortised),
-        and the state of the messages among them."""
+        and the state of the messages among them; the room's messages count those no more."""
         writer = self._writer
         assert writer is not None
         for room in rooms:
@@ -524,6 +558,11 @@ class SqliteStore:
                     ).fetchone()
                     writer.execute("BEGIN")
                     try:
+                        (messages,) = writer.execute(
+                            f"SELECT COUNT(*) FROM {WITH_STATE} WHERE m.room = ? AND m.id <= ?"
+                            f" AND m.kind = {CHAT} AND s.deleted IS NOT 1",
+                            [room, last],
+                        ).fetchone()
                         writer.execute(f"DELETE FROM states WHERE id IN ({dropped})", [room, last])
                         writer.execute(
                             f"DELETE FROM reactions WHERE id IN ({dropped})", [room, last]
@@ -538,8 +577,8 @@ class SqliteStore:
                         raise
                 except sqlite3.Error:  # retention is best effort: they stay until next time
                     continue
-                self._total -= self._counts[room] - self._max_history
                 self._counts[room] = self._max_history
+                self._counted(room, -messages)
 
     async def history(
         self, room: str | None, after_id: int = 0, limit: int = 0, *, entries: bool = False
@@ -629,11 +668,11 @@ class SqliteStore:
 
     async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
         """From what the store keeps in memory: no query."""
-        counts = self._counts
+        messages = self._messages
         return [
-            RoomSummary(name, self._topics.get(name, ""), self._newest[name], counts[name])
+            RoomSummary(name, self._topics.get(name, ""), self._newest[name], messages.get(name, 0))
             for name in names
-            if name in counts
+            if name in self._counts
         ]
 
     async def _read(self, sql: str, args: list[object]) -> list[Any]:
@@ -654,7 +693,7 @@ class SqliteStore:
             raise StoreUnavailable(f"SQLite does not answer: {error}") from error
 
     async def count(self, room: str | None = None) -> int:
-        return self._total if room is None else self._counts.get(room, 0)
+        return self._total if room is None else self._messages.get(room, 0)
 
     async def rooms(self) -> Set[str]:
         return self._counts.keys()

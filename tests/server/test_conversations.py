@@ -268,8 +268,34 @@ async def test_rooms_list_what_the_caller_may_see_with_topics_sizes_and_who_is_o
             assert [room.name for room in rooms] == expected
         rooms = (await stub(channel).list_rooms(RoomsRequest())).rooms
         dev, quiet = rooms[1], rooms[2]
-        assert (dev.topic, dev.num_messages, dev.online, dev.last_id) == ("dev things", 2, 1, 2)
+        assert (dev.topic, dev.num_messages, dev.online, dev.last_id) == ("dev things", 1, 1, 2)
         assert (quiet.topic, quiet.num_messages, quiet.online, quiet.last_id) == ("", 0, 1, 0)
+
+
+async def test_stats_count_the_messages_an_old_client_reads_not_the_actions_on_them(
+    service_on: Serve, settings: Settings, store_url: str
+) -> None:
+    channel = await service_on(store_url, settings)
+
+    async def counted() -> tuple[int, int, int, int]:
+        whole = await stub(channel).get_stats(StatsRequest())
+        room = await stub(channel).get_stats(StatsRequest(room="general"))
+        listed = (await stub(channel).list_rooms(RoomsRequest())).rooms
+        return whole.num_messages, room.num_messages, room.num_rooms, listed[0].num_messages
+
+    first = await say(channel, "one")
+    await say(channel, "👍", user="bob", action=Action.REACT, target_id=first)
+    await say(channel, "one, fixed", action=Action.EDIT, target_id=first)
+    await say(channel, "the room for tests", action=Action.TOPIC)
+    assert await counted() == (1, 1, 1, 1)
+    assert len(await log(channel)) == 1
+    second = await say(channel, "two")
+    await say(channel, "elsewhere", room="other")
+    assert await counted() == (3, 2, 1, 2)
+    await say(channel, "", action=Action.DELETE, target_id=second)
+    await say(channel, "", action=Action.DELETE, target_id=first)
+    assert await counted() == (1, 0, 1, 0)  # general has no messages left, and is a room yet
+    assert len(await log(channel)) == 1
 
 
 async def test_a_direct_conversation_is_closed_to_everyone_it_does_not_name(

@@ -9,6 +9,9 @@ import pytest
 
 from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored
 from chat.store import Store, open_store
+from chat.store.base import SLACK
+from chat.store.redis_keys import Keys, client
+from harness import RedisProcess
 
 Open = Callable[..., Awaitable[Store]]
 
@@ -158,7 +161,7 @@ async def test_paging_back_through_ten_thousand_messages_gives_each_once_in_orde
     assert seen == list(range(1, total + 1))
 
 
-async def test_rooms_sum_up_with_their_topic_newest_id_and_size(
+async def test_rooms_sum_up_with_their_topic_newest_id_and_messages(
     open_backend: Open,
 ) -> None:
     store = await open_backend()
@@ -168,7 +171,7 @@ async def test_rooms_sum_up_with_their_topic_newest_id_and_size(
     topic = await store.append(Draft("a", "ann", "what a is for", kind=TOPIC))
     summaries = sorted(await store.summaries(["a", "b", "none"]), key=lambda room: room.name)
     assert [(s.name, s.topic, s.last_id, s.messages) for s in summaries] == [
-        ("a", "what a is for", topic.id, 3),
+        ("a", "what a is for", topic.id, 1),
         ("b", "", 2, 1),
     ]
     assert await store.summaries([]) == []
@@ -211,6 +214,7 @@ async def test_sqlite_opens_a_database_made_before_conversations_and_adds_what_i
     store = await open_store(f"sqlite:///{path}")
     try:
         assert store.epoch == "0123456789abcdef"
+        assert (await store.count(), await store.count("r")) == (1, 1)
         await say(store, "answer", user="bob", reply_to=1)
         await act(store, EDIT, 1, "from before, fixed")
         page, more = await store.page("r", limit=10)
@@ -224,6 +228,7 @@ async def test_sqlite_opens_a_database_made_before_conversations_and_adds_what_i
             (2, CHAT, "answer"),
             (3, EDIT, "from before, fixed"),
         ]
+        assert await store.count() == 2
     finally:
         await store.close()
 
@@ -259,7 +264,7 @@ async def test_an_action_posted_twice_with_one_key_is_one_entry_and_counts_once(
         Draft("r", "bob", "👍", key="k", kind=REACTION, target_id=message.id)
     )
     assert (again.id, again.repeat, again.kind, again.target_id) == (first.id, True, REACTION, 1)
-    assert await store.count("r") == 2
+    assert len([entry async for entry in store.history("r", entries=True)]) == 2
     now = await store.message(message.id)
     assert now is not None and [(r.emoji, r.count) for r in now.reactions] == [("👍", 1)]
 
@@ -275,3 +280,114 @@ async def test_a_key_tells_the_id_and_time_of_what_it_stored(
     assert await store.keyed("bob", "k1") == (reaction.id, reaction.sent_at)
     assert await store.keyed("ann", "k1") is None
     assert await store.keyed("bob", "k2") is None
+
+
+async def counts(store: Store, *rooms: str) -> tuple[int, ...]:
+    """The whole store's count, then each room's, and each room's summary's."""
+    summaries = {s.name: s.messages for s in await store.summaries(rooms)}
+    return (
+        await store.count(),
+        *[await store.count(room) for room in rooms],
+        *[summaries.get(room, 0) for room in rooms],
+    )
+
+
+async def test_counts_are_the_messages_an_old_client_reads_not_the_actions_on_them(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    one, two = await say(store, "one"), await say(store, "two")
+    await say(store, "elsewhere", room="other")
+    assert await counts(store, "r", "other") == (3, 2, 1, 2, 1)
+    await act(store, REACTION, one.id, "👍", user="bob")
+    await act(store, REACTION, one.id, "👍", user="bob", removed=True)
+    await act(store, EDIT, one.id, "one, fixed")
+    await store.append(Draft("r", "ann", "about r", kind=TOPIC))
+    await say(store, "an answer", reply_to=one.id)
+    assert await counts(store, "r", "other") == (4, 3, 1, 3, 1)
+    await act(store, DELETE, two.id)
+    await act(store, DELETE, two.id)  # the service refuses it; here it takes nothing more
+    await act(store, DELETE, 10_000)  # no such message
+    assert await counts(store, "r", "other") == (3, 2, 1, 2, 1)
+    assert await store.count("r") == len([m async for m in store.history("r")])
+    assert await store.count("nowhere") == 0
+
+
+async def test_a_room_of_actions_and_deleted_messages_is_stored_and_counts_none(
+    open_backend: Open,
+) -> None:
+    store = await open_backend()
+    gone = await say(store, "gone")
+    await act(store, DELETE, gone.id)
+    await store.append(Draft("t", "ann", "a topic alone", kind=TOPIC))
+    assert await counts(store, "r", "t") == (0, 0, 0, 0, 0)
+    assert await store.stored_rooms(["r", "t", "nowhere"]) == {"r", "t"}
+    assert await store.room_count() == 2
+    assert [s.name for s in await store.summaries(["r", "t"])] == ["r", "t"]
+
+
+async def test_counts_are_the_same_for_a_store_opened_again_on_the_data(
+    open_backend: Open,
+    request: pytest.FixtureRequest,
+) -> None:
+    first = await open_backend()
+    messages = [await say(first, f"m{n}") for n in range(4)]
+    await act(first, EDIT, messages[0].id, "m0, fixed")
+    await act(first, REACTION, messages[1].id, "👍")
+    await act(first, DELETE, messages[2].id)
+    await say(first, "elsewhere", room="other")
+    if "memory" in request.node.name:
+        return  # a memory store keeps its data to itself
+    if "sqlite" in request.node.name:
+        await first.close()  # one writer at a time
+    second = await open_backend()
+    assert await counts(second, "r", "other") == (4, 3, 1, 3, 1)
+    await act(second, DELETE, messages[3].id)
+    await act(second, DELETE, messages[2].id)
+    assert await counts(second, "r", "other") == (3, 2, 1, 2, 1)
+
+
+async def test_counts_follow_the_trimming_of_each_room_to_its_newest_entries(
+    open_backend: Open,
+) -> None:
+    store = await open_backend(max_history=10)
+    messages = [await say(store, f"m{n}") for n in range(10)]
+    for message in messages[:5]:
+        await act(store, DELETE, message.id)
+    for n in range(10):
+        await act(store, REACTION, messages[9].id, "👍", user=f"u{n}")
+    await say(store, "elsewhere", room="other")
+    for n in range(30):  # each room's oldest entries go, actions and messages alike
+        await say(store, f"more {n}")
+        kept = [m async for m in store.history("r", entries=True)]
+        assert len(kept) <= 10 * SLACK
+        now = len([m async for m in store.history("r")])
+        assert await counts(store, "r", "other") == (now + 1, now, 1, now, 1)
+    await act(store, DELETE, messages[9].id)  # trimmed already: nothing to take
+    assert await store.count("r") == len([m async for m in store.history("r")])
+
+
+async def test_a_redis_written_before_the_counts_has_them_made_from_its_streams(
+    redis_server: RedisProcess,
+) -> None:
+    url, keys = redis_server.url, Keys.for_url(redis_server.url)
+    raw = client(url)
+    first = await open_store(url)
+    second: Store | None = None
+    try:
+        one, two = await say(first, "one"), await say(first, "two")
+        await act(first, EDIT, one.id, "one, fixed")
+        await act(first, DELETE, two.id)
+        await say(first, "elsewhere", room="other")
+        await raw.delete(keys.counts, keys.total)  # as an earlier version left its data
+        await say(first, "unseen by the counts")
+        assert await counts(first, "r", "other") == (3, 2, 1, 2, 1)  # the first count makes them
+        await raw.delete(keys.counts, keys.total)
+        second = await open_store(url)  # which makes them at once
+        await act(second, DELETE, one.id)
+        assert await counts(first, "r", "other") == (2, 1, 1, 1, 1)
+    finally:
+        await first.close()
+        if second is not None:
+            await second.close()
+        await raw.aclose()
