@@ -76,6 +76,8 @@ class Block:
     continues: bool = False
     preamble: list[str] = field(default_factory=list)
     """Lines before the first command: a block that shows no command must not be run."""
+    unknown: list[str] = field(default_factory=list)
+    """Comments above the fence that are no marker (a misspelt one would be ignored)."""
 
 
 def console_blocks(text: str) -> list[Block]:
@@ -97,6 +99,8 @@ def console_blocks(text: str) -> list[Block]:
                 block.setup.insert(0, found.group(1))
             elif comment == CONTINUES:
                 block.continues = True
+            else:
+                block.unknown.append(comment)
             above -= 1
         index += 1
         while lines[index].strip() != "```":
@@ -151,6 +155,7 @@ class Shell:
     """One bash for a session, fed one command at a time, each command's output in a file."""
 
     def __init__(self, workdir: Path, outputs: Path, ports: dict[int, int]) -> None:
+        self.workdir = workdir
         self.outputs = outputs
         self.ports = ports
         self.count = 0
@@ -263,6 +268,7 @@ def test_every_block_is_run_or_says_why_not() -> None:
     """A block that shows no command, or is left out, says why in its marker."""
     assert BLOCKS, "README.md has no console block"
     for block in BLOCKS:
+        assert not block.unknown, f"README.md:{block.line}: not a marker: {block.unknown}"
         if block.not_run is not None:
             assert block.not_run, f"README.md:{block.line}: the marker gives no reason"
             assert not block.setup and not block.continues, f"README.md:{block.line}"
@@ -280,7 +286,7 @@ def test_the_readme_example_prints_what_the_readme_shows(
     session: list[Block], shell: Shell
 ) -> None:
     """Each command of the session prints the README's lines after it, masked as MASKS says."""
-    home = str(Path(shell.env["HOME"]).resolve())
+    home = str(shell.workdir.resolve())
     back = {str(port): str(shown) for shown, port in shell.ports.items()}
     for block in session:
         for setup in map(shell.on_free_ports, block.setup):
@@ -288,10 +294,10 @@ def test_the_readme_example_prints_what_the_readme_shows(
             if pid is not None:
                 wait_for(pid, server_ports(setup, shell.env), output, 0)
         for command, shown in block.commands:
-            output, pid = shell.run(shell.on_free_ports(command))
+            running = shell.on_free_ports(command)
+            output, pid = shell.run(running)
             if pid is not None:
-                ports = server_ports(shell.on_free_ports(command), shell.env)
-                wait_for(pid, ports, output, len(shown))
+                wait_for(pid, server_ports(running, shell.env), output, len(shown))
             printed = output.read_text().replace(home, HOME_SHOWN).splitlines()
             printed = [re.sub(r"\b\d+\b", lambda n: back.get(n[0], n[0]), p) for p in printed]
             if pid is not None:
