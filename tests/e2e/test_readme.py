@@ -58,8 +58,11 @@ MASKS = (
     (re.compile(r'"uptime_seconds": [0-9.e+-]+'), '"uptime_seconds": <n>'),
     (re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]*"), "<token>"),
     (re.compile(r"(_seconds_sum\{[^}]*\}) [0-9.e+-]+"), r"\1 <seconds>"),
+    (re.compile(r" [0-9.]+ms in="), " <n>ms in="),
+    (re.compile(r'"duration_ms": [0-9.]+'), '"duration_ms": <n>'),
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
 )
-"""What differs between runs: times, uptimes, signed tokens, call durations."""
+"""What differs between runs: times, uptimes, signed tokens, call durations, clients' ports."""
 COMMAND_TIMEOUT = 30.0
 """Seconds a command may take before the test fails."""
 
