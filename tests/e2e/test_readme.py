@@ -13,7 +13,8 @@ together. HTML comments just before the fence, invisible on the rendered page, s
 
 Each session runs in a fresh temporary folder, in one bash, with a clean environment (no CHAT_*
 variable of the developer's), the virtual environment's `bin` first on PATH and this checkout
-first on PYTHONPATH, so that `chat` and `chat-server` run the code under test. A command ending
+first on PYTHONPATH, so that `chat` and `chat-server` run the code under test; `just` reads the
+checkout's justfile and runs its recipes in the session's folder. A command ending
 in `&` runs in the background: the test waits until the server accepts on its ports and has
 printed as many lines as the README shows (a server's log goes on, the rest is not compared),
 and stops it (SIGTERM) when the session ends.
@@ -171,6 +172,8 @@ class Shell:
                 "CHAT_PORT": str(ports[50051]),
                 "CHAT_WEB_PORT": str(ports[8080]),
                 "CHAT_SERVER": f"localhost:{ports[50051]}",
+                "JUST_JUSTFILE": str(ROOT / "justfile"),
+                "JUST_WORKING_DIRECTORY": str(workdir),
             }
         )
         self.bash = subprocess.Popen(
