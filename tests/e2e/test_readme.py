@@ -5,7 +5,7 @@ A ```console block is a session: each `$ ` line is a command (a line ending in `
 onto the next), and the lines up to the next `$ ` are what it prints, stdout and stderr
 together. HTML comments just before the fence, invisible on the rendered page, say how to run it:
 
-- `<!-- not run: REASON -->`: the block is not run (it needs Redis, grpcurl, a terminal...);
+- `<!-- not run: REASON -->`: the block is not run (it needs grpcurl, a terminal...);
 - `<!-- setup: COMMAND -->`: COMMAND runs first in the block's shell, unchecked (the server a
   block assumes is running, in another terminal);
 - `<!-- continues the block before -->`: the block goes on in the shell of the block before
@@ -28,6 +28,7 @@ replaced back in the output; the session's folder is written `/home/ann/grpc.cha
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,8 +50,9 @@ SETUP = re.compile(r"<!-- setup: (.*) -->")
 """A command run before the block, unchecked."""
 CONTINUES = "<!-- continues the block before -->"
 """The block goes on in the shell of the block before."""
-PORTS = (50051, 8080, 9100)
-"""The README's ports (gRPC, web, metrics), each replaced by a free one when the test runs."""
+PORTS = (50051, 8080, 9100, 6379, 50061, 50062, 8081, 8082)
+"""The README's ports (gRPC, web, metrics, Redis, two replicas' gRPC and web), each replaced by a
+free one when the test runs."""
 HOME_SHOWN = "/home/ann/grpc.chat"
 """The folder the README's examples run in."""
 MASKS = (
@@ -64,6 +66,9 @@ MASKS = (
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
 )
 """What differs between runs: times, uptimes, signed tokens, call durations, clients' ports."""
+TOOLS = ("redis-server", "curl", "openssl", "od")
+"""Programs beside the project's that examples run: a session that needs one that is missing is
+skipped, naming it, as the suite's other tests skip (`.ci/run` installs them all)."""
 COMMAND_TIMEOUT = 30.0
 """Seconds a command may take before the test fails."""
 
@@ -82,6 +87,10 @@ class Block:
     """Lines before the first command: a block that shows no command must not be run."""
     unknown: list[str] = field(default_factory=list)
     """Comments above the fence that are no marker (a misspelt one would be ignored)."""
+
+    def commands_text(self) -> list[str]:
+        """The block's commands, as written."""
+        return [command for command, _ in self.commands]
 
 
 def console_blocks(text: str) -> list[Block]:
@@ -228,8 +237,11 @@ class Shell:
 
 
 def server_ports(command: str, env: dict[str, str]) -> list[int]:
-    """The ports a background `chat-server` command listens on, by its flags or the defaults."""
-    assert "chat-server" in command, f"the test waits only for chat servers: {command!r}"
+    """The ports a background `chat-server` or `redis-server --port N` command listens on, by
+    its flags or the defaults."""
+    if command.startswith("redis-server"):
+        return [int(re.findall(r"--port (\d+)", command)[0])]
+    assert "chat-server" in command, f"the test waits only for servers: {command!r}"
     ports = []
     for flag, default in (("--port", "CHAT_PORT"), ("--web-port", "CHAT_WEB_PORT")):
         given = re.search(rf"{flag}[ =](\d+)", command)
@@ -292,6 +304,10 @@ def test_the_readme_example_prints_what_the_readme_shows(
     session: list[Block], shell: Shell
 ) -> None:
     """Each command of the session prints the README's lines after it, masked as MASKS says."""
+    text = " ".join(line for block in session for line in block.setup + block.commands_text())
+    for tool in TOOLS:
+        if re.search(rf"\b{tool}\b", text) and shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
     home = str(shell.workdir.resolve())
     back = {str(port): str(shown) for shown, port in shell.ports.items()}
     for block in session:
