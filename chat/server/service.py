@@ -407,20 +407,22 @@ class ChatService:
     async def _answer_now(
         self, call: Call[Any], draft: Draft, overrides: bool, posted: Set[str]
     ) -> bytes | None:
-        """The reply to a draft that is not to be stored, or None when it is: the first ACK
-        again for an action its key stored before (its rules may no longer let it through: a
-        delete resent after a broken stream finds its message deleted), an ERROR saying why
-        it is refused, or the ACK (id 0) of a reaction that changes nothing."""
+        """The reply to a draft that is not to be stored, or None when it is: an ERROR saying
+        why it is refused, or the ACK (id 0) of a reaction that changes nothing; but the first
+        ACK again for an action its key stored before, which is why its rules no longer let it
+        through (a delete resent after a broken stream finds its message deleted, maybe by the
+        first attempt landing on another replica a moment ago)."""
+        problem = await self._problem(call, draft, overrides, posted)
+        if not problem and not (draft.kind == REACTION and await self._unchanged(draft)):
+            return None
         identity = call.identity
         if draft.kind != CHAT and draft.key and (identity is None or identity.user == draft.user):
             first = await self.store.keyed(draft.user, draft.key)
             if first is not None:
                 return self.encoding.ack(stored_from(draft, *first))
-        if problem := await self._problem(call, draft, overrides, posted):
+        if problem:
             return self.encoding.error(problem, draft.room, draft.user, draft.key)
-        if draft.kind == REACTION and await self._unchanged(draft):
-            return self.encoding.ack(_unstored(draft))
-        return None
+        return self.encoding.ack(_unstored(draft))
 
     async def _problem(
         self, call: Call[Any], draft: Draft, overrides: bool, posted: Set[str]
