@@ -33,6 +33,8 @@ def name_problem(kind: str, name: str) -> str | None:
         if DIRECT.fullmatch(name) and users == sorted(set(users or ())):
             return None
         return f"direct conversation {shown(name)} must be {DIRECT_RULE}"
+    if kind == "room":
+        return f"room name {shown(name)} must be {NAME_RULE}, or {DIRECT_RULE}"
     return f"{kind} name {shown(name)} must be {NAME_RULE}"
 
 
