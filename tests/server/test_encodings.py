@@ -271,7 +271,14 @@ def test_a_history_page_is_the_same_bytes_from_both_encodings_and_the_protobuf_r
 @given(
     rooms=st.lists(
         st.builds(
-            RoomView, names, names, ids, st.integers(0, 2**32 - 1), st.integers(0, 2**31 - 1)
+            RoomView,
+            names,
+            names,
+            ids,
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 2**31 - 1),
+            st.integers(0, 2**32 - 1),
+            ids,
         ),
         max_size=4,
     )
@@ -287,6 +294,8 @@ def test_a_list_of_rooms_is_the_same_bytes_from_both_encodings_and_the_protobuf_
             last_id=room.last_id,
             online=room.online,
             num_messages=room.messages,
+            unread=room.unread,
+            read_id=room.read_id,
         )
     assert FAST.rooms(rooms) == REFERENCE.rooms(rooms) == expected.SerializeToString()
 

@@ -69,6 +69,7 @@ async def test_the_file_of_the_chat_service_describes_its_methods(
         "PostMessage": (False, False),
         "GetHistory": (False, False),
         "ListRooms": (False, False),
+        "SearchMessages": (False, False),
     }
     imported = await ask(server, version, file_by_filename="google/protobuf/timestamp.proto")
     (blob,) = imported.file_descriptor_response.file_descriptor_proto

@@ -69,6 +69,8 @@ class RoomView:
     last_id: int
     online: int
     messages: int
+    unread: int = 0
+    read_id: int = 0
 
 
 class Encoding(ABC):

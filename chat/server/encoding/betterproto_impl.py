@@ -89,6 +89,8 @@ class BetterprotoEncoding(Encoding):
                         last_id=room.last_id,
                         online=room.online,
                         num_messages=room.messages,
+                        unread=room.unread,
+                        read_id=room.read_id,
                     )
                     for room in rooms
                 ]

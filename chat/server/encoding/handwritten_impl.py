@@ -46,7 +46,15 @@ KNOWN_FIELDS = {
     },
     "Reaction": {1: "emoji", 2: "count", 3: "users"},
     "HistoryReply": {1: "messages", 2: "more", 3: "epoch"},
-    "Room": {1: "name", 2: "topic", 3: "last_id", 4: "online", 5: "num_messages"},
+    "Room": {
+        1: "name",
+        2: "topic",
+        3: "last_id",
+        4: "online",
+        5: "num_messages",
+        6: "unread",
+        7: "read_id",
+    },
     "RoomsReply": {1: "rooms"},
     "StatsRequest": {1: "room"},
     "StatsReply": {
@@ -221,7 +229,9 @@ def encode_rooms(rooms: list[RoomView]) -> bytes:
             + _string(b"\x12", room.topic)
             + _varint_field(b"\x18", room.last_id)
             + _varint_field(b"\x20", room.online)
-            + _varint_field(b"\x28", room.messages),
+            + _varint_field(b"\x28", room.messages)
+            + _varint_field(b"\x30", room.unread)
+            + _varint_field(b"\x38", room.read_id),
         )
         for room in rooms
     )

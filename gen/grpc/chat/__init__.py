@@ -32,6 +32,8 @@ class MessageRequestAction(betterproto.Enum):
     DELETE = 2
     REACT = 3
     UNREACT = 4
+    TYPING = 5
+    READ = 6
     TOPIC = 7
 
 
@@ -44,6 +46,8 @@ class MessageReplyKind(betterproto.Enum):
     EDIT = 5
     DELETE = 6
     REACTION = 7
+    TYPING = 8
+    READ = 9
     TOPIC = 10
 
 
@@ -134,11 +138,22 @@ class Room(betterproto.Message):
     last_id: int = betterproto.uint64_field(3)
     online: int = betterproto.uint32_field(4)
     num_messages: int = betterproto.int32_field(5)
+    unread: int = betterproto.uint32_field(6)
+    read_id: int = betterproto.uint64_field(7)
 
 
 @dataclass(eq=False, repr=False)
 class RoomsReply(betterproto.Message):
     rooms: List["Room"] = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class SearchRequest(betterproto.Message):
+    text: str = betterproto.string_field(1)
+    room: str = betterproto.string_field(2)
+    user: str = betterproto.string_field(3)
+    before_id: int = betterproto.uint64_field(4)
+    limit: int = betterproto.uint32_field(5)
 
 
 class ChatServiceStub(betterproto.ServiceStub):
@@ -249,6 +264,23 @@ class ChatServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def search_messages(
+        self,
+        search_request: "SearchRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "HistoryReply":
+        return await self._unary_unary(
+            "/grpc.chat.ChatService/SearchMessages",
+            search_request,
+            HistoryReply,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class ChatServiceBase(ServiceBase):
 
@@ -274,6 +306,9 @@ class ChatServiceBase(ServiceBase):
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def list_rooms(self, rooms_request: "RoomsRequest") -> "RoomsReply":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def search_messages(self, search_request: "SearchRequest") -> "HistoryReply":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_get_stats(
@@ -324,6 +359,13 @@ class ChatServiceBase(ServiceBase):
         response = await self.list_rooms(request)
         await stream.send_message(response)
 
+    async def __rpc_search_messages(
+        self, stream: "grpclib.server.Stream[SearchRequest, HistoryReply]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.search_messages(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/grpc.chat.ChatService/GetStats": grpclib.const.Handler(
@@ -361,5 +403,11 @@ class ChatServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 RoomsRequest,
                 RoomsReply,
+            ),
+            "/grpc.chat.ChatService/SearchMessages": grpclib.const.Handler(
+                self.__rpc_search_messages,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                SearchRequest,
+                HistoryReply,
             ),
         }

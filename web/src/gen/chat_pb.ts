@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEglncnBjLmNoYXQi7QEKDk1lc3NhZ2VSZXF1ZXN0Eg8KB21lc3NhZ2UYASABKAkSDAoEdXNlchgCIAEoCRIMCgRyb29tGAMgASgJEgsKA2tleRgEIAEoCRIwCgZhY3Rpb24YBSABKA4yIC5ncnBjLmNoYXQuTWVzc2FnZVJlcXVlc3QuQWN0aW9uEhEKCXRhcmdldF9pZBgGIAEoBBIQCghyZXBseV90bxgHIAEoBCJKCgZBY3Rpb24SBwoDU0FZEAASCAoERURJVBABEgoKBkRFTEVURRACEgkKBVJFQUNUEAMSCwoHVU5SRUFDVBAEEgkKBVRPUElDEAcixgMKDE1lc3NhZ2VSZXBseRIPCgdtZXNzYWdlGAEgASgJEgwKBHVzZXIYAiABKAkSDAoEcm9vbRgDIAEoCRIKCgJpZBgEIAEoBBIrCgdzZW50X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgRraW5kGAYgASgOMhwuZ3JwYy5jaGF0Lk1lc3NhZ2VSZXBseS5LaW5kEgsKA2tleRgHIAEoCRIRCgl0YXJnZXRfaWQYCCABKAQSEAoIcmVwbHlfdG8YCSABKAQSLQoJZWRpdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGAsgASgIEiYKCXJlYWN0aW9ucxgMIAMoCzITLmdycGMuY2hhdC5SZWFjdGlvbhIPCgdyZXBsaWVzGA0gASgNEg8KB3JlbW92ZWQYDiABKAgiaAoES2luZBIICgRDSEFUEAASBwoDQUNLEAESCAoESk9JThACEgkKBUxFQVZFEAMSCQoFRVJST1IQBBIICgRFRElUEAUSCgoGREVMRVRFEAYSDAoIUkVBQ1RJT04QBxIJCgVUT1BJQxAKIjcKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBWNvdW50GAIgASgNEg0KBXVzZXJzGAMgAygJIhwKDFN0YXRzUmVxdWVzdBIMCgRyb29tGAEgASgJIoMBCgpTdGF0c1JlcGx5EhQKDG51bV9tZXNzYWdlcxgBIAEoBRIRCgludW1fcm9vbXMYAiABKAUSFQoNbnVtX2Nvbm5lY3RlZBgDIAEoBRIOCgZvbmxpbmUYBCADKAkSFgoOdXB0aW1lX3NlY29uZHMYBSABKAESDQoFZXBvY2gYBiABKAkiUAoPTWVzc2FnZXNSZXF1ZXN0EgwKBHJvb20YASABKAkSEAoIYWZ0ZXJfaWQYAiABKAQSDQoFbGltaXQYAyABKA0SDgoGZm9sbG93GAQgASgIImIKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSEQoJYmVmb3JlX2lkGAIgASgEEhAKCGFmdGVyX2lkGAMgASgEEg0KBWxpbWl0GAQgASgNEg4KBnRocmVhZBgFIAEoBCJWCgxIaXN0b3J5UmVwbHkSKQoIbWVzc2FnZXMYASADKAsyFy5ncnBjLmNoYXQuTWVzc2FnZVJlcGx5EgwKBG1vcmUYAiABKAgSDQoFZXBvY2gYAyABKAkiDgoMUm9vbXNSZXF1ZXN0IloKBFJvb20SDAoEbmFtZRgBIAEoCRINCgV0b3BpYxgCIAEoCRIPCgdsYXN0X2lkGAMgASgEEg4KBm9ubGluZRgEIAEoDRIUCgxudW1fbWVzc2FnZXMYBSABKAUiLAoKUm9vbXNSZXBseRIeCgVyb29tcxgBIAMoCzIPLmdycGMuY2hhdC5Sb29tMqIDCgtDaGF0U2VydmljZRI6CghHZXRTdGF0cxIXLmdycGMuY2hhdC5TdGF0c1JlcXVlc3QaFS5ncnBjLmNoYXQuU3RhdHNSZXBseRJECgtHZXRNZXNzYWdlcxIaLmdycGMuY2hhdC5NZXNzYWdlc1JlcXVlc3QaFy5ncnBjLmNoYXQuTWVzc2FnZVJlcGx5MAESTwoVU2VuZEFuZFJlY2VpdmVNZXNzYWdlEhkuZ3JwYy5jaGF0Lk1lc3NhZ2VSZXF1ZXN0GhcuZ3JwYy5jaGF0Lk1lc3NhZ2VSZXBseSgBMAESQQoLUG9zdE1lc3NhZ2USGS5ncnBjLmNoYXQuTWVzc2FnZVJlcXVlc3QaFy5ncnBjLmNoYXQuTWVzc2FnZVJlcGx5EkAKCkdldEhpc3RvcnkSGS5ncnBjLmNoYXQuSGlzdG9yeVJlcXVlc3QaFy5ncnBjLmNoYXQuSGlzdG9yeVJlcGx5EjsKCUxpc3RSb29tcxIXLmdycGMuY2hhdC5Sb29tc1JlcXVlc3QaFS5ncnBjLmNoYXQuUm9vbXNSZXBseWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEglncnBjLmNoYXQigwIKDk1lc3NhZ2VSZXF1ZXN0Eg8KB21lc3NhZ2UYASABKAkSDAoEdXNlchgCIAEoCRIMCgRyb29tGAMgASgJEgsKA2tleRgEIAEoCRIwCgZhY3Rpb24YBSABKA4yIC5ncnBjLmNoYXQuTWVzc2FnZVJlcXVlc3QuQWN0aW9uEhEKCXRhcmdldF9pZBgGIAEoBBIQCghyZXBseV90bxgHIAEoBCJgCgZBY3Rpb24SBwoDU0FZEAASCAoERURJVBABEgoKBkRFTEVURRACEgkKBVJFQUNUEAMSCwoHVU5SRUFDVBAEEgoKBlRZUElORxAFEggKBFJFQUQQBhIJCgVUT1BJQxAHItwDCgxNZXNzYWdlUmVwbHkSDwoHbWVzc2FnZRgBIAEoCRIMCgR1c2VyGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAQSKwoHc2VudF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoEa2luZBgGIAEoDjIcLmdycGMuY2hhdC5NZXNzYWdlUmVwbHkuS2luZBILCgNrZXkYByABKAkSEQoJdGFyZ2V0X2lkGAggASgEEhAKCHJlcGx5X3RvGAkgASgEEi0KCWVkaXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgLIAEoCBImCglyZWFjdGlvbnMYDCADKAsyEy5ncnBjLmNoYXQuUmVhY3Rpb24SDwoHcmVwbGllcxgNIAEoDRIPCgdyZW1vdmVkGA4gASgIIn4KBEtpbmQSCAoEQ0hBVBAAEgcKA0FDSxABEggKBEpPSU4QAhIJCgVMRUFWRRADEgkKBUVSUk9SEAQSCAoERURJVBAFEgoKBkRFTEVURRAGEgwKCFJFQUNUSU9OEAcSCgoGVFlQSU5HEAgSCAoEUkVBRBAJEgkKBVRPUElDEAoiNwoIUmVhY3Rpb24SDQoFZW1vamkYASABKAkSDQoFY291bnQYAiABKA0SDQoFdXNlcnMYAyADKAkiHAoMU3RhdHNSZXF1ZXN0EgwKBHJvb20YASABKAkigwEKClN0YXRzUmVwbHkSFAoMbnVtX21lc3NhZ2VzGAEgASgFEhEKCW51bV9yb29tcxgCIAEoBRIVCg1udW1fY29ubmVjdGVkGAMgASgFEg4KBm9ubGluZRgEIAMoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoARINCgVlcG9jaBgGIAEoCSJQCg9NZXNzYWdlc1JlcXVlc3QSDAoEcm9vbRgBIAEoCRIQCghhZnRlcl9pZBgCIAEoBBINCgVsaW1pdBgDIAEoDRIOCgZmb2xsb3cYBCABKAgiYgoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRIRCgliZWZvcmVfaWQYAiABKAQSEAoIYWZ0ZXJfaWQYAyABKAQSDQoFbGltaXQYBCABKA0SDgoGdGhyZWFkGAUgASgEIlYKDEhpc3RvcnlSZXBseRIpCghtZXNzYWdlcxgBIAMoCzIXLmdycGMuY2hhdC5NZXNzYWdlUmVwbHkSDAoEbW9yZRgCIAEoCBINCgVlcG9jaBgDIAEoCSIOCgxSb29tc1JlcXVlc3QiewoEUm9vbRIMCgRuYW1lGAEgASgJEg0KBXRvcGljGAIgASgJEg8KB2xhc3RfaWQYAyABKAQSDgoGb25saW5lGAQgASgNEhQKDG51bV9tZXNzYWdlcxgFIAEoBRIOCgZ1bnJlYWQYBiABKA0SDwoHcmVhZF9pZBgHIAEoBCIsCgpSb29tc1JlcGx5Eh4KBXJvb21zGAEgAygLMg8uZ3JwYy5jaGF0LlJvb20iWwoNU2VhcmNoUmVxdWVzdBIMCgR0ZXh0GAEgASgJEgwKBHJvb20YAiABKAkSDAoEdXNlchgDIAEoCRIRCgliZWZvcmVfaWQYBCABKAQSDQoFbGltaXQYBSABKA0y5wMKC0NoYXRTZXJ2aWNlEjoKCEdldFN0YXRzEhcuZ3JwYy5jaGF0LlN0YXRzUmVxdWVzdBoVLmdycGMuY2hhdC5TdGF0c1JlcGx5EkQKC0dldE1lc3NhZ2VzEhouZ3JwYy5jaGF0Lk1lc3NhZ2VzUmVxdWVzdBoXLmdycGMuY2hhdC5NZXNzYWdlUmVwbHkwARJPChVTZW5kQW5kUmVjZWl2ZU1lc3NhZ2USGS5ncnBjLmNoYXQuTWVzc2FnZVJlcXVlc3QaFy5ncnBjLmNoYXQuTWVzc2FnZVJlcGx5KAEwARJBCgtQb3N0TWVzc2FnZRIZLmdycGMuY2hhdC5NZXNzYWdlUmVxdWVzdBoXLmdycGMuY2hhdC5NZXNzYWdlUmVwbHkSQAoKR2V0SGlzdG9yeRIZLmdycGMuY2hhdC5IaXN0b3J5UmVxdWVzdBoXLmdycGMuY2hhdC5IaXN0b3J5UmVwbHkSOwoJTGlzdFJvb21zEhcuZ3JwYy5jaGF0LlJvb21zUmVxdWVzdBoVLmdycGMuY2hhdC5Sb29tc1JlcGx5EkMKDlNlYXJjaE1lc3NhZ2VzEhguZ3JwYy5jaGF0LlNlYXJjaFJlcXVlc3QaFy5ncnBjLmNoYXQuSGlzdG9yeVJlcGx5YgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message grpc.chat.MessageRequest
@@ -115,6 +115,20 @@ export enum MessageRequest_Action {
    * @generated from enum value: UNREACT = 4;
    */
   UNREACT = 4,
+
+  /**
+   * the user is typing in the room: never stored (chat-features: typing)
+   *
+   * @generated from enum value: TYPING = 5;
+   */
+  TYPING = 5,
+
+  /**
+   * the user has read the room up to target_id (chat-features: read)
+   *
+   * @generated from enum value: READ = 6;
+   */
+  READ = 6,
 
   /**
    * message is the room's new topic
@@ -287,6 +301,20 @@ export enum MessageReply_Kind {
    * @generated from enum value: REACTION = 7;
    */
   REACTION = 7,
+
+  /**
+   * user is typing in room; id 0, never stored (chat-features: typing)
+   *
+   * @generated from enum value: TYPING = 8;
+   */
+  TYPING = 8,
+
+  /**
+   * your read marker in room is now target_id (chat-features: read)
+   *
+   * @generated from enum value: READ = 9;
+   */
+  READ = 9,
 
   /**
    * the room's topic is now message (chat-features: topics)
@@ -551,6 +579,20 @@ export type Room = Message<"grpc.chat.Room"> & {
    * @generated from field: int32 num_messages = 5;
    */
   numMessages: number;
+
+  /**
+   * the caller's messages to read: others' messages after read_id
+   *
+   * @generated from field: uint32 unread = 6;
+   */
+  unread: number;
+
+  /**
+   * the caller's read marker in this room
+   *
+   * @generated from field: uint64 read_id = 7;
+   */
+  readId: bigint;
 };
 
 /**
@@ -576,6 +618,53 @@ export type RoomsReply = Message<"grpc.chat.RoomsReply"> & {
  */
 export const RoomsReplySchema: GenMessage<RoomsReply> = /*@__PURE__*/
   messageDesc(file_chat, 10);
+
+/**
+ * @generated from message grpc.chat.SearchRequest
+ */
+export type SearchRequest = Message<"grpc.chat.SearchRequest"> & {
+  /**
+   * words; "a quoted phrase"; a word ending in * is a prefix
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * empty: every room the caller may read
+   *
+   * @generated from field: string room = 2;
+   */
+  room: string;
+
+  /**
+   * only this author
+   *
+   * @generated from field: string user = 3;
+   */
+  user: string;
+
+  /**
+   * paging: matches older than this id
+   *
+   * @generated from field: uint64 before_id = 4;
+   */
+  beforeId: bigint;
+
+  /**
+   * 0: 20; at most 100
+   *
+   * @generated from field: uint32 limit = 5;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message grpc.chat.SearchRequest.
+ * Use `create(SearchRequestSchema)` to create a new message.
+ */
+export const SearchRequestSchema: GenMessage<SearchRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 11);
 
 /**
  * @generated from service grpc.chat.ChatService
@@ -640,6 +729,16 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof RoomsRequestSchema;
     output: typeof RoomsReplySchema;
+  },
+  /**
+   * Messages that match words, newest first, in the rooms the caller may read.
+   *
+   * @generated from rpc grpc.chat.ChatService.SearchMessages
+   */
+  searchMessages: {
+    methodKind: "unary";
+    input: typeof SearchRequestSchema;
+    output: typeof HistoryReplySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);
