@@ -3,8 +3,9 @@
 Wall-clock and CPU time move with whatever else the machine runs; the instructions a process
 executes do not. The server runs on the fast path with the memory store under `valgrind
 --tool=callgrind`, twice per workload (`--sizes`), driven by the benchmark's own clients; its
-count for the smaller run (startup, connections, idle ticks) is taken from the larger one's, so
-what is left is the cost of the messages between the two sizes.
+count for the smaller run (startup, connections) is taken from the larger one's, so what is
+left is the cost of the messages between the two sizes (and of the guard's clock ticks in the
+longer run's extra seconds: a run repeated lands within half a percent).
 
     python -m tools.callgrind                       # bidi, fanout and unary, this tree's server
     python -m tools.callgrind --root ../other-tree  # the server of another checkout
