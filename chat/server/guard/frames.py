@@ -217,8 +217,23 @@ class FrameReader:
         self.received_bytes = start + end
         self.read_highest = self.highest
         self.fresh_resets = 0
-        self.read_from = end  # no frame wholly in it, unless one is found below
         position = self.skip
+        if not position and not self.head and end >= HEADER_SIZE + PREFIX_SIZE:
+            # A request message a read, as a client waiting for each ACK sends them: one DATA
+            # frame (no flags) holding one whole message, on a stream with none unfinished.
+            kind, flags, stream = HEADER.unpack_from(data)
+            length = end - HEADER_SIZE
+            if (
+                kind == length << 8
+                and not flags
+                and MESSAGE_SIZE.unpack_from(data, HEADER_SIZE + 1)[0] == length - PREFIX_SIZE
+                and not (self.unfinished and stream & STREAM_ID in self.unfinished)
+            ):
+                self.read_from = 0
+                self.data += length
+                self.frames += 1
+                return
+        self.read_from = end  # no frame wholly in it, unless one is found below
         if position:
             if self.cut_stream:
                 self._cut_data(data, position)

@@ -3,7 +3,7 @@
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from abuse.attacker import grpc_message, request_headers
@@ -157,6 +157,38 @@ def test_a_stream_past_the_limit_is_refused_where_its_header_block_ends() -> Non
     assert reader.refusals == [(reader.received_bytes, 3)]
     assert reader.streams == {1: 0} and reader.highest == 3
     assert reader.stalled() is None
+
+
+bodies = st.binary(max_size=12) | st.binary(max_size=7).map(grpc_message)
+"""Message bodies, some shaped as gRPC messages themselves: cut after their prefix, the rest
+of the message they are in looks whole."""
+
+
+@given(
+    st.lists(bodies, min_size=1, max_size=6),
+    st.lists(st.integers(1, 80), max_size=8),
+    st.lists(st.sampled_from([1, 3]), min_size=8, max_size=8),
+)
+@example([grpc_message(b"abc")], [5], [1] * 8)  # the rest of a message, looking whole
+def test_messages_a_frame_and_a_frame_a_read_are_read_as_all_at_once(
+    messages: list[bytes], cuts: list[int], streams: list[int]
+) -> None:
+    """One DATA frame a read, as a client awaiting each ACK sends them, goes a shorter way:
+    where a frame holds the rest of a message that looks whole, the message is followed too."""
+    body = b"".join(grpc_message(message) for message in messages)
+    points = sorted({0, len(body), *(min(cut, len(body)) for cut in cuts)})
+    sent = [
+        frame(FrameType.DATA, 0, stream, body[start:end])
+        for stream, start, end in zip(streams, points, points[1:], strict=False)
+    ]
+    headers = PREFACE + b"".join(frame(FrameType.HEADERS, 4, n, b"") for n in (1, 3))
+    whole, each = FrameReader(max_streams=3), FrameReader(max_streams=3)
+    whole.received(headers + b"".join(sent))
+    each.received(headers)
+    for data in sent:
+        each.received(data)
+    assert state(each) == state(whole)
+    assert each.started == whole.started
 
 
 def test_a_message_whose_body_has_not_all_come_is_unfinished() -> None:
