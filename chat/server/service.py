@@ -412,7 +412,10 @@ class ChatService:
         ACK again for an action its key stored before, which is why its rules no longer let it
         through (a delete resent after a broken stream finds its message deleted, maybe by the
         first attempt landing on another replica a moment ago)."""
-        problem = await self._problem(call, draft, overrides, posted)
+        problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
+        if not problem and (draft.kind != CHAT or draft.reply_to):
+            problem = await self._action_problem(call.identity, draft)
+        problem = problem or await self._refusal(call, draft, overrides, posted)
         if not problem and not (draft.kind == REACTION and await self._unchanged(draft)):
             return None
         identity = call.identity
@@ -423,16 +426,6 @@ class ChatService:
         if problem:
             return self.encoding.error(problem, draft.room, draft.user, draft.key)
         return self.encoding.ack(_unstored(draft))
-
-    async def _problem(
-        self, call: Call[Any], draft: Draft, overrides: bool, posted: Set[str]
-    ) -> str | None:
-        """Why the draft may not be stored, in words, or None: its own rules, then what the
-        server and the message it acts on allow."""
-        problem = rules.draft_problem(draft, self._max_text_bytes, names=overrides)
-        if not problem and (draft.kind != CHAT or draft.reply_to):
-            problem = await self._action_problem(call.identity, draft)
-        return problem or await self._refusal(call, draft, overrides, posted)
 
     async def _action_problem(self, identity: Identity | None, draft: Draft) -> str | None:
         """Why the user may not act on the message (or room) the draft names, or None."""
@@ -666,6 +659,14 @@ async def _of_kinds(history: AsyncIterator[Stored], kinds: Set[int]) -> AsyncIte
 def _draft(request: ChatRequest, defaults: Draft) -> Draft:
     """What the request asks to store, with the stream's (or call's) defaults; an unknown
     action is kept as it came, for its refusal (kind -1)."""
+    if not request.action and not request.reply_to:  # a message: the tutorial's fields only
+        return Draft(
+            request.room or defaults.room,
+            request.user or defaults.user,
+            request.message,
+            defaults.origin,
+            request.key,
+        )
     kind, removed = ACTIONS.get(request.action, (-1, False))
     return Draft(
         room=request.room or defaults.room,
