@@ -47,9 +47,21 @@ def local_time(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-KNOWN_KINDS = frozenset(MessageReplyKind)
-"""The reply kinds this client understands (the tutorial's, and EDIT, DELETE, REACTION and TOPIC
-for a call that asks for them); a newer server may send others."""
+KNOWN_KINDS = frozenset(
+    (
+        MessageReplyKind.CHAT,
+        MessageReplyKind.ACK,
+        MessageReplyKind.JOIN,
+        MessageReplyKind.LEAVE,
+        MessageReplyKind.ERROR,
+        MessageReplyKind.EDIT,
+        MessageReplyKind.DELETE,
+        MessageReplyKind.REACTION,
+        MessageReplyKind.TOPIC,
+    )
+)
+"""The reply kinds this client shows (the tutorial's, and EDIT, DELETE, REACTION and TOPIC for
+a call that asks for them); a newer server may send others, TYPING and READ among them."""
 
 
 def kind_name(reply: MessageReply) -> str:

@@ -74,8 +74,8 @@ ERROR_SHOWN = f"refused⏎{FORGED}\\u009b31m"
 REFUSED_ROOM = "refused"
 NEWER_ROOM = "newer"
 """A room whose history holds a reply of a kind from a newer contract."""
-UNKNOWN_KIND = 8
-"""A reply kind this client does not know (kept free for a newer contract's TYPING)."""
+UNKNOWN_KIND = 11
+"""A reply kind no contract has yet: what a newer server may send."""
 TOPIC = f"welcome\n{FORGED}\x1b]0;retopic\x07"
 TOPIC_SHOWN = f"welcome⏎{FORGED}\\u001b]0;retopic\\u0007"
 EMOJI = "\x1b[5m👍"
