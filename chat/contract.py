@@ -36,6 +36,7 @@ FEATURE_KINDS: dict[str, frozenset[int]] = {
     "reactions": frozenset((MessageReplyKind.REACTION,)),
     "replies": frozenset(),
     "topics": frozenset((MessageReplyKind.TOPIC,)),
+    "read": frozenset((MessageReplyKind.READ,)),
 }
 """Each feature a client may ask for, and the reply kinds it lets through to its calls."""
 OFFERED = ",".join(FEATURE_KINDS)
@@ -72,9 +73,9 @@ reaching it again changes nothing until the store is back."""
 
 Kind = MessageReplyKind
 """MessageReply.kind: CHAT (0, the tutorial's), ACK, JOIN, LEAVE, ERROR; with features, EDIT,
-DELETE, REACTION and TOPIC."""
+DELETE, REACTION, READ and TOPIC."""
 Action = MessageRequestAction
-"""MessageRequest.action: SAY (0, the tutorial's), EDIT, DELETE, REACT, UNREACT, TOPIC."""
+"""MessageRequest.action: SAY (0, the tutorial's), EDIT, DELETE, REACT, UNREACT, READ, TOPIC."""
 
 
 def members(room: str) -> list[str] | None:

@@ -7,10 +7,11 @@ Plain frozen dataclasses; betterproto classes appear only at the wire boundary
 from dataclasses import dataclass, field
 from datetime import datetime
 
-CHAT, EDIT, DELETE, REACTION, TOPIC = 0, 5, 6, 7, 10
+CHAT, EDIT, DELETE, REACTION, READ, TOPIC = 0, 5, 6, 7, 9, 10
 """What a log entry is, numbered as MessageReply.kind: a message, or an action on one (an
-edit, a delete, a reaction put on or taken off) or on its room (a topic)."""
-ACTIONS = frozenset((EDIT, DELETE, REACTION, TOPIC))
+edit, a delete, a reaction put on or taken off, its author's read marker moved to it) or on its
+room (a topic). A READ is its author's alone: no one else ever receives it."""
+ACTIONS = frozenset((EDIT, DELETE, REACTION, READ, TOPIC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +21,8 @@ class Draft:
 
     `kind` is CHAT for a message (`reply_to`: the message it answers, 0: none), or an action on
     message `target_id` (EDIT: `text` is the new text; REACTION: `text` is the emoji, `removed`
-    when taken off; DELETE) or on the room (TOPIC: `text` is the topic)."""
+    when taken off; DELETE; READ: `user` has read up to it) or on the room (TOPIC: `text` is
+    the topic)."""
 
     room: str
     user: str
@@ -89,6 +91,15 @@ class RoomSummary:
     topic: str
     last_id: int
     messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """One user's place in one room: the message they have read up to (0: none), and how many
+    messages of others (CHAT, not deleted) came after it, counted up to UNREAD_LIMIT."""
+
+    read_id: int = 0
+    count: int = 0
 
 
 def stored_from(draft: Draft, id: int, sent_at: datetime) -> Stored:

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable
 
 from chat.errors import SlowConsumer, StoreUnavailable
-from chat.model import Stored
+from chat.model import READ, Stored
 from chat.server.encoding.base import Encoding
 from chat.server.http2.base import Sink, grpc_message, grpc_messages
 from chat.store.presence import LocalPresence, Presence
@@ -47,12 +47,17 @@ class Subscriber:
     )
 
     def __init__(
-        self, id: int, user: str | None, capacity: int, on_cut_off: Callable[[], None]
+        self,
+        id: int,
+        user: str | None,
+        capacity: int,
+        on_cut_off: Callable[[], None],
+        kinds: frozenset[int] = frozenset(),
     ) -> None:
         self.id = id
         self.user = user  # None: a history follower, which is not shown as online
         self.reads: Callable[[str], bool] | None = None  # the rooms it may see; None: all
-        self.kinds: frozenset[int] = frozenset()
+        self.kinds = kinds
         """The kinds of entries besides CHAT it asked for (`chat-features`): the others
         never reach it."""
         self.rooms: set[str] = set()
@@ -248,16 +253,22 @@ class Rooms:
         self._subscribers: dict[int, Subscriber] = {}
         self._members: dict[str, set[Subscriber]] = {}
         self._everywhere: set[Subscriber] = set()
+        self._readers: dict[str, set[Subscriber]] = {}
+        """By user: their streams that asked for READ, in whatever room, which alone hear of
+        the user's read marker moving."""
         self.presence: Presence = presence or LocalPresence()
         self.presence.watch(self.announce)
         self._delivered_this_turn = 0  # messages delivered to listeners in this loop turn
         self._crowded = False  # the last turn delivered more than one: hold them all
         self._held: list[Subscriber] = []
 
-    def subscribe(self, user: str | None) -> "Subscription":
-        """A new subscriber in no room yet; leaving the `with` block takes it out of every room."""
-        subscriber = Subscriber(next(self._ids), user, self._capacity, self._count_cut_off)
+    def subscribe(self, user: str | None, kinds: frozenset[int] = frozenset()) -> "Subscription":
+        """A new subscriber in no room yet, given the `kinds` of entries besides CHAT it asked
+        for; leaving the `with` block takes it out of every room."""
+        subscriber = Subscriber(next(self._ids), user, self._capacity, self._count_cut_off, kinds)
         self._subscribers[subscriber.id] = subscriber
+        if user is not None and READ in kinds:
+            self._readers.setdefault(user, set()).add(subscriber)
         self.presence.opened(subscriber.id)
         return Subscription(self, subscriber)
 
@@ -288,7 +299,12 @@ class Rooms:
         data = framed = b""  # encoded once, and only when someone besides the sender listens
         hold = False
         kind = message.kind
-        for subscriber in itertools.chain(self._members.get(message.room, ()), self._everywhere):
+        listeners = (
+            itertools.chain(self._members.get(message.room, ()), self._everywhere)
+            if kind != READ
+            else self._readers.get(message.user, ())  # the reader's own streams, no one else
+        )
+        for subscriber in listeners:
             if subscriber.id != message.origin:
                 if subscriber.reads is not None and not subscriber.reads(message.room):
                     continue
@@ -339,6 +355,11 @@ class Rooms:
         """Takes the subscriber out of every room (LEAVE when a user's last stream leaves)."""
         self._subscribers.pop(subscriber.id, None)
         self._everywhere.discard(subscriber)
+        if subscriber.user is not None and READ in subscriber.kinds:
+            readers = self._readers[subscriber.user]
+            readers.discard(subscriber)
+            if not readers:
+                del self._readers[subscriber.user]
         for room in subscriber.rooms:
             members = self._members[room]
             members.discard(subscriber)

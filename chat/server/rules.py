@@ -10,7 +10,7 @@ from chat.contract import (
     NAME_RULE,
     members,
 )
-from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft
+from chat.model import CHAT, DELETE, EDIT, REACTION, READ, TOPIC, Draft
 
 SHOWN_CHARACTERS = 64
 """How much of a bad value an error shows: enough to recognise it, never a client's megabyte."""
@@ -71,14 +71,14 @@ def draft_problem(draft: Draft, max_text_bytes: int, *, names: bool = True) -> s
 def _action_problem(draft: Draft) -> str | None:
     """What is wrong with an action's own fields (whether its message allows it is the
     store's to tell)."""
-    if draft.kind not in (EDIT, DELETE, REACTION, TOPIC):
-        return "unknown action: this server knows SAY, EDIT, DELETE, REACT, UNREACT and TOPIC"
+    if draft.kind not in (EDIT, DELETE, REACTION, READ, TOPIC):
+        return "unknown action: this server knows SAY, EDIT, DELETE, REACT, UNREACT, READ and TOPIC"
     if draft.kind == TOPIC:
         if size := _bytes_over(draft.text, MAX_TOPIC_BYTES):
             return f"topic is {size} bytes; the limit is {MAX_TOPIC_BYTES} bytes of UTF-8"
         return None
     if not draft.target_id:
-        return "an edit, delete or reaction needs target_id: the message it is on"
+        return "an edit, delete, reaction or read needs target_id: the message it is on"
     if draft.kind == REACTION:
         emoji = draft.text
         if not emoji or len(emoji.encode()) > MAX_EMOJI_BYTES or any(c.isspace() for c in emoji):
@@ -86,7 +86,7 @@ def _action_problem(draft: Draft) -> str | None:
                 f"reaction {shown(emoji)} must be 1-{MAX_EMOJI_BYTES} bytes of UTF-8 "
                 "with no whitespace"
             )
-    elif draft.kind == DELETE:
+    elif draft.kind in (DELETE, READ):
         return None
     elif not draft.text:
         return "empty message: an edit needs the new text"

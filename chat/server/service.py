@@ -15,7 +15,7 @@ from grpclib.exceptions import GRPCError
 
 from chat import contract
 from chat.errors import ShuttingDown, StoreUnavailable
-from chat.model import CHAT, DELETE, EDIT, REACTION, TOPIC, Draft, Stored, stored_from
+from chat.model import CHAT, DELETE, EDIT, REACTION, READ, TOPIC, Draft, Stored, stored_from
 from chat.server import auth, encoding, http2, rules
 from chat.server.calls import Call, Calls
 from chat.server.config import Settings
@@ -62,6 +62,7 @@ ACTIONS = {
     contract.Action.DELETE: (DELETE, False),
     contract.Action.REACT: (REACTION, False),
     contract.Action.UNREACT: (REACTION, True),
+    contract.Action.READ: (READ, False),
     contract.Action.TOPIC: (TOPIC, False),
 }
 """Each action a request may ask for: the entry it makes, and whether it takes a reaction off."""
@@ -241,12 +242,11 @@ class ChatService:
             if room is None:  # others' direct conversations are left out
                 history = _readable(history, _reader(call))
         if kinds:
-            history = _of_kinds(history, kinds)
+            history = _of_kinds(history, kinds, _caller(call))
         if not request.follow:
             await self._send_history(call, history)
             return
-        with self.rooms.subscribe(user=None) as subscriber:
-            subscriber.kinds = kinds
+        with self.rooms.subscribe(None, kinds) as subscriber:
             if room is None:
                 self.rooms.follow_everything(subscriber, _reader(call))
             else:
@@ -270,8 +270,7 @@ class ChatService:
         resume = call.metadata(contract.AFTER_ID, "")
         after_id = _after_id(resume) if resume else None
         kinds = _kinds(call)
-        with self.rooms.subscribe(user=user) as subscriber:
-            subscriber.kinds = kinds
+        with self.rooms.subscribe(user, kinds) as subscriber:
             self.rooms.join(subscriber, room)
             # The response headers go once the stream is in its room: a client that has them
             # and then asks who is online (GetStats) hears of everyone who comes or goes after.
@@ -282,7 +281,7 @@ class ChatService:
             if after_id is not None:
                 replay = self.store.history(room, after_id, entries=bool(kinds))
                 if kinds:
-                    replay = _of_kinds(replay, kinds)
+                    replay = _of_kinds(replay, kinds, user)
             sending = self._replay_then_live(call, subscriber, replay, after_id or 0)
             defaults = Draft(room, user, "", subscriber.id)
             await _until_ended(
@@ -379,23 +378,30 @@ class ChatService:
         call.reply_once(self.encoding.history(messages, more, self.store.epoch), self._headers())
 
     async def list_rooms(self, call: Call[RoomsRequest]) -> None:
-        """The rooms with messages or listeners that the caller may see, by name."""
+        """The rooms with messages or listeners that the caller may see, by name, with the
+        caller's read marker and unread count in each."""
         await _one_request(call)
         may_read = _reader(call)
         presence = self.store.presence
-        names = {*await self.store.rooms(), *await presence.active_rooms()}
+        active = await presence.active_rooms()
+        names = {*await self.store.rooms(), *active}
         visible = sorted(name for name in names if may_read(name))
         summaries = {summary.name: summary for summary in await self.store.summaries(visible)}
+        unread = await self.store.unread(_caller(call), list(summaries))
         rooms = []
         for name in visible:
             summary = summaries.get(name)
+            place = unread.get(name)
             rooms.append(
                 RoomView(
                     name,
                     summary.topic if summary else "",
                     summary.last_id if summary else 0,
-                    min(len(await presence.online(name)), UINT32_MAX),
+                    # a room with no stream has no one online: no look-up (a round trip on Redis)
+                    min(len(await presence.online(name)), UINT32_MAX) if name in active else 0,
                     min(summary.messages if summary else 0, INT32_MAX),
+                    min(place.count, UINT32_MAX) if place else 0,
+                    place.read_id if place else 0,
                 )
             )
         call.reply_once(self.encoding.rooms(rooms), self._headers())
@@ -416,7 +422,7 @@ class ChatService:
         if not problem and (draft.kind != CHAT or draft.reply_to):
             problem = await self._action_problem(call.identity, draft)
         problem = problem or await self._refusal(call, draft, overrides, posted)
-        if not problem and not (draft.kind == REACTION and await self._unchanged(draft)):
+        if not problem and not (draft.kind in (REACTION, READ) and await self._unchanged(draft)):
             return None
         identity = call.identity
         if draft.kind != CHAT and draft.key and (identity is None or identity.user == draft.user):
@@ -438,7 +444,7 @@ class ChatService:
         now = await self.store.message(target)
         if now is None or now.message.room != room:
             return f"no message {target} in {room}"
-        if draft.kind == CHAT:
+        if draft.kind in (CHAT, READ):  # a deleted message is read past all the same
             return None
         if now.deleted:
             return f"message {target} was deleted"
@@ -457,7 +463,10 @@ class ChatService:
         return None
 
     async def _unchanged(self, draft: Draft) -> bool:
-        """Whether a reaction changes nothing: put on twice, or taken off when not there."""
+        """Whether a reaction or a read changes nothing: put on twice, taken off when not
+        there, or a read marker that would not move forward."""
+        if draft.kind == READ:
+            return await self.store.read_id(draft.user, draft.room) >= draft.target_id
         reacted = await self.store.reacted(draft.target_id, draft.text, draft.user)
         return reacted != draft.removed
 
@@ -649,10 +658,13 @@ def _kinds(call: Call[Any]) -> frozenset[int]:
     return contract.features(call.metadata(contract.FEATURES, ""))
 
 
-async def _of_kinds(history: AsyncIterator[Stored], kinds: Set[int]) -> AsyncIterator[Stored]:
-    """The entries a call with `kinds` sees: messages, and the actions it asked for."""
+async def _of_kinds(
+    history: AsyncIterator[Stored], kinds: Set[int], reader: str
+) -> AsyncIterator[Stored]:
+    """The entries a call with `kinds` sees: messages, and the actions it asked for (of READ,
+    only the reader's own)."""
     async for entry in history:
-        if not entry.kind or entry.kind in kinds:
+        if not entry.kind or (entry.kind in kinds and (entry.kind != READ or entry.user == reader)):
             yield entry
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from chat.errors import StoreUnavailable
-from chat.model import Current, Draft, RoomSummary, Stored
+from chat.model import Current, Draft, RoomSummary, Stored, Unread
 from chat.store.presence import Presence
 
 
@@ -34,6 +34,9 @@ SLACK = 1.1
 DEDUPE_WINDOW = 24 * 3600.0
 """Seconds a message key is remembered at least (SQLite and Redis; memory: while it keeps the
 message)."""
+UNREAD_LIMIT = 1000
+"""Unread messages counted per room at most: a count past it reads as this many (a client shows
+999+), so a room never read costs no more to list than one read a thousand messages ago."""
 PRESENCE_INTERVAL = 3.0
 """Seconds between a Redis replica's presence beats (chat/store/redis_presence.py)."""
 PRESENCE_TIMEOUT = 10.0
@@ -130,6 +133,16 @@ class Store(Protocol):
 
     async def reacted(self, id: int, emoji: str, user: str) -> bool:
         """Whether `user`'s `emoji` is on message `id` now."""
+        ...
+
+    async def read_id(self, user: str, room: str) -> int:
+        """The message `user` has read up to in `room` (their newest READ's target; 0: none)."""
+        ...
+
+    async def unread(self, user: str, rooms: Collection[str]) -> dict[str, Unread]:
+        """Of `rooms`, `user`'s read marker and unread count in each (every room is in it):
+        one trip to the store for them all, and a count that stops at UNREAD_LIMIT, never a
+        read of a room's whole history."""
         ...
 
     async def summaries(self, names: Collection[str]) -> list[RoomSummary]:

@@ -20,15 +20,17 @@ from chat.model import (
     EDIT,
     REACTION,
     REACTION_USERS,
+    READ,
     TOPIC,
     Current,
     Draft,
     Reaction,
     RoomSummary,
     Stored,
+    Unread,
     stored_from,
 )
-from chat.store.base import SLACK, Listener, new_epoch
+from chat.store.base import SLACK, UNREAD_LIMIT, Listener, new_epoch
 from chat.store.buckets import TokenBuckets
 from chat.store.presence import LocalPresence
 
@@ -106,6 +108,7 @@ class MemoryStore:
         self._next_id = 1
         self._states: dict[int, _State] = {}  # by message id: those acted on or answered
         self._topics: dict[str, str] = {}
+        self._read_ids: dict[tuple[str, str], int] = {}  # by (user, room): their read marker
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -151,6 +154,10 @@ class MemoryStore:
             return
         target = self._find(entry.reply_to if entry.kind == CHAT else entry.target_id)
         if target is None:
+            return
+        if entry.kind == READ:
+            marker = (entry.user, entry.room)
+            self._read_ids[marker] = max(self._read_ids.get(marker, 0), target.id)
             return
         state = self._states.get(target.id)
         if state is None:
@@ -357,6 +364,25 @@ class MemoryStore:
     async def reacted(self, id: int, emoji: str, user: str) -> bool:
         state = self._states.get(id)
         return state is not None and user in state.reactions.get(emoji, {})
+
+    async def read_id(self, user: str, room: str) -> int:
+        return self._read_ids.get((user, room), 0)
+
+    async def unread(self, user: str, rooms: Collection[str]) -> dict[str, Unread]:
+        """Each room's entries after the marker, read until UNREAD_LIMIT are counted."""
+        return {room: self._unread(user, room) for room in rooms}
+
+    def _unread(self, user: str, room: str) -> Unread:
+        read_id = self._read_ids.get((user, room), 0)
+        entries = self._by_room.get(room, [])
+        count = 0
+        for entry in entries[bisect.bisect_right(entries, read_id, key=lambda m: m.id) :]:
+            if entry.kind == CHAT and entry.user != user:
+                state = self._states.get(entry.id)
+                count += not (state and state.deleted)
+                if count == UNREAD_LIMIT:
+                    break
+        return Unread(read_id, count)
 
     async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
         rooms = self._by_room

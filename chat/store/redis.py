@@ -48,12 +48,14 @@ from chat.model import (
     EDIT,
     REACTION,
     REACTION_USERS,
+    READ,
     TOPIC,
     Current,
     Draft,
     Reaction,
     RoomSummary,
     Stored,
+    Unread,
     stored_from,
 )
 from chat.store.base import (
@@ -63,6 +65,7 @@ from chat.store.base import (
     PRESENCE_INTERVAL,
     PRESENCE_TIMEOUT,
     SLACK,
+    UNREAD_LIMIT,
     Listener,
     new_epoch,
     next_page_size,
@@ -91,8 +94,8 @@ end
 """
 
 # KEYS: next_id, all-rooms stream, room stream, rooms set, epoch, states, topics, counts, total;
-# then, for a REACTION, its emoji's users on the message; last, when there is a key, the key's
-# record.
+# then, for a REACTION, its emoji's users on the message (for a READ, the read markers); last,
+# when there is a key, the key's record.
 # ARGV: room, user, text, replica, origin, max per room (0: all), key, dedupe window in ms, an
 # epoch for a Redis that has none, kind, target id, reply_to, removed (0, 1), and for a DELETE
 # the prefix of its message's reaction keys. With a limit, the all-rooms stream keeps about
@@ -101,7 +104,8 @@ end
 # only once they are made (the total exists): until then, COUNT_ALL makes them from the streams.
 # Returns {id, micros, epoch}, or {'id:micros', epoch} of the first message with the key.
 APPEND = (
-    f"local CHAT, EDIT, DELETE, REACTION, TOPIC = {CHAT}, {EDIT}, {DELETE}, {REACTION}, {TOPIC}\n"
+    f"local CHAT, EDIT, DELETE, REACTION, READ, TOPIC = {CHAT}, {EDIT}, {DELETE}, {REACTION},"
+    f" {READ}, {TOPIC}\n"
     f"local SHOWN, SLACK = {REACTION_USERS}, {SLACK}\n"
     + IS_MESSAGE
     + """
@@ -203,6 +207,13 @@ local function apply()
   for i = 1, #kept[2], 2 do
     if kept[2][i] == 'kind' then return end
   end
+  if kind == READ then
+    local marker = ARGV[2] .. ':' .. ARGV[1]
+    if tonumber(redis.call('HGET', KEYS[10], marker) or '0') < tonumber(target) then
+      redis.call('HSET', KEYS[10], marker, target)
+    end
+    return
+  end
   local raw = redis.call('HGET', KEYS[6], target)
   local state = raw and cjson.decode(raw) or {}
   if kind == CHAT then
@@ -256,6 +267,42 @@ for _, room in ipairs(rooms) do  -- a new Redis: no room, and no read of the nam
 end
 redis.call('SET', KEYS[4], total)
 return 1
+"""
+)
+
+# KEYS: read markers, states. ARGV: the room streams' prefix, the user, then the rooms.
+# Each room's marker, and its messages of others after it, read page by page from the marker
+# on until UNREAD_LIMIT are counted: one script for every room, so one round trip (on a cluster
+# the streams share the hash tag of the keys, as for COUNT_ALL). Returns {read_id, count, ...}.
+UNREAD = (
+    f"local PAGE, LIMIT = {PAGE_SIZE}, {UNREAD_LIMIT}\n"
+    + """
+local user, found = ARGV[2], {}
+for i = 3, #ARGV do
+  local read_id = redis.call('HGET', KEYS[1], user .. ':' .. ARGV[i]) or '0'
+  local count, start = 0, (tonumber(read_id) + 1) .. '-0'
+  while start and count < LIMIT do
+    local page = redis.call('XRANGE', ARGV[1] .. ARGV[i], start, '+', 'COUNT', PAGE)
+    local others = {}  -- the ids of others' messages (entries with no kind) on the page
+    for _, entry in ipairs(page) do
+      local fields, theirs = entry[2], false
+      for f = 1, #fields, 2 do
+        if fields[f] == 'kind' then theirs = false break end
+        if fields[f] == 'user' then theirs = fields[f + 1] ~= user end
+      end
+      if theirs then table.insert(others, string.match(entry[1], '^%d+')) end
+    end
+    if #others > 0 then  -- the deleted ones not: one look-up for the page's states
+      for _, raw in ipairs(redis.call('HMGET', KEYS[2], unpack(others))) do
+        if not (raw and cjson.decode(raw).deleted) then count = count + 1 end
+      end
+    end
+    start = #page == PAGE and '(' .. page[#page][1]
+  end
+  table.insert(found, read_id)
+  table.insert(found, math.min(count, LIMIT))
+end
+return found
 """
 )
 
@@ -338,6 +385,7 @@ class RedisStore:
         )
         self._append = self._client.register_script(APPEND)
         self._count_all = self._client.register_script(COUNT_ALL)
+        self._unread = self._client.register_script(UNREAD)
         self._take_token = self._client.register_script(TAKE_TOKEN)
         self.presence = RedisPresence(
             self._client, self._keys, self._replica, presence_interval, presence_timeout
@@ -408,6 +456,8 @@ class RedisStore:
         ]
         if draft.kind == REACTION:
             keys.append(self._keys.reactions(draft.target_id, draft.text))
+        elif draft.kind == READ:
+            keys.append(self._keys.read_ids)
         if draft.key:
             keys.append(self._keys.message(draft.user, draft.key))
         args: list[str | int] = [
@@ -600,6 +650,32 @@ class RedisStore:
             return await self._client.zscore(self._keys.reactions(id, emoji), user) is not None
         except ERRORS as error:
             raise StoreUnavailable(f"Redis does not answer: {error}") from error
+
+    async def read_id(self, user: str, room: str) -> int:
+        try:
+            async with self._gate:
+                raw = await self._client.hget(self._keys.read_ids, f"{user}:{room}")
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+        return int(raw or 0)
+
+    async def unread(self, user: str, rooms: Collection[str]) -> dict[str, Unread]:
+        """One script for them all (UNREAD)."""
+        listed = list(rooms)
+        if not listed:
+            return {}
+        keys = self._keys
+        try:
+            async with self._gate:
+                found = await self._unread(
+                    keys=[keys.read_ids, keys.states], args=[keys.room(""), user, *listed]
+                )
+        except ERRORS as error:
+            raise StoreUnavailable(f"Redis does not answer: {error}") from error
+        return {
+            room: Unread(int(read_id), int(count))
+            for room, read_id, count in zip(listed, found[::2], found[1::2], strict=True)
+        }
 
     async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
         """One pipeline for all of them: whether the counts are made, and each room's size,

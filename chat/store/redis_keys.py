@@ -68,6 +68,11 @@ class Keys:
         return self.prefix + "count"
 
     @property
+    def read_ids(self) -> str:
+        """A hash of the read markers: `user:room` -> the message the user has read up to."""
+        return self.prefix + "read_ids"
+
+    @property
     def topics(self) -> str:
         """A hash of the rooms' topics: room -> topic."""
         return self.prefix + "topics"

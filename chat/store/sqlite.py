@@ -30,18 +30,21 @@ from chat.model import (
     EDIT,
     REACTION,
     REACTION_USERS,
+    READ,
     TOPIC,
     Current,
     Draft,
     Reaction,
     RoomSummary,
     Stored,
+    Unread,
     stored_from,
 )
 from chat.store.base import (
     DEDUPE_WINDOW,
     FIRST_PAGE,
     SLACK,
+    UNREAD_LIMIT,
     Listener,
     new_epoch,
     next_page_size,
@@ -88,6 +91,12 @@ CREATE TABLE IF NOT EXISTS topics (
     room  TEXT PRIMARY KEY,
     topic TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS read_markers (
+    user    TEXT    NOT NULL,
+    room    TEXT    NOT NULL,
+    read_id INTEGER NOT NULL,  -- the message the user has read up to: only ever larger
+    PRIMARY KEY (user, room)
+) WITHOUT ROWID;
 """
 ADDED_COLUMNS = {
     "kind": "INTEGER NOT NULL DEFAULT 0",
@@ -121,6 +130,8 @@ WITH_STATE = "messages AS m LEFT JOIN states AS s ON s.id = m.id"
 Pending = tuple[Draft, "asyncio.Future[Stored]"]
 MAX_ID = 2**63 - 1
 """The largest SQLite INTEGER: no message has an id beyond it (ids on the wire are uint64)."""
+MAX_ROOMS_READ = 10_000
+"""Rooms whose unread counts one query reads at most: within SQLite's 32,766 parameters."""
 MAX_BATCH = 1000
 """Messages per transaction at most: 9,000 parameters, well within SQLite's 32,766."""
 CHECKPOINT_EVERY = 200
@@ -453,6 +464,14 @@ class SqliteStore:
         ).fetchone()
         if row is None:
             return None
+        if entry.kind == READ:
+            writer.execute(
+                "INSERT INTO read_markers (user, room, read_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (user, room) DO UPDATE"
+                " SET read_id = MAX(read_id, excluded.read_id)",
+                [entry.user, entry.room, id_],
+            )
+            return None
         if row[0] is None:
             writer.execute("INSERT INTO states (id) VALUES (?)", [id_])
         if entry.kind == CHAT:
@@ -665,6 +684,30 @@ class SqliteStore:
             [min(id, MAX_ID), emoji, user],
         )
         return bool(rows)
+
+    async def read_id(self, user: str, room: str) -> int:
+        rows = await self._read(
+            "SELECT read_id FROM read_markers WHERE user = ? AND room = ?", [user, room]
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def unread(self, user: str, rooms: Collection[str]) -> dict[str, Unread]:
+        """One query for them all: each room's marker, and its messages after it read from the
+        room's index, the count stopping at UNREAD_LIMIT."""
+        unread = {room: Unread() for room in rooms}
+        for start in range(0, len(unread), MAX_ROOMS_READ):
+            names = list(unread)[start : start + MAX_ROOMS_READ]
+            rows = await self._read(
+                f"WITH wanted (room) AS (VALUES {', '.join(['(?)'] * len(names))})"
+                " SELECT w.room, COALESCE(r.read_id, 0), (SELECT COUNT(*) FROM ("
+                f"   SELECT 1 FROM {WITH_STATE} WHERE m.room = w.room"
+                f"     AND m.id > COALESCE(r.read_id, 0) AND m.kind = {CHAT} AND m.user != ?"
+                f"     AND s.deleted IS NOT 1 LIMIT {UNREAD_LIMIT}))"
+                " FROM wanted AS w LEFT JOIN read_markers AS r ON r.user = ? AND r.room = w.room",
+                [*names, user, user],
+            )
+            unread.update((room, Unread(read_id, count)) for room, read_id, count in rows)
+        return unread
 
     async def summaries(self, names: Collection[str]) -> list[RoomSummary]:
         """From what the store keeps in memory: no query."""

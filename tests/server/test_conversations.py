@@ -137,7 +137,7 @@ async def test_only_the_author_edits_within_the_window_and_the_text_rules_hold(
         "no message 999 in general"
     )
     assert await refusal(channel, message="x", action=Action.EDIT) == (
-        "an edit, delete or reaction needs target_id: the message it is on"
+        "an edit, delete, reaction or read needs target_id: the message it is on"
     )
     assert await refusal(channel, message="x", action=Action.EDIT, target_id=first, room="dev") == (
         f"no message {first} in dev"
