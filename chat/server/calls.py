@@ -32,11 +32,13 @@ log = logging.getLogger("chat.calls")
 
 TRAILERS_TIMEOUT = 5.0
 """Seconds to wait for a peer's connection to take the status; a stuck peer gets nothing."""
-REFUSAL_GRACE = 0.2
+REFUSAL_GRACE = 1.0
 """Seconds a call refused before it read a request waits for the client's first one (or its
 half-close) before the status goes out. grpcio's client, whose first write is still under way
-when the status comes, reports INTERNAL ("Internal error from Core") instead of the status; a
-client that sends nothing gets its status this much later."""
+when the status comes, reports INTERNAL ("Internal error from Core") or UNAVAILABLE instead of
+the status; a client that sends nothing gets its status this much later. (0.2 s was too short
+for a grpcio client with 200 calls opening at once on a loaded machine: 1 in 400 lost its
+status.)"""
 
 Request = TypeVar("Request")
 
