@@ -33,7 +33,7 @@ log = logging.getLogger("chat.calls")
 TRAILERS_TIMEOUT = 5.0
 """Seconds to wait for a peer's connection to take the status; a stuck peer gets nothing."""
 REFUSAL_GRACE = 1.0
-"""Seconds a call refused before it read a request waits for the client's first one (or its
+"""Seconds a call refused before it asked for a request waits for the client's first one (or its
 half-close) before the status goes out. grpcio's client, whose first write is still under way
 when the status comes, reports INTERNAL ("Internal error from Core") or UNAVAILABLE instead of
 the status; a client that sends nothing gets its status this much later. (0.2 s was too short
@@ -50,6 +50,9 @@ class Call(Generic[Request]):
         self.stream = stream
         self.sending = asyncio.Lock()  # held by whoever writes replies: one writer at a time
         self.received = 0
+        self.reading = False
+        """Whether the handler has asked for a request: a call refused after that is not
+        refused at its open (a body that stalled is not waited for again)."""
         self.sent = 0
         self.reply: bytes | None = None
         self.reply_metadata: dict[str, str] = {}
@@ -76,6 +79,7 @@ class Call(Generic[Request]):
 
     async def recv(self) -> Request | None:
         """The next request, or None when the client has half-closed."""
+        self.reading = True
         request = await self._transport.receive(self.stream, self.codec)
         if request is not None:
             self.received += 1
@@ -116,7 +120,7 @@ class Call(Generic[Request]):
         """Sends the unary reply (when OK) and the status; a client that is gone gets nothing."""
         stream = self.stream
         reply = self.reply if status is Status.OK else None
-        if status is not Status.OK and not self.received:
+        if status is not Status.OK and not self.reading:
             await self._first_request(REFUSAL_GRACE)
         try:
             metadata = self.reply_metadata
