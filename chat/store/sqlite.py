@@ -590,7 +590,7 @@ class SqliteStore:
                             "DELETE FROM messages WHERE room = ? AND id <= ?", [room, last]
                         )
                         writer.execute("COMMIT")
-                    except BaseException:
+                    except BaseException:  # rolled back whatever ended it, then raised again
                         with contextlib.suppress(sqlite3.Error):
                             writer.execute("ROLLBACK")
                         raise
