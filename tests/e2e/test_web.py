@@ -8,8 +8,8 @@ import re
 import signal
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, closing
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,38 +22,10 @@ from bench.tutorial import generate
 from chat.server.auth import check_secret
 from chat.server.tokens import mint
 from gen.grpc.chat import MessageReplyKind
-from harness import REPLY_TIMEOUT, ROOT, Chatter, PipedClient, ServerProcess, run_client
+from harness import ROOT, Chatter, PipedClient, ServerProcess, run_client
+from harness.pages import WAIT_MS, line, live, opened, post
 
 Start = Callable[..., ServerProcess]
-WAIT_MS = REPLY_TIMEOUT * 1000
-
-
-@asynccontextmanager
-async def opened(browser: Browser, url: str, **context: Any) -> AsyncIterator[Page]:
-    """A page of its own (fresh cookies and storage) at `url`, closed at the end."""
-    browser_context = await browser.new_context(**context)
-    try:
-        page = await browser_context.new_page()
-        await page.goto(url)
-        yield page
-    finally:
-        await browser_context.close()
-
-
-async def live(page: Page) -> None:
-    await expect(page.get_by_role("status")).to_have_text("live", timeout=WAIT_MS)
-
-
-async def post(page: Page, text: str) -> None:
-    """Types `text` in the message box, presses Enter, and waits until the server has it."""
-    box = page.get_by_role("textbox", name="Message")
-    await box.fill(text)
-    await box.press("Enter")
-    await expect(line(page, text)).to_have_attribute("data-state", "sent", timeout=WAIT_MS)
-
-
-def line(page: Page, text: str) -> Any:
-    return page.locator("#messages li.line", has=page.locator(".text", has_text=text))
 
 
 async def texts(page: Page) -> list[str]:

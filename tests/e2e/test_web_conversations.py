@@ -4,52 +4,22 @@ between pages and a terminal client (a grpclib stream, as `chat` opens one)."""
 
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 
 import jwt
 from grpclib.client import Channel
-from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from chat.server.auth import check_secret
 from chat.server.tokens import mint
 from gen.grpc.chat import MessageReplyKind, MessageRequestAction
-from harness import REPLY_TIMEOUT, Chatter, PipedClient, ServerProcess, run_client
+from harness import Chatter, PipedClient, ServerProcess, run_client
+from harness.pages import WAIT_MS, line, live, opened, post
 
 Start = Callable[..., ServerProcess]
-WAIT_MS = REPLY_TIMEOUT * 1000
 FEATURES = "edits,reactions,replies,topics"
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True}
-
-
-@asynccontextmanager
-async def opened(browser: Browser, url: str, **context: Any) -> AsyncIterator[Page]:
-    """A page of its own (fresh cookies and storage) at `url`, closed at the end."""
-    browser_context = await browser.new_context(**context)
-    try:
-        page = await browser_context.new_page()
-        await page.goto(url)
-        yield page
-    finally:
-        await browser_context.close()
-
-
-async def live(page: Page) -> None:
-    await expect(page.get_by_role("status")).to_have_text("live", timeout=WAIT_MS)
-
-
-def line(page: Page, text: str) -> Locator:
-    """The log's line whose text holds `text`."""
-    return page.locator("#messages li.line", has=page.locator(".text", has_text=text))
-
-
-async def post(page: Page, text: str) -> None:
-    """Types `text` in the message box, presses Enter, and waits until the server has it."""
-    box = page.get_by_role("textbox", name="Message")
-    await box.fill(text)
-    await box.press("Enter")
-    await expect(line(page, text)).to_have_attribute("data-state", "sent", timeout=WAIT_MS)
 
 
 async def act(page: Page, text: str, action: str) -> None:
